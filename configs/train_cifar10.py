@@ -1,0 +1,56 @@
+"""Train a resolved architecture from scratch on CIFAR-10.
+
+Run (quick, a few minutes on 2 cores):
+  python -m tfnas.bin.train --config=configs/train_cifar10.py:quick --workdir=/tmp/tfnas_train \
+      --config.dataset=folder:../shared/data/cifar10-jpg.tar.gz
+
+Full:
+  python -m tfnas.bin.train --config=configs/train_cifar10.py --workdir=DIR \
+      --config.dataset=folder:PATH --config.arch=DIR_OF_SEARCH/arch.json
+"""
+
+import ml_collections
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  """`arg`: "" for the full run, "quick" for a few-minute run."""
+  c = ml_collections.ConfigDict()
+  c.space = "proxyless_cifar"
+  c.arch = "all_k3_e3"  # a reference name, canonical string, or a path to arch.json
+  c.resolution = 32
+  c.width = 1.0
+  c.num_classes = 10
+  c.dataset = "tfds:cifar10"  # or folder:<tree or .tar.gz>
+  c.data_dir = ml_collections.config_dict.placeholder(str)
+  c.augment = "cifar"
+  c.val_size = 5000
+  c.train_limit = ml_collections.config_dict.placeholder(int)
+  c.test_limit = ml_collections.config_dict.placeholder(int)
+  c.cache = True
+  c.batch_size = 128
+  c.epochs = 200
+  c.steps_per_epoch = ml_collections.config_dict.placeholder(int)
+  c.lr = 0.2  # at batch 256; scaled linearly with batch_size
+  c.momentum = 0.9
+  c.weight_decay = 5e-4
+  c.label_smoothing = 0.1
+  c.dropout = 0.0
+  c.bn_momentum = 0.9
+  c.init_weights = ml_collections.config_dict.placeholder(str)  # fine-tune from these
+  c.seed = 0
+  c.strategy = "default"  # or "mirrored"
+  c.logical_cpus = 0  # >0: split the CPU into this many devices (testing multi-replica)
+  c.backup_freq = "epoch"  # or a number of steps
+  c.log_every = 50
+  c.verbose = 2
+  if arg == "quick":
+    c.width = 0.5
+    c.epochs = 3
+    c.train_limit = 20000
+    c.val_size = 2000
+    c.batch_size = 128
+    c.lr = 0.4
+    c.weight_decay = 1e-4
+  elif arg:
+    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")
+  return c

@@ -1,0 +1,1 @@
+"""tflite_bench: measure .tflite latency on the host (LiteRT) or an Android device (adb)."""

@@ -1,0 +1,1 @@
+"""tflite_bench binaries."""

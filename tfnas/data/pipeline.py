@@ -1,0 +1,207 @@
+"""tf.data pipelines: train (augmented), held-out validation and test splits.
+
+One normalization (`Preprocess`) is used in training, evaluation and export,
+and is written into every work directory so it travels with the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from tfnas.data import sources
+from tfnas.errors import TfnasError
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+AUGMENTS = ("cifar", "imagenet", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """How raw RGB uint8 pixels become model input: (x - mean) / std, NHWC."""
+  image_size: int
+  mean: tuple[float, float, float] = IMAGENET_MEAN
+  std: tuple[float, float, float] = IMAGENET_STD
+
+  def normalize(self, image):
+    image = tf.cast(image, tf.float32)
+    return (image - tf.constant(self.mean)) / tf.constant(self.std)
+
+  def to_json(self) -> dict:
+    return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
+            "layout": "NHWC", "channels": "RGB", "input_range": "uint8 0..255"}
+
+
+@dataclasses.dataclass
+class Data:
+  """The three splits as batched datasets, plus what describes them."""
+  train: tf.data.Dataset
+  val: tf.data.Dataset | None
+  test: tf.data.Dataset
+  num_classes: int
+  class_names: tuple[str, ...]
+  sizes: dict
+  preprocess: Preprocess
+  train_eval: tf.data.Dataset | None = None  # train split, eval transform (BN recalibration)
+  index: dict | None = None  # example indices of train/val within the source's train split
+
+  def info(self) -> dict:
+    return {"num_classes": self.num_classes, "class_names": list(self.class_names),
+            "sizes": self.sizes, "preprocess": self.preprocess.to_json()}
+
+
+def _decode(path):
+  data = tf.io.read_file(path)
+  image = tf.io.decode_image(data, channels=3, expand_animations=False)
+  image.set_shape([None, None, 3])
+  return image
+
+
+def _augment_cifar(image, size):
+  image = tf.image.resize(image, (size, size)) if image.shape[0] != size else tf.cast(image, tf.float32)
+  pad = max(1, size // 8)
+  image = tf.image.pad_to_bounding_box(image, pad, pad, size + 2 * pad, size + 2 * pad)
+  image = tf.image.random_crop(image, (size, size, 3))
+  return tf.image.random_flip_left_right(image)
+
+
+def _augment_imagenet(image, size):
+  begin, extent, _ = tf.image.sample_distorted_bounding_box(
+      tf.shape(image), bounding_boxes=tf.zeros((1, 0, 4)), min_object_covered=0.0,
+      aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.08, 1.0), max_attempts=10,
+      use_image_if_no_bounding_boxes=True)
+  image = tf.slice(image, begin, extent)
+  image = tf.image.resize(image, (size, size))
+  return tf.image.random_flip_left_right(image)
+
+
+def _eval_transform(image, size, augment):
+  if augment == "imagenet":
+    # Center crop 87.5% then resize (the standard ImageNet evaluation).
+    shape = tf.shape(image)
+    crop = tf.cast(tf.cast(tf.minimum(shape[0], shape[1]), tf.float32) * 0.875, tf.int32)
+    image = tf.image.resize_with_crop_or_pad(image, crop, crop)
+  return tf.image.resize(image, (size, size))
+
+
+def _pipeline(ds, pre: Preprocess, augment: str, train: bool, batch_size: int, seed: int,
+              cache: bool, shuffle_buffer: int, drop_remainder: bool):
+  ds = ds.map(lambda p, l: (_decode(p) if p.dtype == tf.string else p, l),
+              num_parallel_calls=tf.data.AUTOTUNE)
+  if cache:
+    ds = ds.cache()
+  if train:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  size = pre.image_size
+
+  def transform(image, label):
+    if train and augment == "cifar":
+      image = _augment_cifar(image, size)
+    elif train and augment == "imagenet":
+      image = _augment_imagenet(image, size)
+    else:
+      image = _eval_transform(image, size, augment)
+    return pre.normalize(image), label
+
+  ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _limit(n: int, limit: int | None, seed: int) -> np.ndarray:
+  index = np.arange(n)
+  if limit and limit < n:
+    index = np.sort(np.random.default_rng(seed + 1).permutation(n)[:limit])
+  return index
+
+
+def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | float = 0,
+         seed: int = 0, augment: str = "cifar", data_dir: str | None = None,
+         train_limit: int | None = None, test_limit: int | None = None, cache: bool = True,
+         eval_batch_size: int | None = None, drop_remainder: bool = True) -> Data:
+  """Builds train / validation / test pipelines for `dataset`.
+
+  Args:
+    dataset: "folder:<path>" (a tree or an archive of one) or "tfds:<name>".
+    image_size: Side of the square model input.
+    batch_size: Training batch size (global, across replicas).
+    val_size: Examples (int) or fraction (float < 1) carved from train as the
+      held-out validation split; seeded and disjoint from the training split.
+    seed: Seed for the split and the shuffling.
+    augment: "cifar" (pad-crop + flip), "imagenet" (random-resized-crop + flip)
+      or "none".
+    data_dir: TFDS data dir (tfds sources only).
+    train_limit: Use a seeded subset of this many training examples.
+    test_limit: Use the first this-many test examples.
+    cache: Cache decoded images in memory.
+    eval_batch_size: Batch size for validation and test (default batch_size).
+    drop_remainder: Drop the last partial training batch.
+  """
+  if augment not in AUGMENTS:
+    raise TfnasError(f"unknown augmentation {augment!r}; expected one of {AUGMENTS}")
+  if batch_size < 1:
+    raise TfnasError(f"batch_size {batch_size} must be >= 1")
+  kind, _, arg = dataset.partition(":")
+  if kind == "folder" and arg:
+    folder = sources.load_folder(arg)
+    train_files, test_files, classes = folder.train, folder.test, folder.class_names
+    n_train = len(train_files)
+    make = lambda split, idx: tf.data.Dataset.from_tensor_slices(
+        (list(split.paths[i] for i in idx), split.labels[idx]))
+  elif kind == "tfds" and arg:
+    train_files = test_files = None
+    import tensorflow_datasets as tfds
+    try:
+      builder = tfds.builder(arg, data_dir=data_dir)
+      builder.download_and_prepare()
+    except Exception as e:  # tfds raises many types; the message is what matters
+      raise TfnasError(f"cannot load TFDS dataset {arg!r}: {str(e).splitlines()[0]}") from None
+    info = builder.info
+    classes = tuple(info.features["label"].names)
+    test_split = next((s for s in ("test", "validation") if s in info.splits), None)
+    if test_split is None:
+      raise TfnasError(f"TFDS dataset {arg!r} has no test or validation split")
+    n_train = info.splits["train"].num_examples
+    full = {"train": builder.as_dataset(split="train", as_supervised=True, shuffle_files=False),
+            "test": builder.as_dataset(split=test_split, as_supervised=True, shuffle_files=False)}
+
+    def make(split_name, idx):
+      mask = np.zeros(info.splits["train" if split_name == "train" else test_split].num_examples,
+                      bool)
+      mask[idx] = True
+      mask = tf.constant(mask)
+      ds = full[split_name].enumerate().filter(lambda i, ex: tf.gather(mask, i))
+      return ds.map(lambda i, ex: ex)
+    train_files, test_files = "train", "test"
+  else:
+    raise TfnasError(
+        f"unknown dataset {dataset!r}; expected 'folder:<path to a tree or .tar.gz>' or "
+        f"'tfds:<name>'")
+  train_idx, val_idx = sources.split_validation(n_train, val_size, seed)
+  train_idx = train_idx[_limit(len(train_idx), train_limit, seed)]
+  n_test = (len(test_files) if not isinstance(test_files, str)
+            else builder.info.splits[test_split].num_examples)
+  test_idx = np.arange(min(n_test, test_limit) if test_limit else n_test)
+  pre = Preprocess(image_size)
+  eval_bs = eval_batch_size or batch_size
+  common = dict(pre=pre, augment=augment, seed=seed, cache=cache)
+  if len(train_idx) < batch_size and drop_remainder:
+    raise TfnasError(f"training split has {len(train_idx)} examples, fewer than one batch "
+                     f"of {batch_size}")
+  train = _pipeline(make(train_files, train_idx), train=True, batch_size=batch_size,
+                    shuffle_buffer=min(len(train_idx), 20000), drop_remainder=drop_remainder,
+                    **common)
+  train_eval = _pipeline(make(train_files, train_idx), train=False, batch_size=eval_bs,
+                         shuffle_buffer=0, drop_remainder=False, **{**common, "cache": False})
+  val = None
+  if len(val_idx):
+    val = _pipeline(make(train_files, val_idx), train=False, batch_size=eval_bs,
+                    shuffle_buffer=0, drop_remainder=False, **common)
+  test = _pipeline(make(test_files, test_idx), train=False, batch_size=eval_bs,
+                   shuffle_buffer=0, drop_remainder=False, **common)
+  sizes = {"train": int(len(train_idx)), "val": int(len(val_idx)), "test": int(len(test_idx))}
+  return Data(train, val, test, len(classes), tuple(classes), sizes, pre, train_eval,
+              index={"train": train_idx, "val": val_idx})

@@ -1,0 +1,1 @@
+"""Export: TFLite conversion, quantization and verification."""

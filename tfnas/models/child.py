@@ -1,0 +1,130 @@
+"""Child builder: a resolved architecture as a plain functional Keras model.
+
+Every layer is a stock Keras layer (Conv2D, DepthwiseConv2D,
+BatchNormalization, ReLU, Add, Concatenate, Reshape, Permute, Dense, ...),
+except the even/odd channel split of ShuffleNet units, and is named
+``<block>_<role>`` (e.g. ``b03_dw_conv``) so per-layer recipes can address it.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfnas.spaces import SearchSpace, get_space, parse_arch
+from tfnas.spaces.analysis import block_graph
+from tfnas.spaces.spec import LayerSpec, OpGraph
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class ChannelSplit(keras.layers.Layer):
+  """Splits channels into even and odd halves (ShuffleNetV2 shuffle + split).
+
+  Equivalent to the SPOS code's `channel_shuffle` followed by taking both
+  halves: output 0 holds channels 0, 2, 4, ..., output 1 holds 1, 3, 5, ...
+
+  Example:
+    >>> even, odd = ChannelSplit(name="b01_split")(keras.Input((8, 8, 16)))
+  """
+
+  def call(self, x):
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    pairs = keras.ops.reshape(x, (-1, h, w, c // 2, 2))
+    return pairs[..., 0], pairs[..., 1]
+
+  def compute_output_shape(self, input_shape):
+    half = tuple(input_shape[:-1]) + (input_shape[-1] // 2,)
+    return half, half
+
+
+def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float = 0.9):
+  """The stock Keras layer (or small chain) for one `LayerSpec`; a callable."""
+  name = f"{prefix}_{spec.role}"
+  if spec.type == "conv":
+    return keras.layers.Conv2D(spec.out_shape[2], spec.kernel, spec.stride, padding="same",
+                               groups=spec.groups, use_bias=False, name=name,
+                               kernel_initializer="he_normal")
+  if spec.type == "dwconv":
+    return keras.layers.DepthwiseConv2D(spec.kernel, spec.stride, padding="same",
+                                        use_bias=False, name=name,
+                                        depthwise_initializer="he_normal")
+  if spec.type == "bn":
+    return keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-3, name=name)
+  if spec.type == "act":
+    return keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
+  if spec.type == "shuffle":
+    h, w, c = spec.in_shape
+    g = spec.groups
+    steps = [keras.layers.Reshape((h, w, g, c // g), name=f"{name}_reshape_in"),
+             keras.layers.Permute((1, 2, 4, 3), name=f"{name}_transpose"),
+             keras.layers.Reshape((h, w, c), name=f"{name}_reshape_out")]
+
+    def chain(x):
+      for s in steps:
+        x = s(x)
+      return x
+    return chain
+  raise AssertionError(spec.type)
+
+
+def apply_graph(x, graph: OpGraph, prefix: str, activation: str, bn_momentum: float = 0.9):
+  """Applies one block's op graph to tensor `x` with freshly created layers."""
+  def run(t, layers):
+    for spec in layers:
+      t = make_layer(spec, prefix, activation, bn_momentum)(t)
+    return t
+
+  if graph.split:
+    keep, x_main = ChannelSplit(name=f"{prefix}_split")(x)
+    return keras.layers.Concatenate(name=f"{prefix}_concat")([keep, run(x_main, graph.main)])
+  if graph.proj is not None:
+    return keras.layers.Concatenate(name=f"{prefix}_concat")(
+        [run(x, graph.proj), run(x, graph.main)])
+  if not graph.main:
+    return x  # the 'zero' op / identity skip: the shortcut alone
+  y = run(x, graph.main)
+  if graph.residual:
+    y = keras.layers.Add(name=f"{prefix}_add")([x, y])
+  return y
+
+
+def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None,
+                width: float | None = None, num_classes: int | None = None,
+                dropout: float | None = None, bn_momentum: float = 0.9,
+                name: str | None = None) -> keras.Model:
+  """Builds `arch` of `space` as a functional model of stock Keras layers.
+
+  Args:
+    space: A `SearchSpace` or a registered name.
+    arch: Anything `parse_arch` reads (Arch, canonical string, reference name).
+    resolution: Input resolution override (square).
+    width: Width multiplier override.
+    num_classes: Number of classes override.
+    dropout: Dropout before the classifier (default: the head's).
+    bn_momentum: BatchNormalization momentum (Keras convention).
+    name: Model name (default: the space name).
+
+  Returns:
+    An uncompiled `keras.Model` from images (normalized float32) to logits.
+  """
+  if isinstance(space, str):
+    space = get_space(space, resolution, width or 1.0, num_classes)
+  elif resolution or width or num_classes:
+    space = get_space(space.name, resolution or space.input_shape[0], width or 1.0,
+                      num_classes or space.head.num_classes)
+  arch = parse_arch(space, arch)
+  act = space.activation
+  inputs = keras.Input(space.input_shape, name="image")
+  x = inputs
+  for spec in space.stem_layers:
+    x = make_layer(spec, "stem", act, bn_momentum)(x)
+  for i, block in enumerate(space.blocks):
+    x = apply_graph(x, block_graph(space, arch, i), block.name, act, bn_momentum)
+  for spec in space.head_layers:
+    x = make_layer(spec, "head", act, bn_momentum)(x)
+  x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+  rate = space.head.dropout if dropout is None else dropout
+  if rate:
+    x = keras.layers.Dropout(rate, name="dropout")(x)
+  outputs = keras.layers.Dense(space.head.num_classes, name="classifier")(x)
+  return keras.Model(inputs, outputs, name=name or space.name)
+

@@ -1,0 +1,182 @@
+"""The registry of named search spaces.
+
+`get_space(name, resolution=None, width=1.0, num_classes=None)` builds the
+spec. Resolution, width multiplier and class count change shapes but never
+the set of choices, so an arch is valid for a space at any size.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tfnas.errors import TfnasError
+from tfnas.spaces import spec as S
+
+_FACTORIES: dict[str, tuple[Callable[..., S.SearchSpace], str]] = {}
+
+MBCONV_OPS = tuple(
+    S.Op(f"k{k}_e{e}", S.MBCONV, kernel=k, expand=e) for k in (3, 5, 7) for e in (3, 6))
+ZERO_OP = S.Op("zero", S.ZERO)
+SPOS_OPS = (S.Op("choice_3", S.SHUFFLE, kernel=3), S.Op("choice_5", S.SHUFFLE, kernel=5),
+            S.Op("choice_7", S.SHUFFLE, kernel=7), S.Op("choice_x", S.XCEPTION, kernel=3))
+SPOS_MID_SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
+# HW-NAS-Bench FBNet encoding, op index 0..8.
+FBNET_OPS = (
+    S.Op("k3_e1", S.IRF, kernel=3, expand=1), S.Op("k3_e1_g2", S.IRF, kernel=3, expand=1, groups=2),
+    S.Op("k3_e3", S.IRF, kernel=3, expand=3), S.Op("k3_e6", S.IRF, kernel=3, expand=6),
+    S.Op("k5_e1", S.IRF, kernel=5, expand=1), S.Op("k5_e1_g2", S.IRF, kernel=5, expand=1, groups=2),
+    S.Op("k5_e3", S.IRF, kernel=5, expand=3), S.Op("k5_e6", S.IRF, kernel=5, expand=6),
+    S.Op("skip", S.SKIP))
+
+
+def register(name: str, default_resolution: int):
+  """Decorator registering a space factory `f(resolution, width, num_classes)`."""
+  def wrap(fn):
+    if name in _FACTORIES:
+      raise ValueError(f"space {name!r} registered twice")
+    _FACTORIES[name] = (fn, str(default_resolution))
+    return fn
+  return wrap
+
+
+def list_spaces() -> list[str]:
+  return sorted(_FACTORIES)
+
+
+def get_space(name: str, resolution: int | None = None, width: float = 1.0,
+              num_classes: int | None = None) -> S.SearchSpace:
+  """Returns the registered space `name`, optionally resized."""
+  if name not in _FACTORIES:
+    raise TfnasError(f"unknown search space {name!r}; registered: {', '.join(list_spaces())}")
+  fn, default_res = _FACTORIES[name]
+  resolution = int(resolution or default_res)
+  if resolution < 8:
+    raise TfnasError(f"resolution {resolution} for space {name!r} is too small; expected >= 8")
+  if not width > 0:
+    raise TfnasError(f"width multiplier {width!r} must be > 0")
+  if num_classes is not None and num_classes < 2:
+    raise TfnasError(f"num_classes {num_classes!r} must be >= 2")
+  return fn(resolution, width, num_classes)
+
+
+def _op_macs(block: S.Block, op: S.Op, act: str) -> int:
+  return sum(l.macs for l in block.graph(op, act).layers())
+
+
+def _references(blocks, act, named: dict[str, tuple[int, ...]]):
+  """Adds 'smallest' / 'largest' (by MACs, per block: MACs are additive)."""
+  choice = [b for b in blocks if len(b.ops) > 1]
+  small = tuple(min(range(len(b.ops)), key=lambda i: (_op_macs(b, b.ops[i], act), i)) for b in choice)
+  large = tuple(max(range(len(b.ops)), key=lambda i: (_op_macs(b, b.ops[i], act), -i)) for b in choice)
+  return tuple(named.items()) + (("smallest", small), ("largest", large))
+
+
+def _mbconv_space(name, resolution, width, num_classes, stem_stride, stage_strides,
+                  description):
+  """ProxylessNAS layout: stem conv 32, fixed MBConv e1 k3 -> 16, 6 choice stages."""
+  widths, depths = (24, 40, 80, 96, 192, 320), (4, 4, 4, 4, 4, 1)
+  act = "relu6"
+  c = lambda x: S.make_divisible(x * width)
+  stem_c = c(32)
+  h = S.conv_out(resolution, stem_stride)
+  first = S.Block("first", (h, h, stem_c), (h, h, c(16)), 1,
+                  (S.Op("k3_e1", S.MBCONV, kernel=3, expand=1),))
+  blocks = [first]
+  shape = first.out_shape
+  i = 0
+  for stage, (w, d, s) in enumerate(zip(widths, depths, stage_strides), 1):
+    for j in range(d):
+      stride = s if j == 0 else 1
+      hh = S.conv_out(shape[0], stride)
+      out = (hh, hh, c(w))
+      probe = S.Block("", shape, out, stride, ())
+      ops = MBCONV_OPS + ((ZERO_OP,) if probe.same_shape else ())
+      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, ops, stage=stage))
+      shape, i = out, i + 1
+  choice = [b for b in blocks if len(b.ops) > 1]
+  # MobileNetV2's stage depths (2,3,4,3,3,1) at its expansion 6, skipping the rest.
+  mbv2_depth = (2, 3, 4, 3, 3, 1)
+  mbv2 = []
+  for b in choice:
+    j = [x for x in choice if x.stage == b.stage].index(b)
+    mbv2.append(1 if j < mbv2_depth[b.stage - 1] else len(b.ops) - 1)
+  named = {"all_k3_e3": (0,) * len(choice), "all_k3_e6": (1,) * len(choice),
+           "all_k5_e3": (2,) * len(choice), "all_k7_e6": (5,) * len(choice),
+           "mobilenetv2_depths": tuple(mbv2)}
+  head_c = 1280 if width <= 1 else c(1280)
+  return S.SearchSpace(
+      name=name, input_shape=(resolution, resolution, 3), stem=(stem_c, 3, stem_stride),
+      blocks=tuple(blocks), head=S.Head(head_c, num_classes or 1000), activation=act,
+      references=_references(blocks, act, named), description=description)
+
+
+@register("proxyless_mobile", 224)
+def proxyless_mobile(resolution, width, num_classes):
+  return _mbconv_space(
+      "proxyless_mobile", resolution, width, num_classes or 1000, 2, (2, 2, 2, 1, 2, 1),
+      "ProxylessNAS ImageNet space (matches the Pixel-1 lookup table): 3x3 conv 32 s2; "
+      "fixed MBConv e1 k3 -> 16; 21 choice blocks in stages 24,40,80,96,192,320 x 4,4,4,4,4,1 "
+      "(first strides 2,2,2,1,2,1), each MBConv k{3,5,7} x e{3,6} plus 'zero' where shapes "
+      "match; 1x1 conv 1280, GAP, dense. ReLU6.")
+
+
+@register("proxyless_cifar", 32)
+def proxyless_cifar(resolution, width, num_classes):
+  return _mbconv_space(
+      "proxyless_cifar", resolution, width, num_classes or 10, 1, (1, 2, 2, 1, 2, 1),
+      "ProxylessNAS choices at CIFAR size: 3x3 conv 32 s1; fixed MBConv e1 k3 -> 16; stages "
+      "24,40,80,96,192,320 x 4,4,4,4,4,1 with first strides 1,2,2,1,2,1, so 32x32 input runs "
+      "stages at 32,16,8,8,4,4; 1x1 conv 1280, GAP, dense 10. ReLU6.")
+
+
+@register("spos_shufflenet", 224)
+def spos_shufflenet(resolution, width, num_classes):
+  act = "relu"
+  c = lambda x: S.make_divisible(x * width)
+  h = S.conv_out(resolution, 2)
+  shape = (h, h, c(16))
+  blocks, i = [], 0
+  for stage, (w, d) in enumerate(zip((64, 160, 320, 640), (4, 4, 8, 4)), 1):
+    for j in range(d):
+      stride = 2 if j == 0 else 1
+      hh = S.conv_out(shape[0], stride)
+      out = (hh, hh, c(w))
+      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, SPOS_OPS, SPOS_MID_SCALES, stage))
+      shape, i = out, i + 1
+  n = len(blocks)
+  named = {f"all_{op.name}": (k,) * n for k, op in enumerate(SPOS_OPS)}
+  return S.SearchSpace(
+      name="spos_shufflenet", input_shape=(resolution, resolution, 3), stem=(c(16), 3, 2),
+      blocks=tuple(blocks), head=S.Head(1024 if width <= 1 else c(1024), num_classes or 1000),
+      activation=act, references=_references(blocks, act, named),
+      description="SPOS supernet (Table 2): 3x3 conv 16 s2; 20 ShuffleNetV2 choice blocks "
+      "of widths 64,160,320,640 x 4,4,8,4, each stage starting at stride 2; candidates "
+      "choice_3/5/7 and choice_x; mid channels (out//2) x {0.2..1.6}; 1x1 conv 1024, GAP, "
+      "dense. ReLU.")
+
+
+@register("fbnet_cifar", 32)
+def fbnet_cifar(resolution, width, num_classes):
+  act = "relu"
+  c = lambda x: S.make_divisible(x * width)
+  shape = (resolution, resolution, c(16))
+  blocks, i = [], 0
+  for stage, (w, d, s) in enumerate(zip((16, 24, 32, 64, 112, 184, 352), (1, 4, 4, 4, 4, 4, 1),
+                                        (1, 1, 2, 2, 1, 2, 1)), 1):
+    for j in range(d):
+      stride = s if j == 0 else 1
+      hh = S.conv_out(shape[0], stride)
+      out = (hh, hh, c(w))
+      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, FBNET_OPS, stage=stage))
+      shape, i = out, i + 1
+  n = len(blocks)
+  named = {"all_k3_e1": (0,) * n, "all_k3_e3": (2,) * n, "all_k3_e6": (3,) * n,
+           "all_k5_e6": (7,) * n, "all_skip": (8,) * n}
+  return S.SearchSpace(
+      name="fbnet_cifar", input_shape=(resolution, resolution, 3), stem=(c(16), 3, 1),
+      blocks=tuple(blocks), head=S.Head(1504 if width <= 1 else c(1504), num_classes or 100),
+      activation=act, references=_references(blocks, act, named),
+      description="FBNet space in the HW-NAS-Bench encoding: 3x3 conv 16 s1; 22 layers in "
+      "stages 16,24,32,64,112,184,352 x 1,4,4,4,4,4,1 (first strides 1,1,2,2,1,2,1); ops "
+      "0..8 = k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip (1x1 conv "
+      "where shapes differ); 1x1 conv 1504, GAP, dense 100. ReLU.")
