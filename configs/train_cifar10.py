@@ -31,6 +31,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.epochs = 200
   c.steps_per_epoch = ml_collections.config_dict.placeholder(int)
   c.lr = 0.2  # at batch 256; scaled linearly with batch_size
+  c.warmup_fraction = 0.02
   c.momentum = 0.9
   c.weight_decay = 5e-4
   c.label_smoothing = 0.1
@@ -50,6 +51,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.val_size = 2000
     c.batch_size = 128
     c.lr = 0.4
+    c.warmup_fraction = 0.1
     c.weight_decay = 1e-4
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")

@@ -80,8 +80,11 @@ def check_workdir(workdir: str, space_name: str, arch_str: str) -> None:
 
 def make_optimizer(config, total_steps: int):
   lr = config.lr * config.batch_size / 256
+  warmup = int(total_steps * config.get("warmup_fraction", 0.0))
+  # Linear warm-up from 0 then cosine decay to 0 (warm-up keeps large-lr SGD stable early).
   schedule = keras.optimizers.schedules.CosineDecay(
-      lr, decay_steps=max(1, total_steps), warmup_target=None, alpha=0.0)
+      0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
+      warmup_target=lr if warmup else None, warmup_steps=warmup)
   opt = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
                              weight_decay=config.weight_decay)
   # No decay on BatchNorm parameters and biases (standard for mobile nets).
@@ -101,7 +104,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   space = get_space(config.space, config.resolution, config.width, config.get("num_classes"))
   arch = resolve_arch(space, config.arch)
   arch_str = arch.to_string(space)
-  os.makedirs(workdir, exist_ok=True)
   check_workdir(workdir, space.name, arch_str)
   strategy = make_strategy(config)
   keras.utils.set_random_seed(config.seed)
@@ -113,6 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if data.num_classes != space.head.num_classes:
     space = get_space(config.space, config.resolution, config.width, data.num_classes)
     arch = parse_arch(space, arch.to_string(space))
+  os.makedirs(workdir, exist_ok=True)
   atomic_write_json(os.path.join(workdir, "arch.json"), arch.to_json(space))
   atomic_write_json(os.path.join(workdir, "data.json"), {**data.info(), "dataset": config.dataset})
   atomic_write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
@@ -133,12 +136,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   callbacks = [
       keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"),
                                        save_freq=config.get("backup_freq", "epoch"),
-                                       delete_checkpoint=False),
+                                       delete_checkpoint=False, double_checkpoint=True),
       keras.callbacks.TensorBoard(os.path.join(workdir, "tb"), update_freq=config.log_every),
   ]
   val_ds = data.val.map(one_hot) if data.val is not None else None
   start = time.time()
-  history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+  history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
                       validation_data=val_ds, callbacks=callbacks,
                       verbose=config.get("verbose", 2))
   train_seconds = time.time() - start

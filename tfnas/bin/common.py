@@ -9,25 +9,46 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _last_line(text: str) -> str:
+  lines = [l.strip() for l in str(text).splitlines() if l.strip()]
+  useful = [l for l in lines if "Error" in l or "error" in l] or lines or [repr(text)]
+  return useful[-1]
+
+
+def parse_flags_or_exit(argv: list[str]) -> list[str]:
+  """Parses absl flags (incl. ml_collections config files); bad ones -> one line, exit 2."""
+  from absl import flags
+  for arg in argv[1:]:
+    if arg.startswith("--config=") and not arg.startswith("--config=/dev"):
+      path = arg.split("=", 1)[1].split(":", 1)[0]
+      if not os.path.isfile(path):
+        _fail(f"config file {path!r} does not exist (expected e.g. configs/<name>.py[:variant])")
+  try:
+    return flags.FLAGS(argv)
+  except AttributeError as e:  # ml_collections: --config.<unknown>=...
+    _fail(f"unknown config field {str(e).strip(chr(34))}; it is not a field of the --config file")
+  except KeyError as e:
+    _fail(f"unknown config field {e}; it is not a field of the --config file")
+  except (flags.Error, OSError, ValueError, TypeError) as e:
+    _fail(_last_line(e))
+
+
 def run_main(main):
-  """`absl.app.run(main)` that turns user errors into one line and exit code 2."""
-  from absl import app
+  """Runs `main(argv)` after parsing flags; `TfnasError` -> one line and exit code 2."""
+  from absl import app, logging
 
   from tfnas.errors import TfnasError
-
-  def wrapped(argv):
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)
-    try:
-      return main(argv)
-    except TfnasError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
-
+  argv = parse_flags_or_exit(sys.argv)
+  logging.set_verbosity(logging.WARNING)
   try:
-    app.run(wrapped)
-  except ValueError as e:
-    # config_flags reports unknown keys / bad config files as ValueError/KeyError.
-    print(f"error: {e}".splitlines()[0], file=sys.stderr)
-    sys.exit(2)
-
+    code = main(argv)
+  except TfnasError as e:
+    _fail(str(e))
+  except app.UsageError as e:
+    _fail(str(e))
+  sys.exit(code or 0)

@@ -10,7 +10,7 @@ from tfnas.bin import common  # noqa: F401
 
 import json
 
-from absl import flags
+from absl import app, flags
 
 _RESOLUTION = flags.DEFINE_integer("resolution", None, "Input resolution (default: the space's).")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier.")
@@ -31,7 +31,7 @@ def main(argv):
             f"  references: {refs}")
     return
   if len(args) != 2:
-    raise flags.Error("usage: python -m tfnas.bin.spaces [SPACE ARCH]")
+    raise app.UsageError("usage: python -m tfnas.bin.spaces [SPACE ARCH]")
   space = get_space(args[0], _RESOLUTION.value, _WIDTH.value)
   arch = resolve_arch(space, args[1])
   t = total(space, arch)

@@ -6,7 +6,7 @@ DIR/model.weights.h5 and DIR/model.tflite; rerun the same command to resume.
 
 from tfnas.bin import common  # noqa: F401  (sets log level before TF loads)
 
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -19,7 +19,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   if len(argv) > 1:
-    raise flags.Error(f"unexpected arguments: {argv[1:]}")
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from tfnas import train
   metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(f"test_accuracy={metrics['test_accuracy']:.4f} params={metrics['params']} "

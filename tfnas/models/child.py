@@ -1,8 +1,9 @@
 """Child builder: a resolved architecture as a plain functional Keras model.
 
 Every layer is a stock Keras layer (Conv2D, DepthwiseConv2D,
-BatchNormalization, ReLU, Add, Concatenate, Reshape, Permute, Dense, ...),
-except the even/odd channel split of ShuffleNet units, and is named
+BatchNormalization, ReLU, Add, Concatenate, Dense, ...), except the two
+weightless channel-shuffle layers of ShuffleNet-style units (`ChannelSplit`,
+`ChannelShuffle`), and is named
 ``<block>_<role>`` (e.g. ``b03_dw_conv``) so per-layer recipes can address it.
 """
 
@@ -36,6 +37,32 @@ class ChannelSplit(keras.layers.Layer):
     return half, half
 
 
+@keras.saving.register_keras_serializable(package="tfnas")
+class ChannelShuffle(keras.layers.Layer):
+  """ShuffleNet channel shuffle: (h, w, g*n) -> view (h, w, g, n) -> (h, w, n, g) -> flat.
+
+  Keras' `Reshape` layer keeps the batch dimension dynamic, which TFLite turns
+  into SHAPE/STRIDED_SLICE/PACK ops around every reshape; a fixed -1 batch here
+  converts to plain RESHAPE + TRANSPOSE.
+
+  Example:
+    >>> y = ChannelShuffle(groups=2, name="b01_shuffle")(keras.Input((8, 8, 16)))
+  """
+
+  def __init__(self, groups: int, **kwargs):
+    super().__init__(**kwargs)
+    self.groups = groups
+
+  def call(self, x):
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    y = keras.ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+    y = keras.ops.transpose(y, (0, 1, 2, 4, 3))
+    return keras.ops.reshape(y, (-1, h, w, c))
+
+  def get_config(self):
+    return {**super().get_config(), "groups": self.groups}
+
+
 def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float = 0.9):
   """The stock Keras layer (or small chain) for one `LayerSpec`; a callable."""
   name = f"{prefix}_{spec.role}"
@@ -52,17 +79,7 @@ def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float
   if spec.type == "act":
     return keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
   if spec.type == "shuffle":
-    h, w, c = spec.in_shape
-    g = spec.groups
-    steps = [keras.layers.Reshape((h, w, g, c // g), name=f"{name}_reshape_in"),
-             keras.layers.Permute((1, 2, 4, 3), name=f"{name}_transpose"),
-             keras.layers.Reshape((h, w, c), name=f"{name}_reshape_out")]
-
-    def chain(x):
-      for s in steps:
-        x = s(x)
-      return x
-    return chain
+    return ChannelShuffle(spec.groups, name=name)
   raise AssertionError(spec.type)
 
 

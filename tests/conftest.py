@@ -1,0 +1,49 @@
+"""Shared fixtures: where ../shared/data is, and tiny trees of real images."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.abspath(
+    os.environ.get("TFNAS_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")))
+CIFAR_TAR = os.path.join(SHARED_DATA, "cifar10-jpg.tar.gz")
+IMAGENETTE_TAR = os.path.join(SHARED_DATA, "imagenette2-160.tgz")
+PIXEL1_LUT = os.path.join(SHARED_DATA, "latency", "proxylessnas_mobile_trim.yaml")
+
+
+def require(path):
+  if not os.path.exists(path):
+    pytest.fail(f"shared data {path} is missing; set TFNAS_SHARED_DATA to ../shared/data")
+  return path
+
+
+@pytest.fixture(scope="session")
+def cifar_root():
+  """The unpacked real CIFAR-10 JPEG tree (unpacked once into the cache)."""
+  from tfnas.data import sources
+  return sources.load_folder(require(CIFAR_TAR)).root
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(cifar_root, tmp_path_factory):
+  """A tiny real CIFAR-10 tree: 16 train and 4 test JPEGs for each of 10 classes."""
+  out = tmp_path_factory.mktemp("tiny_cifar") / "cifar_tiny"
+  for split, n in (("train", 16), ("test", 4)):
+    for cls in sorted(os.listdir(os.path.join(cifar_root, split))):
+      src = os.path.join(cifar_root, split, cls)
+      dst = out / split / cls
+      dst.mkdir(parents=True)
+      for f in sorted(os.listdir(src))[:n]:
+        shutil.copy(os.path.join(src, f), dst / f)
+  return str(out)
+
+
+def run_bin(module, *args, env=None, timeout=600):
+  """Runs `python -m module args...` from the repo root; returns CompletedProcess."""
+  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+  return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
+                        capture_output=True, text=True, env=full_env, timeout=timeout)

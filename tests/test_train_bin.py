@@ -1,0 +1,119 @@
+"""The training binary end to end on tiny real CIFAR-10 data: outputs, resume,
+kill -9, two-replica MirroredStrategy, and one-line errors for bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_bin
+
+CONFIG = "configs/train_cifar10.py:quick"
+
+
+def tiny_args(tiny_cifar, workdir, *extra):
+  return ["--config=" + CONFIG, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}",
+          "--config.val_size=16", "--config.batch_size=8", "--config.epochs=1",
+          "--config.width=0.25", "--config.verbose=0", *extra]
+
+
+def test_train_writes_outputs_and_tflite_matches_keras(tiny_cifar, tmp_path):
+  workdir = tmp_path / "run"
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir))
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "test_accuracy=" in r.stdout
+  metrics = json.load(open(workdir / "metrics.json"))
+  assert 0 <= metrics["test_accuracy"] <= 1 and metrics["sizes"]["train"] == 144
+  arch = json.load(open(workdir / "arch.json"))
+  assert arch["space"] == "proxyless_cifar" and arch["canonical"].startswith("proxyless_cifar:k3_e3")
+  assert json.load(open(workdir / "data.json"))["preprocess"]["image_size"] == 32
+  assert os.listdir(workdir / "tb")
+  # The .tflite is the trained model: same logits as Keras with the saved weights.
+  from tfnas.export.tflite import run_tflite
+  from tfnas.models import build_child
+  model = build_child("proxyless_cifar", arch["canonical"], width=0.25)
+  model.load_weights(workdir / "model.weights.h5")
+  x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
+  np.testing.assert_allclose(run_tflite(str(workdir / "model.tflite"), x),
+                             model(x, training=False).numpy(), atol=1e-4)
+  # Rerunning with more epochs resumes from the backup instead of starting over.
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.epochs=2"))
+  assert r.returncode == 0, r.stderr[-3000:]
+  metrics = json.load(open(workdir / "metrics.json"))
+  assert len(metrics["history"]["loss"]) == 1 and metrics["epochs"] == 2
+
+
+def test_kill_9_then_rerun_resumes(tiny_cifar, tmp_path):
+  workdir = tmp_path / "run"
+  args = tiny_args(tiny_cifar, workdir, "--config.epochs=6", "--config.backup_freq=4")
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+  proc = subprocess.Popen([sys.executable, "-m", "tfnas.bin.train", *args], cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  backup = workdir / "backup"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if backup.exists() and any("training_metadata" in f or f.endswith(".json")
+                               for f in os.listdir(backup)):
+      break
+    time.sleep(0.2)
+  assert proc.poll() is None, "training finished before it could be killed"
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (workdir / "metrics.json").exists()
+  r = run_bin("tfnas.bin.train", *args)
+  assert r.returncode == 0, r.stderr[-3000:]
+  metrics = json.load(open(workdir / "metrics.json"))
+  assert len(metrics["history"]["loss"]) < 6  # it did not start over
+
+
+def test_two_replica_mirrored_strategy(tiny_cifar, tmp_path):
+  r = run_bin("tfnas.bin.train", *tiny_args(
+      tiny_cifar, tmp_path / "run", "--config.strategy=mirrored", "--config.logical_cpus=2"))
+  assert r.returncode == 0, r.stderr[-3000:]
+  metrics = json.load(open(tmp_path / "run" / "metrics.json"))
+  assert metrics["replicas"] == 2 and np.isfinite(metrics["test_loss"])
+
+
+@pytest.mark.parametrize("extra, pattern", [
+    (["--config.space=nope"], "unknown search space 'nope'"),
+    (["--config.nope=1"], "unknown config field 'nope'"),
+    (["--config.arch=k3_e3,zero"], "has 2 choices; expected 21"),
+    (["--config.dataset=folder:/does/not/exist"], "dataset path '/does/not/exist' does not exist"),
+    (["--config.dataset=imagenet"], "unknown dataset 'imagenet'"),
+    (["--config.epochs=abc"], "--config.epochs=abc"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tiny_cifar, tmp_path, extra, pattern):
+  workdir = tmp_path / "run"
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, *extra))
+  assert r.returncode == 2
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and pattern in last, r.stderr[-2000:]
+  assert "Traceback" not in r.stderr
+  assert not workdir.exists()
+
+
+def test_workdir_of_another_space_is_refused(tiny_cifar, tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "arch.json").write_text(json.dumps(
+      {"space": "fbnet_cifar", "canonical": "fbnet_cifar:" + ",".join(["skip"] * 22)}))
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir))
+  assert r.returncode == 2
+  assert "holds a run of 'fbnet_cifar:skip" in r.stderr and "Traceback" not in r.stderr
+  assert sorted(os.listdir(workdir)) == ["arch.json"]
+
+
+def test_spaces_binary_lists_and_describes():
+  r = run_bin("tfnas.bin.spaces")
+  assert r.returncode == 0 and "proxyless_mobile:" in r.stdout and "spos_shufflenet" in r.stdout
+  r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "all_k3_e6", "--json")
+  out = json.loads(r.stdout)
+  assert out["params"] == 4733448 and out["macs"] == 472620800
+  r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "zero" + ",k3_e3" * 20)
+  assert r.returncode == 2 and "block b00: op 'zero' is not allowed" in r.stderr

@@ -1,0 +1,178 @@
+"""Android runner: `benchmark_model` on a phone over `adb`.
+
+Pushes the `.tflite` (and, if given, a local `benchmark_model` binary), runs it
+under `taskset` with the measurement flags, and parses its output in both the
+current and the older formats.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+from tflite_bench.host import BenchError
+from tflite_bench.record import Stats
+
+DEVICE_DIR = "/data/local/tmp"
+_STATS = re.compile(r"count=(\d+)((?:\s+\w+=[-\d.e+]+)+)")
+_RUNNING = re.compile(r"Running benchmark for at least (\d+) iterations")
+_SUMMARY = re.compile(r"(?:Average )?[Ii]nference timings in us:\s*(.*)")
+
+
+def _kv(text: str) -> dict[str, float]:
+  return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e+]+)", text)}
+
+
+def parse_benchmark_output(text: str) -> dict:
+  """Parses benchmark_model's stdout.
+
+  Returns {"timed": {count, first, curr, min, max, avg, std[, median, p5, p95]}
+  (microseconds), "warmup": {...} or None, "summary": {name: microseconds}}.
+  The timed run is the stats line after the last "Running benchmark for at
+  least N iterations" line; the warm-up one comes after the first. Lines may
+  carry an "INFO: " or "Timings (microseconds): " prefix (newer LiteRT builds).
+  """
+  blocks: list[list[dict]] = []
+  loose: list[dict] = []
+  summary: dict[str, float] = {}
+  for line in text.splitlines():
+    if _RUNNING.search(line):
+      blocks.append([])
+      continue
+    m = _STATS.search(line)
+    if m and "count=" in line and "avg=" in line:
+      stats = _kv(line[m.start():])
+      (blocks[-1] if blocks else loose).append(stats)
+      continue
+    s = _SUMMARY.search(line)
+    if s:
+      for part in s.group(1).split(","):
+        if ":" in part:
+          key, _, val = part.partition(":")
+          try:
+            summary[key.strip()] = float(val.strip())
+          except ValueError:
+            pass
+  runs = [b[-1] for b in blocks if b] or loose
+  if not runs:
+    raise BenchError("benchmark_model output has no timing line (count=... avg=...); "
+                     "first lines: " + " | ".join(text.strip().splitlines()[:3]))
+  return {"timed": runs[-1], "warmup": runs[0] if len(runs) > 1 else None, "summary": summary}
+
+
+class AdbRunner:
+  """Runs `benchmark_model` on an Android device.
+
+  Example:
+    >>> runner = AdbRunner(serial="0123456789ABCDEF", local_binary="./benchmark_model")
+    >>> stats, info = runner.measure("model.tflite")
+
+  Args:
+    serial: Device serial (`adb devices`); None: the only attached device.
+    adb: The adb executable (looked up on PATH).
+    binary: benchmark_model path on the device.
+    local_binary: A local benchmark_model to push to `binary` first.
+    threads: --num_threads.
+    cpu_mask: taskset mask (hex string, e.g. "f0" for the big cores); None: no taskset.
+    warmup_runs, num_runs, min_secs: benchmark_model's flags.
+    xnnpack: --use_xnnpack.
+  """
+
+  kind = "android"
+
+  def __init__(self, serial: str | None = None, adb: str = "adb",
+               binary: str = f"{DEVICE_DIR}/benchmark_model", local_binary: str | None = None,
+               threads: int = 1, cpu_mask: str | None = None, warmup_runs: int = 10,
+               num_runs: int = 50, min_secs: float = 1.0, xnnpack: bool = True):
+    self.adb = shutil.which(adb)
+    if self.adb is None:
+      raise BenchError(f"adb executable {adb!r} not found on PATH; install Android platform "
+                       f"tools or pass adb=/path/to/adb")
+    self.binary, self.local_binary = binary, local_binary
+    self.threads, self.cpu_mask = threads, cpu_mask
+    self.warmup_runs, self.num_runs, self.min_secs = warmup_runs, num_runs, min_secs
+    self.xnnpack = xnnpack
+    devices = self.devices()
+    if not devices:
+      raise BenchError("no Android device attached (adb devices lists none in state "
+                       "'device'); connect one and enable USB debugging")
+    if serial is None:
+      if len(devices) > 1:
+        raise BenchError(f"several devices attached {devices}; choose one with serial=")
+      serial = devices[0]
+    elif serial not in devices:
+      raise BenchError(f"device serial {serial!r} is not attached; attached: {devices}")
+    self.serial = serial
+    self._ensure_binary()
+
+  @property
+  def delegate(self) -> str:
+    return "xnnpack" if self.xnnpack else "none"
+
+  def _run(self, *args, check=True) -> str:
+    cmd = [self.adb, *args]
+    try:
+      out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+      raise BenchError(f"adb timed out: {' '.join(args)}") from None
+    if check and out.returncode != 0:
+      raise BenchError(f"adb {' '.join(args[:4])} failed ({out.returncode}): "
+                       f"{(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+    return out.stdout
+
+  def _shell(self, command: str, check=True) -> str:
+    return self._run("-s", self.serial, "shell", command, check=check)
+
+  def devices(self) -> list[str]:
+    out = self._run("devices")
+    serials = []
+    for line in out.splitlines()[1:]:
+      parts = line.split()
+      if len(parts) >= 2 and parts[1] == "device":
+        serials.append(parts[0])
+    return serials
+
+  def _ensure_binary(self):
+    if self.local_binary:
+      if not os.path.exists(self.local_binary):
+        raise BenchError(f"local benchmark_model {self.local_binary!r} does not exist")
+      self._run("-s", self.serial, "push", self.local_binary, self.binary)
+      self._shell(f"chmod +x {self.binary}")
+    listing = self._shell(f"ls {self.binary}", check=False)
+    if "No such file" in listing or self.binary not in listing:
+      raise BenchError(f"benchmark_model not found on device {self.serial} at {self.binary}; "
+                       f"push one (local_binary=...) or give its path (binary=...)")
+
+  def device(self) -> dict:
+    prop = lambda p: self._shell(f"getprop {p}").strip()
+    return {"kind": "android", "model": prop("ro.product.model"), "serial": self.serial,
+            "abi": prop("ro.product.cpu.abi"), "cpu_mask": self.cpu_mask}
+
+  def measure(self, model_path: str, protocol=None):
+    """Times one `.tflite` file; returns (Stats, info)."""
+    del protocol  # benchmark_model applies its own (warmup_runs/num_runs/min_secs)
+    if not os.path.exists(model_path):
+      raise BenchError(f"model file {model_path!r} does not exist")
+    remote = f"{DEVICE_DIR}/tfnas_{os.path.basename(model_path)}"
+    self._run("-s", self.serial, "push", model_path, remote)
+    cmd = (f"{self.binary} --graph={remote} --num_threads={self.threads} "
+           f"--warmup_runs={self.warmup_runs} --num_runs={self.num_runs} "
+           f"--min_secs={self.min_secs} --use_xnnpack={'true' if self.xnnpack else 'false'}")
+    if self.cpu_mask:
+      cmd = f"taskset {self.cpu_mask} {cmd}"
+    text = self._shell(cmd)
+    parsed = parse_benchmark_output(text)
+    t = parsed["timed"]
+    us = 1e-3
+    # benchmark_model reports no percentiles in the older format: median falls back to avg.
+    median = t.get("median", t["avg"]) * us
+    stats = Stats(median_ms=median, p10_ms=t.get("p10", t.get("p5", t["min"])) * us,
+                  p90_ms=t.get("p90", t.get("p95", t["max"])) * us, mean_ms=t["avg"] * us,
+                  std_ms=t["std"] * us, min_ms=t["min"] * us, max_ms=t["max"] * us,
+                  runs=int(t["count"]),
+                  warmup_runs=int(parsed["warmup"]["count"]) if parsed["warmup"] else 0)
+    info = {"summary_us": parsed["summary"], "first_us": t.get("first"),
+            "median_is_avg": "median" not in t}
+    return stats, info

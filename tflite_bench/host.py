@@ -1,0 +1,114 @@
+"""Host runner: the LiteRT interpreter on this machine's CPU (XNNPACK by default)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+
+import numpy as np
+
+from tflite_bench.protocol import FIXED, Protocol
+from tflite_bench.record import Stats
+
+
+class BenchError(ValueError):
+  """A model or runner problem with a one-line explanation."""
+
+
+def cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def runtime_version() -> str:
+  from importlib.metadata import version
+  return f"ai-edge-litert {version('ai-edge-litert')}"
+
+
+class HostRunner:
+  """Times `.tflite` models with `ai_edge_litert.interpreter.Interpreter`.
+
+  Example:
+    >>> runner = HostRunner(threads=1)
+    >>> stats, info = runner.measure(open("model.tflite", "rb").read())
+
+  Args:
+    threads: Interpreter threads (1 is the steadiest on small shared hosts).
+    xnnpack: Use the default XNNPACK delegate (False: reference kernels only).
+    cpus: Pin this process to these CPU ids while measuring (None: no pinning).
+    protocol: Default `Protocol` for `measure`.
+  """
+
+  kind = "host"
+
+  def __init__(self, threads: int = 1, xnnpack: bool = True, cpus=None,
+               protocol: Protocol = FIXED):
+    self.threads = threads
+    self.xnnpack = xnnpack
+    self.cpus = tuple(cpus) if cpus else None
+    self.protocol = protocol
+
+  @property
+  def delegate(self) -> str:
+    return "xnnpack" if self.xnnpack else "none"
+
+  def device(self) -> dict:
+    return {"kind": "host", "cpu_model": cpu_model(), "cores": os.cpu_count(),
+            "hostname": socket.gethostname(), "pinned_cpus": list(self.cpus or [])}
+
+  def load(self, model: bytes | str):
+    """A ready interpreter with a random input set; raises BenchError on a bad file."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    kwargs = {"num_threads": self.threads}
+    if not self.xnnpack:
+      kwargs["experimental_op_resolver_type"] = (
+          OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    try:
+      if isinstance(model, (bytes, bytearray)):
+        interp = Interpreter(model_content=bytes(model), **kwargs)
+      else:
+        if not os.path.exists(model):
+          raise BenchError(f"model file {model!r} does not exist")
+        interp = Interpreter(model_path=model, **kwargs)
+      interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+      where = "model bytes" if isinstance(model, (bytes, bytearray)) else repr(model)
+      raise BenchError(f"cannot load {where} as a .tflite model: "
+                       f"{str(e).splitlines()[0]}") from None
+    rng = np.random.default_rng(0)
+    for d in interp.get_input_details():
+      if np.issubdtype(d["dtype"], np.floating):
+        x = rng.normal(size=d["shape"]).astype(d["dtype"])
+      else:
+        info = np.iinfo(d["dtype"])
+        x = rng.integers(info.min, info.max, size=d["shape"], dtype=d["dtype"])
+      interp.set_tensor(d["index"], x)
+    return interp
+
+  @staticmethod
+  def delegate_partitions(interp) -> int:
+    """How many delegate kernels the graph was split into (1: fully delegated)."""
+    return sum(1 for op in interp._get_ops_details() if op["op_name"] == "DELEGATE")
+
+  def measure(self, model: bytes | str, protocol: Protocol | None = None):
+    """Times one model; returns (Stats, info dict with partitions etc.)."""
+    interp = self.load(model)
+    old = None
+    if self.cpus:
+      old = os.sched_getaffinity(0)
+      os.sched_setaffinity(0, self.cpus)
+    try:
+      stats = (protocol or self.protocol).run(interp.invoke)
+    finally:
+      if old is not None:
+        os.sched_setaffinity(0, old)
+    info = {"delegate_partitions": self.delegate_partitions(interp),
+            "nodes": len(interp._get_ops_details())}
+    return stats, info

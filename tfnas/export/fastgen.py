@@ -1,0 +1,101 @@
+"""Fast `.tflite` generation for latency datasets: convert pieces once, stitch per arch.
+
+TFLiteConverter takes seconds per model. A `PieceCache` converts the stem,
+each (block position, op) and the head once (lazily, cached in memory and on
+disk) and builds any architecture's float `.tflite` by stitching its pieces
+(`tflite_bench.stitch`), in milliseconds. Weights are random: for latency only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import keras
+import tensorflow as tf
+
+from tflite_bench.stitch import stitch
+from tfnas.data.sources import cache_dir
+from tfnas.export.tflite import convert_float
+from tfnas.io import atomic_write_bytes
+from tfnas.models.child import apply_graph, make_layer
+from tfnas.spaces import Arch, SearchSpace, parse_arch
+from tfnas.spaces.analysis import block_graph
+
+
+class PieceCache:
+  """Per-(block, op) `.tflite` pieces of one space (at one resolution and width).
+
+  Example:
+    >>> cache = PieceCache(get_space("proxyless_mobile"))
+    >>> tflite_bytes = cache.model(parse_arch(space, "all_k3_e6"))
+
+  Args:
+    space: The (sized) search space.
+    directory: Where pieces are kept on disk (default: the tfnas cache);
+      None-like "" keeps them in memory only.
+  """
+
+  def __init__(self, space: SearchSpace, directory: str | None = None):
+    self.space = space
+    key = hashlib.sha1(f"{space!r}|{tf.__version__}".encode()).hexdigest()[:12]
+    if directory is None:
+      directory = os.path.join(cache_dir(), "pieces", f"{space.name}-{key}")
+    self.directory = directory
+    self._mem: dict[str, bytes] = {}
+    self.conversions = 0
+
+  def _convert(self, name: str, build) -> bytes:
+    if name in self._mem:
+      return self._mem[name]
+    path = os.path.join(self.directory, name + ".tflite") if self.directory else None
+    if path and os.path.exists(path):
+      with open(path, "rb") as f:
+        data = f.read()
+    else:
+      data = convert_float(build())
+      self.conversions += 1
+      if path:
+        atomic_write_bytes(path, data)
+    self._mem[name] = data
+    return data
+
+  def _stem(self):
+    inputs = keras.Input(self.space.input_shape, batch_size=1)
+    x = inputs
+    for spec in self.space.stem_layers:
+      x = make_layer(spec, "stem", self.space.activation)(x)
+    return keras.Model(inputs, x)
+
+  def _block(self, i: int, graph):
+    block = self.space.blocks[i]
+    inputs = keras.Input(block.in_shape, batch_size=1)
+    return keras.Model(inputs, apply_graph(inputs, graph, block.name, self.space.activation))
+
+  def _head(self):
+    inputs = keras.Input(self.space.blocks[-1].out_shape, batch_size=1)
+    x = inputs
+    for spec in self.space.head_layers:
+      x = make_layer(spec, "head", self.space.activation)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(self.space.head.num_classes)(x))
+
+  def pieces(self, arch: Arch) -> list[bytes]:
+    arch = parse_arch(self.space, arch)
+    out = [self._convert("stem", self._stem)]
+    for i, block in enumerate(self.space.blocks):
+      graph = block_graph(self.space, arch, i)
+      if not graph.main and graph.residual:
+        continue  # identity: no operators at all
+      choice = self.space.choice_blocks
+      j = choice.index(block) if block in choice else None
+      tag = "fixed" if j is None else block.ops[arch.ops[j]].name
+      if j is not None and arch.channels is not None:
+        tag += f"@{arch.mid_scales(self.space)[j]:g}"
+      out.append(self._convert(f"{block.name}-{tag}", lambda i=i, g=graph: self._block(i, g)))
+    out.append(self._convert("head", self._head))
+    return out
+
+  def model(self, arch: Arch) -> bytes:
+    """The float `.tflite` of `arch`, stitched from cached pieces."""
+    return stitch(self.pieces(arch))
