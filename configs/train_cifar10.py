@@ -41,7 +41,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.seed = 0
   c.strategy = "default"  # or "mirrored"
   c.logical_cpus = 0  # >0: split the CPU into this many devices (testing multi-replica)
-  c.backup_freq = "epoch"  # or a number of steps
+  c.backup_steps = 0  # 0: back up at the end of every epoch; N: every N steps
   c.log_every = 50
   c.verbose = 2
   if arg == "quick":

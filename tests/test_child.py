@@ -55,9 +55,13 @@ def test_keras_and_litert_agree(space_name, ref):
   randomize_bn(model)
   x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
   want = model(x, training=False).numpy()
-  got = run_tflite(convert_float(model), x)
+  tflite = convert_float(model)
+  got = run_tflite(tflite, x)
   assert np.abs(want).max() > 1e-3  # the check below is not vacuous
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+  # The whole graph runs inside XNNPACK (a model that falls off it is a different model).
+  from tflite_bench.host import HostRunner
+  assert HostRunner.delegate_partitions(HostRunner().load(tflite)) == 1
 
 
 def test_width_and_resolution_options():

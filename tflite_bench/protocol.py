@@ -63,6 +63,6 @@ class Protocol:
 
 
 FIXED = Protocol()
-ADAPTIVE = Protocol(warmup_runs=2, warmup_secs=0.0, min_runs=7, min_secs=0.0, max_runs=60,
+ADAPTIVE = Protocol(warmup_runs=2, warmup_secs=1.0, min_runs=7, min_secs=0.0, max_runs=60,
                     max_secs=5.0, target_ci_rel=0.01)
 PROTOCOLS = {"fixed": FIXED, "adaptive": ADAPTIVE}

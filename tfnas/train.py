@@ -135,7 +135,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_ds = data.train.map(one_hot).repeat()
   callbacks = [
       keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"),
-                                       save_freq=config.get("backup_freq", "epoch"),
+                                       save_freq=config.get("backup_steps") or "epoch",
                                        delete_checkpoint=False, double_checkpoint=True),
       keras.callbacks.TensorBoard(os.path.join(workdir, "tb"), update_freq=config.log_every),
   ]

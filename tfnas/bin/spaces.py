@@ -2,6 +2,7 @@
 
   python -m tfnas.bin.spaces                       # list spaces and their references
   python -m tfnas.bin.spaces SPACE ARCH [--resolution=R] [--per_block]
+      [--latency_model=DIR/latency_model.json | lut:FILE.yaml]
       # canonical form, params and MACs of ARCH (a reference name, canonical
       # string, comma-separated op names/indices, or a path to arch.json)
 """
@@ -16,6 +17,8 @@ _RESOLUTION = flags.DEFINE_integer("resolution", None, "Input resolution (defaul
 _WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier.")
 _PER_BLOCK = flags.DEFINE_bool("per_block", False, "Also print params and MACs per block.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
+_LATENCY = flags.DEFINE_string("latency_model", None, "Also print the predicted latency: a "
+                               "latency_model.json, lut:FILE.yaml, 'macs' or 'params'.")
 
 
 def main(argv):
@@ -37,6 +40,11 @@ def main(argv):
   t = total(space, arch)
   out = {"space": space.name, "canonical": arch.to_string(space), "indices": list(arch.ops),
          "params": t.params, "macs": t.macs, "resolution": space.input_shape[0]}
+  if _LATENCY.value:
+    from tfnas.latency import load
+    lat = load(_LATENCY.value, space)
+    out["predicted"] = lat.predict(arch)
+    out["predicted_unit"] = lat.unit
   if _PER_BLOCK.value:
     out["blocks"] = [{"name": c.name, "params": c.params, "macs": c.macs}
                      for c in costs(space, arch)]
@@ -45,7 +53,8 @@ def main(argv):
     return
   print(out["canonical"])
   print(f"params={t.params} ({t.params / 1e6:.3f} M)  macs={t.macs} ({t.macs / 1e6:.1f} M)  "
-        f"resolution={out['resolution']}")
+        f"resolution={out['resolution']}"
+        + (f"  predicted={out['predicted']:.3f} {out['predicted_unit']}" if _LATENCY.value else ""))
   for b in out.get("blocks", []):
     print(f"  {b['name']:>10}  params={b['params']:>9}  macs={b['macs']:>11}")
 

@@ -20,7 +20,10 @@ from tfnas.export.tflite import convert_float
 from tfnas.io import atomic_write_bytes
 from tfnas.models.child import apply_graph, make_layer
 from tfnas.spaces import Arch, SearchSpace, parse_arch
-from tfnas.spaces.analysis import block_graph
+
+
+# Bump when the child builder's layers change, so stale cached pieces are not reused.
+PIECE_FORMAT = 2
 
 
 class PieceCache:
@@ -38,7 +41,7 @@ class PieceCache:
 
   def __init__(self, space: SearchSpace, directory: str | None = None):
     self.space = space
-    key = hashlib.sha1(f"{space!r}|{tf.__version__}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{space!r}|{tf.__version__}|{PIECE_FORMAT}".encode()).hexdigest()[:12]
     if directory is None:
       directory = os.path.join(cache_dir(), "pieces", f"{space.name}-{key}")
     self.directory = directory
@@ -80,20 +83,36 @@ class PieceCache:
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(self.space.head.num_classes)(x))
 
+  def stem_piece(self) -> bytes:
+    return self._convert("stem", self._stem)
+
+  def head_piece(self) -> bytes:
+    return self._convert("head", self._head)
+
+  def block_piece(self, i: int, op_index: int, scale: float | None = None) -> bytes | None:
+    """Block `i` running op `op_index` (at mid-channel `scale`); None for the identity."""
+    block = self.space.blocks[i]
+    op = block.ops[op_index]
+    graph = block.graph(op, self.space.activation, 1.0 if scale is None else scale)
+    if not graph.main and graph.residual:
+      return None  # identity: no operators at all
+    tag = op.name if scale is None or not block.mid_scales else f"{op.name}@{scale:g}"
+    return self._convert(f"{block.name}-{tag}", lambda: self._block(i, graph))
+
   def pieces(self, arch: Arch) -> list[bytes]:
     arch = parse_arch(self.space, arch)
-    out = [self._convert("stem", self._stem)]
+    choice = self.space.choice_blocks
+    scales = arch.mid_scales(self.space) if arch.channels is not None else None
+    out = [self.stem_piece()]
     for i, block in enumerate(self.space.blocks):
-      graph = block_graph(self.space, arch, i)
-      if not graph.main and graph.residual:
-        continue  # identity: no operators at all
-      choice = self.space.choice_blocks
-      j = choice.index(block) if block in choice else None
-      tag = "fixed" if j is None else block.ops[arch.ops[j]].name
-      if j is not None and arch.channels is not None:
-        tag += f"@{arch.mid_scales(self.space)[j]:g}"
-      out.append(self._convert(f"{block.name}-{tag}", lambda i=i, g=graph: self._block(i, g)))
-    out.append(self._convert("head", self._head))
+      if block in choice:
+        j = choice.index(block)
+        piece = self.block_piece(i, arch.ops[j], scales[j] if scales else None)
+      else:
+        piece = self.block_piece(i, 0)
+      if piece is not None:
+        out.append(piece)
+    out.append(self.head_piece())
     return out
 
   def model(self, arch: Arch) -> bytes:

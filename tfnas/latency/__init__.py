@@ -1,1 +1,5 @@
-"""tfnas.latency."""
+"""Latency models: lookup tables, fitted additive models, MACs/params; one interface."""
+
+from tfnas.latency.models import LatencyModel, from_json, load, spec_model
+
+__all__ = ["LatencyModel", "from_json", "load", "spec_model"]

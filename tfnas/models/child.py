@@ -28,9 +28,13 @@ class ChannelSplit(keras.layers.Layer):
   """
 
   def call(self, x):
+    # Gather evens then odds (reshape + transpose) and split in two contiguous halves:
+    # RESHAPE/TRANSPOSE/SPLIT all run inside XNNPACK, a strided slice does not.
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     pairs = keras.ops.reshape(x, (-1, h, w, c // 2, 2))
-    return pairs[..., 0], pairs[..., 1]
+    grouped = keras.ops.reshape(keras.ops.transpose(pairs, (0, 1, 2, 4, 3)), (-1, h, w, c))
+    even, odd = keras.ops.split(grouped, 2, axis=-1)
+    return even, odd
 
   def compute_output_shape(self, input_shape):
     half = tuple(input_shape[:-1]) + (input_shape[-1] // 2,)

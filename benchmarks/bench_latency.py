@@ -1,0 +1,127 @@
+"""Latency-model figures: the sampled-arch dataset, the fitted model, fast generation.
+
+  .venv/bin/python benchmarks/bench_latency.py --num_archs=5000 --resolution=224
+  .venv/bin/python benchmarks/bench_latency.py --num_archs=300 --resolution=96   # smaller
+
+Steps (each resumable; rerun the same command after an interruption):
+  1. fast generation vs TFLiteConverter on a few archs (speed-up, same ops checked);
+  2. micro-benchmark LUT on this host (every (block, op) in isolation);
+  3. `tflite_bench.bin.profile` over --num_archs uniformly sampled archs, with
+     --retest of them re-measured (test-retest noise floor), timed wall-clock;
+  4. `tfnas.bin.latency_fit` (4k/1k split at 5k) with the LUT as prior and baseline.
+Prints the figures and writes benchmarks/results/latency_<space>_<res>.json.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+_SPACE = flags.DEFINE_string("space", "proxyless_mobile", "Search space.")
+_N = flags.DEFINE_integer("num_archs", 5000, "Archs to measure.")
+_RES = flags.DEFINE_integer("resolution", 224, "Input resolution.")
+_RETEST = flags.DEFINE_integer("retest", 200, "Archs re-measured for the noise floor.")
+_WORK = flags.DEFINE_string("workdir", "runs/bench_latency", "Where records and models go.")
+_FASTGEN = flags.DEFINE_integer("fastgen_archs", 5, "Archs for the fast-generation timing.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fastgen(space, n):
+  import numpy as np
+
+  from tflite_bench.stitch import op_signature
+  from tfnas.export.fastgen import PieceCache
+  from tfnas.export.tflite import convert_float
+  from tfnas.models import build_child
+  from tfnas.spaces import Arch
+  cache = PieceCache(space)
+  rng = np.random.default_rng(123)
+  archs = [Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks])
+           for _ in range(n)]
+  t = time.perf_counter()
+  for a in archs:
+    cache.pieces(a)  # one-off piece conversions (cached on disk afterwards)
+  first = time.perf_counter() - t
+  conv, fast, same = [], [], []
+  for a in archs:  # interleaved
+    t = time.perf_counter()
+    slow_bytes = convert_float(build_child(space, a))
+    conv.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    fast_bytes = cache.model(a)
+    fast.append(time.perf_counter() - t)
+    same.append(op_signature(fast_bytes) == op_signature(slow_bytes))
+  return {"archs": n, "converter_median_s": statistics.median(conv),
+          "stitched_median_s": statistics.median(fast),
+          "speedup": statistics.median(conv) / statistics.median(fast),
+          "same_ops_order_shapes": all(same), "piece_conversions_s_for_these_archs": first,
+          "pieces_total": sum(len(b.ops) for b in space.choice_blocks) + 2
+          + len(space.fixed_blocks)}
+
+
+def main(argv):
+  del argv
+  from tfnas.spaces import get_space
+  space = get_space(_SPACE.value, _RES.value)
+  work = os.path.join(_WORK.value, f"{space.name}_{_RES.value}")
+  os.makedirs(work, exist_ok=True)
+  py = sys.executable
+  results = {"space": space.name, "resolution": _RES.value, "num_archs": _N.value,
+             "command": "python benchmarks/bench_latency.py " + " ".join(sys.argv[1:])}
+  results["fastgen"] = fastgen(space, _FASTGEN.value)
+  f = results["fastgen"]
+  print(f"fast generation: {f['stitched_median_s'] * 1e3:.0f} ms vs converter "
+        f"{f['converter_median_s']:.2f} s per model -> {f['speedup']:.0f}x, same ops: "
+        f"{f['same_ops_order_shapes']}", flush=True)
+  lut_dir = os.path.join(work, "lut")
+  if not os.path.exists(os.path.join(lut_dir, "latency_model.json")):
+    t = time.time()
+    subprocess.run([py, "-m", "tfnas.bin.latency_fit", "--measure_lut", f"--space={space.name}",
+                    f"--resolution={_RES.value}", f"--out={lut_dir}"], check=True, cwd=ROOT)
+    results["lut_measure_s"] = time.time() - t
+  records = os.path.join(work, "records.jsonl")
+  t = time.time()
+  subprocess.run([py, "-m", "tflite_bench.bin.profile", f"--space={space.name}",
+                  f"--num_archs={_N.value}", f"--resolution={_RES.value}", "--seed=0",
+                  f"--out={records}", f"--retest={_RETEST.value}"], check=True, cwd=ROOT)
+  results["profile_wall_s_this_session"] = time.time() - t
+  from tflite_bench.record import read_records
+  recs = read_records(records)
+  start = min(r["started_at"] for r in recs)
+  end = max(r["finished_at"] for r in recs)
+  import datetime
+  span = (datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start))
+  results["profile_span_s"] = span.total_seconds()
+  results["records"] = len(recs)
+  fit_dir = os.path.join(work, "fit")
+  subprocess.run([py, "-m", "tfnas.bin.latency_fit", f"--records={records}", f"--out={fit_dir}",
+                  f"--lut={os.path.join(lut_dir, 'latency_model.json')}"], check=True, cwd=ROOT)
+  results["fit"] = json.load(open(os.path.join(fit_dir, "report.json")))
+  r = results["fit"]
+  print(f"dataset: {len(recs)} records in {results['profile_span_s'] / 60:.1f} min "
+        f"(first to last record)")
+  print(f"fitted model on {r['n_test']} held-out: RMSE {r['rmse_ms']:.3f} ms, RMSPE "
+        f"{r['rmspe'] * 100:.2f}%, within 5% {r['within_5pct'] * 100:.1f}%, within 10% "
+        f"{r['within_10pct'] * 100:.1f}%, Spearman {r['spearman']:.4f}, Kendall "
+        f"{r['kendall']:.4f}")
+  if "test_retest" in r:
+    print(f"test-retest RMSPE {r['test_retest']['rmspe'] * 100:.2f}% "
+          f"(fit / noise = {r['rmspe_over_noise_floor']:.2f})")
+  if "lut" in r:
+    print(f"micro-benchmark LUT on the same split: RMSPE {r['lut']['rmspe'] * 100:.2f}%, "
+          f"with fitted overhead {r['lut_plus_overhead']['rmspe'] * 100:.2f}%")
+  out = os.path.join(ROOT, "benchmarks", "results", f"latency_{space.name}_{_RES.value}.json")
+  with open(out, "w") as fh:
+    json.dump(results, fh, indent=2)
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  app.run(main)

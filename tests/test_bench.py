@@ -1,0 +1,211 @@
+"""tflite_bench: records, protocols, the host runner, the adb runner (against a
+stand-in adb), and fast generation by stitching pieces."""
+
+import json
+import os
+import stat
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tflite_bench import record as rec_lib
+from tflite_bench.android import AdbRunner, parse_benchmark_output
+from tflite_bench.host import BenchError, HostRunner
+from tflite_bench.protocol import ADAPTIVE, FIXED, Protocol
+from tflite_bench.stitch import StitchError, op_signature, stitch
+
+HERE = os.path.dirname(__file__)
+OUTPUTS = os.path.join(HERE, "data", "benchmark_model")
+
+
+# --- benchmark_model output parsing --------------------------------------------------------
+# The files under tests/data/benchmark_model are transcriptions of benchmark_model's stdout in
+# its current, older (TF 1.x) and newer "INFO: Timings (microseconds)" formats; no phone is
+# attached to these machines, so they are not captured from a device by this project.
+
+def test_parse_current_format_takes_timed_line_not_warmup():
+  p = parse_benchmark_output(open(os.path.join(OUTPUTS, "current.txt")).read())
+  assert p["timed"]["count"] == 50 and p["timed"]["avg"] == 69634.3 and p["timed"]["std"] == 420
+  assert p["warmup"]["count"] == 10
+  assert p["summary"]["Inference (avg)"] == 69634.3 and p["summary"]["Init"] == 35213
+
+
+def test_parse_older_format():
+  p = parse_benchmark_output(open(os.path.join(OUTPUTS, "older.txt")).read())
+  assert p["timed"]["count"] == 50 and p["timed"]["avg"] == 86781.6
+  assert p["warmup"]["avg"] == 91034.2
+  assert p["summary"]["no stats"] == 86781.6 and p["summary"]["Warmup"] == 91034.2
+
+
+def test_parse_newer_prefixed_format_with_percentiles():
+  p = parse_benchmark_output(open(os.path.join(OUTPUTS, "newer_prefixed.txt")).read())
+  assert p["timed"]["count"] == 50 and p["timed"]["median"] == 60011
+  assert p["warmup"]["count"] == 12
+
+
+def test_parse_garbage_is_a_clear_error():
+  with pytest.raises(BenchError, match="no timing line"):
+    parse_benchmark_output("ERROR: Could not open '/data/local/tmp/x.tflite'.\nAborted")
+
+
+# --- the adb runner against a stand-in adb ------------------------------------------------
+
+@pytest.fixture
+def fake_adb(tmp_path, monkeypatch):
+  bindir = tmp_path / "bin"
+  bindir.mkdir()
+  adb = bindir / "adb"
+  adb.write_text(f"#!{sys.executable}\n" + open(os.path.join(HERE, "data", "fake_adb.py")).read())
+  adb.chmod(adb.stat().st_mode | stat.S_IEXEC)
+  monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+  monkeypatch.setenv("FAKE_ADB_LOG", str(tmp_path / "adb.log"))
+  monkeypatch.setenv("FAKE_ADB_OUTPUT", os.path.join(OUTPUTS, "current.txt"))
+  monkeypatch.setenv("FAKE_ADB_DEVICES", "PIXEL1 OTHER")
+  monkeypatch.setenv("FAKE_ADB_BINARY", "/data/local/tmp/benchmark_model")
+  return tmp_path
+
+
+def test_adb_runner_runs_benchmark_model_under_taskset(fake_adb):
+  model = fake_adb / "model.tflite"
+  model.write_bytes(b"x")
+  runner = AdbRunner(serial="PIXEL1", threads=1, cpu_mask="f0", num_runs=50, min_secs=1.0)
+  stats, info = runner.measure(str(model))
+  assert stats.runs == 50 and abs(stats.mean_ms - 69.6343) < 1e-9 and stats.warmup_runs == 10
+  assert abs(stats.min_ms - 68.937) < 1e-9 and info["median_is_avg"]
+  assert runner.device() == {"kind": "android", "model": "Pixel 1", "serial": "PIXEL1",
+                             "abi": "arm64-v8a", "cpu_mask": "f0"}
+  log = open(fake_adb / "adb.log").read()
+  assert "push" in log and "taskset f0 /data/local/tmp/benchmark_model --graph=" in log
+  assert "--num_threads=1 --warmup_runs=10 --num_runs=50 --min_secs=1.0" in log
+
+
+def test_adb_runner_errors(fake_adb, monkeypatch):
+  with pytest.raises(BenchError, match="several devices attached"):
+    AdbRunner()
+  with pytest.raises(BenchError, match="device serial 'NOPE' is not attached"):
+    AdbRunner(serial="NOPE")
+  monkeypatch.setenv("FAKE_ADB_BINARY", "")
+  with pytest.raises(BenchError, match="benchmark_model not found on device PIXEL1"):
+    AdbRunner(serial="PIXEL1")
+  monkeypatch.setenv("FAKE_ADB_DEVICES", "")
+  with pytest.raises(BenchError, match="no Android device attached"):
+    AdbRunner()
+  with pytest.raises(BenchError, match="adb executable 'adb-missing' not found on PATH"):
+    AdbRunner(adb="adb-missing")
+
+
+def test_adb_runner_pushes_a_local_binary(fake_adb):
+  local = fake_adb / "benchmark_model"
+  local.write_bytes(b"\x7fELF")
+  AdbRunner(serial="OTHER", local_binary=str(local))
+  log = open(fake_adb / "adb.log").read()
+  assert f"-s OTHER push {local} /data/local/tmp/benchmark_model" in log
+  assert "chmod +x /data/local/tmp/benchmark_model" in log
+
+
+# --- protocols -----------------------------------------------------------------------------
+
+def test_fixed_protocol_meets_run_and_time_minimums():
+  stats = Protocol(warmup_runs=10, warmup_secs=0.5, min_runs=50, min_secs=0.2).run(
+      lambda: time.sleep(0.001))
+  assert stats.runs >= 50 and stats.warmup_runs >= 1
+  assert stats.runs * stats.mean_ms >= 200 * 0.95
+  assert stats.p10_ms <= stats.median_ms <= stats.p90_ms
+  assert FIXED.min_runs == 50 and FIXED.min_secs == 1.0 and FIXED.warmup_runs == 10
+
+
+def test_adaptive_protocol_stops_when_median_is_known_or_at_cap():
+  steady = ADAPTIVE.run(lambda: time.sleep(0.002))
+  assert steady.runs < ADAPTIVE.max_runs and steady.ci_rel <= 0.01
+  rng = np.random.default_rng(0)
+  noisy = ADAPTIVE.run(lambda: time.sleep(float(rng.uniform(0.0005, 0.004))))
+  assert noisy.runs == ADAPTIVE.max_runs
+
+
+# --- records -------------------------------------------------------------------------------
+
+def _record(i):
+  stats = rec_lib.Stats.from_samples([1.0, 1.1, 0.9, 1.0, 1.2, 1.0, 0.95], 2)
+  return rec_lib.make_record(id=f"x/i{i}", space="s", arch="s:a", resolution=32,
+                             quantization="float32", runtime="litert-python",
+                             runtime_version="v", threads=1, delegate="xnnpack",
+                             device={"kind": "host"}, stats=stats)
+
+
+def test_records_survive_a_writer_killed_mid_line(tmp_path):
+  path = str(tmp_path / "r.jsonl")
+  with rec_lib.RecordWriter(path) as w:
+    w.append(_record(0))
+    w.append(_record(1))
+  with open(path, "ab") as f:
+    f.write(json.dumps(_record(2)).encode()[:40])  # a kill -9 in the middle of a line
+  assert [r["id"] for r in rec_lib.read_records(path)] == ["x/i0", "x/i1"]
+  with rec_lib.RecordWriter(path) as w:  # reopening cuts the partial line, then appends
+    w.append(_record(2))
+  assert [r["id"] for r in rec_lib.read_records(path)] == ["x/i0", "x/i1", "x/i2"]
+  assert rec_lib.read_records(path)[0]["stats"]["median_ms"] == 1.0
+
+
+def test_record_schema_is_checked():
+  with pytest.raises(rec_lib.RecordError, match="lacks fields"):
+    rec_lib.make_record(id="a", space="s")
+  bad = dict(_record(0), schema=99)
+  with pytest.raises(rec_lib.RecordError, match="schema 99"):
+    rec_lib.validate(bad)
+
+
+# --- host runner and stitching -------------------------------------------------------------
+
+def test_host_runner_rejects_a_corrupt_file(tmp_path):
+  bad = tmp_path / "bad.tflite"
+  bad.write_bytes(b"this is not a flatbuffer")
+  with pytest.raises(BenchError, match="cannot load .*bad.tflite"):
+    HostRunner().measure(str(bad))
+  with pytest.raises(BenchError, match="does not exist"):
+    HostRunner().measure(str(tmp_path / "missing.tflite"))
+
+
+@pytest.fixture(scope="session")
+def piece_caches(tmp_path_factory):
+  from tfnas.export.fastgen import PieceCache
+  from tfnas.spaces import get_space
+  root = tmp_path_factory.mktemp("pieces")
+  return {name: PieceCache(get_space(name, resolution=32), str(root / name))
+          for name in ("proxyless_cifar", "spos_shufflenet", "fbnet_cifar")}
+
+
+@pytest.mark.parametrize("space_name, seed", [
+    ("proxyless_cifar", 0), ("proxyless_cifar", 1), ("spos_shufflenet", 0), ("fbnet_cifar", 0)])
+def test_stitched_model_has_the_converters_ops_order_and_shapes(piece_caches, space_name, seed):
+  from tfnas.export.tflite import convert_float
+  from tfnas.models import build_child
+  from tfnas.spaces import Arch
+  cache = piece_caches[space_name]
+  space = cache.space
+  rng = np.random.default_rng(seed)
+  arch = Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks],
+                     [int(rng.integers(len(b.mid_scales))) for b in space.choice_blocks]
+                     if space.has_channel_choices else None)
+  fast = cache.model(arch)
+  slow = convert_float(build_child(space, arch))
+  assert op_signature(fast) == op_signature(slow)
+  # Both run, fully delegated, and take the same time within noise (interleaved medians).
+  runner = HostRunner()
+  proto = Protocol(warmup_runs=5, warmup_secs=0.2, min_runs=30, min_secs=0.2)
+  ratios = []
+  for _ in range(3):
+    a, ia = runner.measure(fast, proto)
+    b, ib = runner.measure(slow, proto)
+    ratios.append(a.median_ms / b.median_ms)
+  assert ia["delegate_partitions"] == ib["delegate_partitions"] == 1
+  assert abs(np.median(ratios) - 1) < 0.15, ratios
+
+
+def test_stitch_rejects_mismatched_pieces(piece_caches):
+  cache = piece_caches["proxyless_cifar"]
+  with pytest.raises(StitchError, match="expects input shape"):
+    stitch([cache.stem_piece(), cache.head_piece()])
+  with pytest.raises(StitchError, match="nothing to stitch"):
+    stitch([])

@@ -1,0 +1,164 @@
+"""Latency models (LUT import, spec costs, fitted additive) and the profile -> fit binaries."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import PIXEL1_LUT, ROOT, require, run_bin
+from tfnas.errors import TfnasError
+from tfnas.latency import load, spec_model
+from tfnas.latency.fit import fit_additive, metrics
+from tfnas.latency.lut import import_proxyless_yaml
+from tfnas.spaces import Arch, get_space, parse_arch, total
+
+
+def test_pixel1_table_maps_onto_proxyless_mobile():
+  space = get_space("proxyless_mobile")
+  lut = import_proxyless_yaml(require(PIXEL1_LUT), space)
+  assert abs(lut.predict("all_k3_e3") - 76.0) < 0.1
+  assert abs(lut.predict("all_k3_e6") - 136.5) < 0.1
+  # The data README's 198.0 ms for all-k7/e6 also runs the fixed first block at k7 (+7.0 ms
+  # over its k3 entry); this space keeps that block at 3x3 as the issue specifies.
+  assert abs(lut.predict("all_k7_e6") - (198.03 - 6.996)) < 0.05
+  costs = lut.block_costs()
+  assert len(costs) == 21 and costs[1][-1] == 0.0  # 'zero' costs nothing
+  # The expected-latency loss is linear in the gate probabilities: predict == table sum.
+  arch = parse_arch(space, "mobilenetv2_depths")
+  assert np.isclose(lut.predict(arch), lut.constant + sum(costs[j][i] for j, i in enumerate(arch.ops)))
+
+
+def test_lut_key_missing_is_an_error_naming_the_key():
+  with pytest.raises(TfnasError, match=r"has no entry 'Conv-input:160x160x3-output:80x80x32'"):
+    import_proxyless_yaml(require(PIXEL1_LUT), get_space("proxyless_mobile", resolution=160))
+  with pytest.raises(TfnasError, match="not an MBConv space"):
+    import_proxyless_yaml(require(PIXEL1_LUT), get_space("spos_shufflenet"))
+
+
+def test_spec_models_equal_the_spec_totals_including_channels():
+  rng = np.random.default_rng(0)
+  for name in ("spos_shufflenet", "fbnet_cifar", "proxyless_cifar"):
+    space = get_space(name)
+    macs, params = spec_model(space, "macs"), spec_model(space, "params")
+    for _ in range(5):
+      arch = Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks],
+                         [int(rng.integers(len(b.mid_scales))) for b in space.choice_blocks]
+                         if space.has_channel_choices else None)
+      t = total(space, arch)
+      assert np.isclose(macs.predict(arch), t.macs / 1e6)
+      assert np.isclose(params.predict(arch), t.params / 1e6)
+
+
+def test_models_round_trip_through_json(tmp_path):
+  space = get_space("proxyless_mobile")
+  lut = import_proxyless_yaml(require(PIXEL1_LUT), space)
+  lut.save(tmp_path / "m.json")
+  again = load(str(tmp_path / "m.json"))
+  assert again.predict("all_k3_e6") == lut.predict("all_k3_e6") and again.kind == "lut"
+  with pytest.raises(TfnasError, match="is for space 'proxyless_mobile', not 'proxyless_cifar'"):
+    load(str(tmp_path / "m.json"), get_space("proxyless_cifar"))
+  with pytest.raises(TfnasError, match="neither 'macs'"):
+    load(str(tmp_path / "nope.json"))
+
+
+def test_fit_recovers_an_additive_truth():
+  space = get_space("proxyless_cifar")
+  rng = np.random.default_rng(0)
+  truth = {b.name: {op.name: (0.0 if op.name == "zero" else float(rng.uniform(0.1, 2)))
+                    for op in b.ops} for b in space.choice_blocks}
+  archs = [Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks])
+           for _ in range(400)]
+  y = np.array([3.0 + sum(truth[b.name][n] for b, n in zip(space.choice_blocks, a.op_names(space)))
+                for a in archs])
+  y_noisy = y * (1 + rng.normal(0, 0.002, len(y)))
+  model = fit_additive(space, archs[:300], y_noisy[:300])
+  m = metrics(model.predict_many(archs[300:]), y[300:])
+  assert m["rmspe"] < 0.01 and m["within_5pct"] == 1.0 and m["spearman"] > 0.99
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+  """A real small dataset: 24 proxyless_cifar archs at 32x32 measured on this host."""
+  out = tmp_path_factory.mktemp("lat")
+  env = {"TFNAS_CACHE": str(out / "cache")}
+  path = out / "records.jsonl"
+  args = ["--space=proxyless_cifar", "--num_archs=24", "--resolution=32", "--seed=1",
+          f"--out={path}", "--reference_every=6", "--retest=4"]
+  # Kill it mid-run (kill -9), then rerun the same command: it must finish without
+  # lost, duplicated or half-written records.
+  proc = subprocess.Popen([sys.executable, "-m", "tflite_bench.bin.profile", *args], cwd=ROOT,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 400
+  while time.time() < deadline and proc.poll() is None:
+    if path.exists() and path.read_bytes().count(b"\n") >= 8:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  partial = path.read_bytes().count(b"\n")
+  r = run_bin("tflite_bench.bin.profile", *args, env=env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "ETA" in r.stderr
+  return path, partial, env
+
+
+def test_profile_is_resumable_and_writes_schema_records(profiled):
+  from tflite_bench.record import read_records
+  path, partial, env = profiled
+  recs = read_records(str(path))
+  ids = [r["id"] for r in recs]
+  assert len(ids) == len(set(ids)), "duplicated records"
+  archs = [r for r in recs if not r.get("extra", {}).get("reference")]
+  assert len([r for r in archs if not r["extra"]["retest"]]) == 24
+  assert len([r for r in archs if r["extra"]["retest"]]) == 4
+  assert 8 <= partial < len(recs)
+  r = archs[0]
+  assert r["schema"] == 1 and r["resolution"] == 32 and r["delegate"] == "xnnpack"
+  assert r["delegate_partitions"] == 1 and r["device"]["kind"] == "host"
+  assert r["runtime_version"].startswith("ai-edge-litert")
+  assert r["stats"]["p10_ms"] <= r["stats"]["median_ms"] <= r["stats"]["p90_ms"]
+  assert r["drift"]["corrected_median_ms"] > 0
+  # Rerunning a finished dataset measures nothing new.
+  again = run_bin("tflite_bench.bin.profile", "--space=proxyless_cifar", "--num_archs=24",
+                  "--resolution=32", "--seed=1", f"--out={path}", "--reference_every=6",
+                  "--retest=4", env=env)
+  assert again.returncode == 0 and "0 to go" in again.stderr
+  assert len(read_records(str(path))) == len(recs)
+
+
+def test_latency_fit_binary_reports_on_real_records(profiled, tmp_path):
+  path, _, _ = profiled
+  r = run_bin("tfnas.bin.latency_fit", f"--records={path}", f"--out={tmp_path}",
+              "--test_size=6")
+  assert r.returncode == 0, r.stderr[-3000:]
+  report = json.load(open(tmp_path / "report.json"))
+  for key in ("rmse_ms", "rmspe", "within_5pct", "within_10pct", "spearman", "kendall"):
+    assert key in report
+  assert report["n_fit"] == 18 and report["n_test"] == 6
+  assert report["test_retest"]["n"] == 4
+  model = json.load(open(tmp_path / "latency_model.json"))
+  assert model["kind"] == "fitted" and model["space"] == "proxyless_cifar"
+
+
+def test_lut_import_binary_and_spaces_prediction(tmp_path):
+  r = run_bin("tfnas.bin.latency_fit", f"--import_lut={require(PIXEL1_LUT)}",
+              "--space=proxyless_mobile", f"--out={tmp_path}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "all_k3_e6",
+              f"--latency_model={tmp_path / 'latency_model.json'}")
+  assert r.returncode == 0 and "predicted=136.466 ms" in r.stdout
+
+
+def test_profile_and_fit_bad_input(tmp_path):
+  r = run_bin("tflite_bench.bin.profile", "--space=nope", f"--out={tmp_path / 'r.jsonl'}")
+  assert r.returncode == 2 and "unknown search space 'nope'" in r.stderr
+  assert not (tmp_path / "r.jsonl").exists()
+  r = run_bin("tfnas.bin.latency_fit", f"--records={tmp_path / 'missing.jsonl'}",
+              f"--out={tmp_path / 'o'}")
+  assert r.returncode == 2 and "does not exist" in r.stderr

@@ -1,0 +1,159 @@
+"""Build a latency dataset: sample architectures, generate `.tflite`, measure, append records.
+
+  python -m tflite_bench.bin.profile --space=proxyless_mobile --num_archs=5000 \
+      --resolution=224 --seed=0 --out=runs/lat/proxyless_mobile_224.jsonl
+
+Resumable: kill it at any moment (kill -9 included) and rerun the same command;
+it skips the records already written (a half-written last line is cut) and
+continues. A fixed reference model is measured every --reference_every archs;
+each record keeps its raw statistics and a drift-corrected median (raw median
+divided by the reference's latency relative to the file's first reference).
+After the archs, --retest of them are measured again (test-retest noise floor).
+
+This binary is where tflite_bench meets tfnas: it uses tfnas's spaces and fast
+piece-stitching generator; the runners and the record schema do not.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import sys
+import time
+
+from absl import app, flags
+
+_SPACE = flags.DEFINE_string("space", None, "Search space name (python -m tfnas.bin.spaces).")
+_NUM = flags.DEFINE_integer("num_archs", 100, "Architectures to sample and measure.")
+_RES = flags.DEFINE_integer("resolution", None, "Input resolution (default: the space's).")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_OUT = flags.DEFINE_string("out", None, "Records file (JSONL); appended to, resumable.")
+_RUNNER = flags.DEFINE_enum("runner", "host", ["host", "adb"], "Where to measure.")
+_SERIAL = flags.DEFINE_string("serial", None, "adb device serial (runner=adb).")
+_BINARY = flags.DEFINE_string("benchmark_binary", None,
+                              "Local benchmark_model to push (runner=adb).")
+_THREADS = flags.DEFINE_integer("threads", 1, "Interpreter threads.")
+_CPUS = flags.DEFINE_list("cpus", None, "Host CPU ids to pin to (runner=host).")
+_PROTOCOL = flags.DEFINE_enum("protocol", "adaptive", ["adaptive", "fixed"],
+                              "adaptive: until the median is known to +-1% (or a cap).")
+_REF_EVERY = flags.DEFINE_integer("reference_every", 10,
+                                  "Measure the reference model every N archs (0: never).")
+_REFERENCE = flags.DEFINE_string("reference", "all_k3_e3",
+                                 "Reference arch for drift correction (a reference name).")
+_RETEST = flags.DEFINE_integer("retest", 0, "Re-measure this many archs at the end.")
+_CACHE = flags.DEFINE_string("piece_cache", None, "Folder for converted pieces "
+                             "(default: ~/.cache/tfnas/pieces).")
+flags.mark_flags_as_required(["space", "out"])
+
+
+def _fail(msg):
+  print(f"error: {msg}", file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}")
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)
+  from tflite_bench import record as rec_lib
+  from tflite_bench.host import BenchError, HostRunner, runtime_version
+  from tflite_bench.protocol import PROTOCOLS
+  from tfnas.errors import TfnasError
+  try:
+    run(rec_lib, HostRunner, runtime_version, PROTOCOLS)
+  except (TfnasError, BenchError, rec_lib.RecordError) as e:
+    _fail(str(e))
+
+
+def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
+  import numpy as np
+
+  from tfnas.export.fastgen import PieceCache
+  from tfnas.spaces import Arch, get_space, parse_arch
+  space = get_space(_SPACE.value, _RES.value)
+  res = space.input_shape[0]
+  if _NUM.value < 1:
+    raise rec_lib.RecordError(f"--num_archs={_NUM.value} must be >= 1")
+  protocol = PROTOCOLS[_PROTOCOL.value]
+  if _RUNNER.value == "host":
+    runner = HostRunner(threads=_THREADS.value, cpus=[int(c) for c in _CPUS.value or []])
+    version = runtime_version()
+    runtime = "litert-python"
+  else:
+    from tflite_bench.android import AdbRunner
+    runner = AdbRunner(serial=_SERIAL.value, local_binary=_BINARY.value, threads=_THREADS.value)
+    version, runtime = "benchmark_model", "benchmark_model"
+  device = runner.device()
+  rng = np.random.default_rng(_SEED.value)
+  archs = [Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks],
+                       [int(rng.integers(len(b.mid_scales))) for b in space.choice_blocks]
+                       if space.has_channel_choices else None)
+           for _ in range(_NUM.value)]
+  prefix = f"{space.name}/{res}/s{_SEED.value}"
+  done = {}
+  if os.path.exists(_OUT.value):
+    for r in rec_lib.read_records(_OUT.value, repair=True):
+      if r["space"] != space.name or r["resolution"] != res:
+        raise rec_lib.RecordError(
+            f"{_OUT.value} holds records of {r['space']} at {r['resolution']}; expected "
+            f"{space.name} at {res} (use another --out)")
+      done[r["id"]] = r
+  refs = [r for r in done.values() if r.get("extra", {}).get("reference")]
+  baseline = refs[0]["stats"]["median_ms"] if refs else None
+  current_ref = refs[-1]["stats"]["median_ms"] if refs else None
+  cache = PieceCache(space, _CACHE.value)
+  ref_arch = parse_arch(space, _REFERENCE.value)
+  todo = [(f"{prefix}/i{i}", a, False) for i, a in enumerate(archs)]
+  retest_idx = np.random.default_rng(_SEED.value + 7).permutation(len(archs))[:_RETEST.value]
+  todo += [(f"{prefix}/i{i}/retest", archs[i], True) for i in sorted(retest_idx)]
+  pending = [t for t in todo if t[0] not in done]
+  print(f"{space.name} at {res}: {len(todo) - len(pending)} of {len(todo)} measurements "
+        f"already in {_OUT.value}; {len(pending)} to go", file=sys.stderr)
+  if not pending:
+    return
+  n_refs = len(refs)
+
+  def measure(arch):
+    data = cache.model(arch)
+    started = rec_lib.now_iso()
+    stats, info = runner.measure(data, protocol)
+    return stats, info, started
+
+  def base_fields(arch, stats, info, started):
+    return dict(space=space.name, arch=arch.to_string(space), resolution=res,
+                quantization="float32", runtime=runtime, runtime_version=version,
+                threads=_THREADS.value, delegate=runner.delegate,
+                delegate_partitions=info.get("delegate_partitions"), device=device,
+                started_at=started, finished_at=rec_lib.now_iso(), stats=stats)
+
+  start = time.time()
+  with rec_lib.RecordWriter(_OUT.value) as writer:
+    for k, (rid, arch, retest) in enumerate(pending):
+      if _REF_EVERY.value and (current_ref is None or k % _REF_EVERY.value == 0):
+        stats, info, started = measure(ref_arch)
+        writer.append(rec_lib.make_record(
+            id=f"{prefix}/ref{n_refs}", **base_fields(ref_arch, stats, info, started),
+            extra={"reference": True}))
+        n_refs += 1
+        current_ref = stats.median_ms
+        baseline = baseline or current_ref
+      stats, info, started = measure(arch)
+      drift = None
+      if baseline:
+        factor = current_ref / baseline
+        drift = {"reference_ms": current_ref, "baseline_ms": baseline, "factor": factor,
+                 "corrected_median_ms": stats.median_ms / factor}
+      writer.append(rec_lib.make_record(
+          id=rid, **base_fields(arch, stats, info, started), drift=drift,
+          extra={"seed": _SEED.value, "retest": retest, "generator": "stitched-pieces",
+                 "arch_key": arch.key()}))
+      if (k + 1) % 10 == 0 or k + 1 == len(pending):
+        rate = (time.time() - start) / (k + 1)
+        eta = rate * (len(pending) - k - 1)
+        print(f"  {k + 1}/{len(pending)}  {rate:.2f} s/arch  ETA {eta / 60:.1f} min  "
+              f"last {stats.median_ms:.2f} ms ({stats.runs} runs)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main)

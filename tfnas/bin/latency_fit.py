@@ -1,0 +1,125 @@
+"""Fit a latency model on a records file, or import a lookup table.
+
+  python -m tfnas.bin.latency_fit --records=FILE.jsonl --out=DIR [--test_size=1000]
+      # writes DIR/latency_model.json and DIR/report.json (rmse_ms, rmspe,
+      # within_5pct, within_10pct, spearman, kendall on the held-out split; the
+      # lookup table's error on the same split with --lut; the test-retest
+      # noise floor from re-measured archs)
+  python -m tfnas.bin.latency_fit --import_lut=FILE.yaml --space=proxyless_mobile --out=DIR
+      # writes DIR/latency_model.json from a ProxylessNAS-format table
+  python -m tfnas.bin.latency_fit --measure_lut --space=NAME [--resolution=R] --out=DIR
+      # measures every (block, op) in isolation on this host (micro-benchmarks)
+"""
+
+from tfnas.bin import common  # noqa: F401
+
+import json
+import os
+
+from absl import app, flags
+
+_RECORDS = flags.DEFINE_string("records", None, "Latency records (JSONL) from tflite_bench.")
+_OUT = flags.DEFINE_string("out", None, "Output directory.")
+_TEST = flags.DEFINE_integer("test_size", None, "Held-out archs (default: 20%, i.e. 1,000 "
+                             "of 5,000).")
+_SEED = flags.DEFINE_integer("seed", 0, "Split seed.")
+_LUT = flags.DEFINE_string("lut", None, "A lookup-table model (latency_model.json or "
+                           "lut:FILE.yaml) to evaluate on the same split and use as prior.")
+_RAW = flags.DEFINE_bool("raw", False, "Fit raw medians instead of drift-corrected ones.")
+_IMPORT = flags.DEFINE_string("import_lut", None, "ProxylessNAS-format YAML to import.")
+_MEASURE = flags.DEFINE_bool("measure_lut", False, "Measure a micro-benchmark LUT on this host.")
+_SPACE = flags.DEFINE_string("space", None, "Space (with --import_lut / --measure_lut).")
+_RES = flags.DEFINE_integer("resolution", None, "Resolution (default: the space's).")
+flags.mark_flags_as_required(["out"])
+
+
+def _write(out_dir, name, obj):
+  from tfnas.io import atomic_write_json
+  atomic_write_json(os.path.join(out_dir, name), obj)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  from tfnas.errors import TfnasError
+  from tfnas.latency import fit, lut, models
+  from tfnas.spaces import get_space, parse_arch
+  out = _OUT.value
+  modes = sum(bool(x) for x in (_RECORDS.value, _IMPORT.value, _MEASURE.value))
+  if modes != 1:
+    raise TfnasError("give exactly one of --records, --import_lut, --measure_lut")
+  if _IMPORT.value or _MEASURE.value:
+    if not _SPACE.value:
+      raise TfnasError("--import_lut and --measure_lut need --space")
+    space = get_space(_SPACE.value, _RES.value)
+    if _IMPORT.value:
+      model = lut.import_proxyless_yaml(_IMPORT.value, space)
+    else:
+      from tflite_bench.host import HostRunner
+      from tflite_bench.protocol import ADAPTIVE
+      model = lut.measure_lut(space, HostRunner(), ADAPTIVE,
+                              progress=lambda i, n: print(f"  block {i}/{n}", flush=True))
+    os.makedirs(out, exist_ok=True)
+    model.save(os.path.join(out, "latency_model.json"))
+    refs = {r: round(model.predict(r), 3) for r, _ in space.references}
+    print(json.dumps({"latency_model": os.path.join(out, "latency_model.json"),
+                      "predicted_ms": refs}, indent=2))
+    return
+  from tflite_bench import record as rec_lib
+  import numpy as np
+  try:
+    records = rec_lib.read_records(_RECORDS.value)
+  except rec_lib.RecordError as e:
+    raise TfnasError(str(e)) from None
+  main_recs = [r for r in records if not r.get("extra", {}).get("reference")
+               and not r.get("extra", {}).get("retest")]
+  if len(main_recs) < 10:
+    raise TfnasError(f"{_RECORDS.value} holds {len(main_recs)} measured archs; need >= 10")
+  spaces = {(r["space"], r["resolution"]) for r in main_recs}
+  if len(spaces) != 1:
+    raise TfnasError(f"records mix spaces/resolutions {sorted(spaces)}; fit one at a time")
+  (space_name, res), = spaces
+  space = get_space(space_name, res)
+  archs = [parse_arch(space, r["arch"]) for r in main_recs]
+  y = np.array([rec_lib.latency_ms(r, corrected=not _RAW.value) for r in main_recs])
+  fit_idx, test_idx = fit.split(len(y), _TEST.value, _SEED.value)
+  prior = models.load(_LUT.value, space) if _LUT.value else None
+  model = fit.fit_additive(space, [archs[i] for i in fit_idx], y[fit_idx], prior)
+  pred = model.predict_many([archs[i] for i in test_idx])
+  report = {"space": space_name, "resolution": res, "records": _RECORDS.value,
+            "n_fit": int(len(fit_idx)), "n_test": int(len(test_idx)), "seed": _SEED.value,
+            "target": "raw median" if _RAW.value else "drift-corrected median",
+            **fit.metrics(pred, y[test_idx])}
+  if prior is not None:
+    lut_pred = prior.predict_many([archs[i] for i in test_idx])
+    report["lut"] = fit.metrics(lut_pred, y[test_idx])
+    # The table plus one fitted overhead: how much is a constant offset.
+    offset = float(np.mean(y[fit_idx] - prior.predict_many([archs[i] for i in fit_idx])))
+    report["lut_plus_overhead"] = {"overhead_ms": offset,
+                                   **fit.metrics(lut_pred + offset, y[test_idx])}
+  by_id = {r["id"]: r for r in records}
+  pairs = [(by_id[r["id"][:-len("/retest")]], r) for r in records
+           if r.get("extra", {}).get("retest") and r["id"][:-len("/retest")] in by_id]
+  if pairs:
+    a = np.array([rec_lib.latency_ms(p, not _RAW.value) for p, _ in pairs])
+    b = np.array([rec_lib.latency_ms(q, not _RAW.value) for _, q in pairs])
+    report["test_retest"] = fit.metrics(b, a)
+    report["rmspe_over_noise_floor"] = (report["rmspe"] / report["test_retest"]["rmspe"]
+                                        if report["test_retest"]["rmspe"] else None)
+  model.meta["report"] = {k: report[k] for k in ("rmse_ms", "rmspe", "n_fit")}
+  os.makedirs(out, exist_ok=True)
+  model.save(os.path.join(out, "latency_model.json"))
+  _write(out, "report.json", report)
+  keys = ("n_fit", "n_test", "rmse_ms", "rmspe", "within_5pct", "within_10pct", "spearman",
+          "kendall")
+  print(json.dumps({k: report[k] for k in keys}, indent=2))
+  if "test_retest" in report:
+    print(f"test-retest noise floor: RMSPE {report['test_retest']['rmspe']:.4f} over "
+          f"{len(pairs)} re-measured archs")
+  if "lut" in report:
+    print(f"lookup table on the same split: RMSPE {report['lut']['rmspe']:.4f}, "
+          f"+overhead {report['lut_plus_overhead']['rmspe']:.4f}")
+
+
+if __name__ == "__main__":
+  common.run_main(main)

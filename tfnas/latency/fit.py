@@ -1,0 +1,115 @@
+"""Fitting an additive latency model on whole-model measurements, and reporting its error.
+
+latency(arch) ~= overhead + sum_j cost_j(op_j): one-hot features per (choice
+block, op token), least squares with a small ridge toward a prior table (the
+micro-benchmark LUT when given, else MACs scaled by a fitted ms-per-MAC) so
+costs of rarely or never sampled ops stay sensible. The result is a `LatencyModel` of kind "fitted" whose table serves
+the differentiable loss directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tfnas.errors import TfnasError
+from tfnas.latency.models import LatencyModel
+from tfnas.spaces import SearchSpace, parse_arch
+
+
+def _tokens(space: SearchSpace, arch) -> list[str]:
+  names = arch.op_names(space)
+  if arch.channels is None:
+    return names
+  return [f"{n}@{s:g}" for n, s in zip(names, arch.mid_scales(space))]
+
+
+def design(space: SearchSpace, archs) -> tuple[np.ndarray, list[tuple[str, str]]]:
+  """One-hot design matrix over (block, token) columns that occur in `archs`."""
+  columns: dict[tuple[str, str], int] = {}
+  rows = []
+  for arch in archs:
+    row = []
+    for block, token in zip(space.choice_blocks, _tokens(space, arch)):
+      key = (block.name, token)
+      if key not in columns:
+        columns[key] = len(columns)
+      row.append(columns[key])
+    rows.append(row)
+  x = np.zeros((len(archs), len(columns)))
+  for i, row in enumerate(rows):
+    x[i, row] = 1.0
+  return x, list(columns)
+
+
+def fit_additive(space: SearchSpace, archs, latencies_ms, prior: LatencyModel | None = None,
+                 ridge: float = 1e-3) -> LatencyModel:
+  """Least-squares additive model: overhead + per-(block, op) costs."""
+  archs = [parse_arch(space, a) for a in archs]
+  y = np.asarray(latencies_ms, dtype=np.float64)
+  if len(archs) != len(y) or len(y) < 2:
+    raise TfnasError(f"need >= 2 measured archs to fit, got {len(y)}")
+  x, cols = design(space, archs)
+  if prior is None:
+    prior = _macs_prior(space, archs, y)
+  p0 = np.array([prior.table[b][t] for b, t in cols])
+  c0 = prior.constant
+  # Solve for deviations from the prior: [x 1] d = y - (x p0 + c0), ridge on the op costs only.
+  a = np.hstack([x, np.ones((len(y), 1))])
+  r = y - (x @ p0 + c0)
+  reg = np.sqrt(ridge * len(y)) * np.eye(a.shape[1])
+  reg[-1, -1] = 0.0
+  d, *_ = np.linalg.lstsq(np.vstack([a, reg]), np.concatenate([r, np.zeros(a.shape[1])]),
+                          rcond=None)
+  costs = p0 + d[:-1]
+  constant = c0 + d[-1]
+  table: dict[str, dict[str, float]] = {}
+  for (block, token), v in zip(cols, costs):
+    table.setdefault(block, {})[token] = float(v)
+  # Ops never sampled keep the prior's cost, shifted like the constant.
+  for block, row in prior.table.items():
+    for token, v in row.items():
+      table.setdefault(block, {}).setdefault(token, float(v))
+  return LatencyModel(space, "fitted", "ms", float(constant), table,
+                      {"n_fit": len(y), "ridge": ridge, "prior": prior.kind})
+
+
+def _macs_prior(space: SearchSpace, archs, y) -> LatencyModel:
+  """latency ~ c + a * MACs, as a prior table in ms (MACs are additive over blocks)."""
+  from tfnas.latency.models import spec_model
+  macs = spec_model(space, "macs")
+  m = macs.predict_many(archs)
+  a = np.vstack([m, np.ones_like(m)]).T
+  (slope, intercept), *_ = np.linalg.lstsq(a, y, rcond=None)
+  slope = max(float(slope), 0.0)
+  table = {b: {t: slope * v for t, v in row.items()} for b, row in macs.table.items()}
+  constant = float(np.mean(y - slope * (m - macs.constant)))
+  return LatencyModel(space, "macs-scaled", "ms", constant, table, {"ms_per_mmac": slope})
+
+
+def metrics(pred, true) -> dict:
+  """RMSE (ms), RMSPE, share within +-5% / +-10%, Spearman, Kendall."""
+  from scipy import stats
+  pred, true = np.asarray(pred, float), np.asarray(true, float)
+  rel = (pred - true) / true
+  out = {"n": int(len(true)), "rmse_ms": float(np.sqrt(np.mean((pred - true) ** 2))),
+         "rmspe": float(np.sqrt(np.mean(rel ** 2))),
+         "mape": float(np.mean(np.abs(rel))),
+         "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
+         "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+         "spearman": float("nan"), "kendall": float("nan")}
+  if len(true) > 2:
+    out["spearman"] = float(stats.spearmanr(pred, true).statistic)
+    out["kendall"] = float(stats.kendalltau(pred, true).statistic)
+  return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+
+
+def split(n: int, n_test: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Seeded fit/test split: 1,000 test of 5,000 by default (20%)."""
+  if n_test is None:
+    n_test = n // 5
+  if not 1 <= n_test < n:
+    raise TfnasError(f"test split size {n_test} must be in [1, {n})")
+  perm = np.random.default_rng(seed).permutation(n)
+  return np.sort(perm[n_test:]), np.sort(perm[:n_test])

@@ -1,0 +1,102 @@
+"""Lookup-table latency models: imported from the ProxylessNAS / OFA YAML, or measured.
+
+The ProxylessNAS YAML keys a block by its shapes and op, e.g.
+``expanded_conv-input:112x112x16-output:56x56x24-expand:3-kernel:5-stride:2-idskip:0``
+plus ``Conv-...`` (stem), ``Conv_1-...`` (final 1x1) and ``Logits-...``. The
+keys are generated from the spec, so the table maps onto any MBConv space at
+the resolution it was measured for; a key the table lacks is an error naming
+the key, never a default.
+"""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from tfnas.errors import TfnasError
+from tfnas.latency.models import LatencyModel
+from tfnas.spaces import SearchSpace
+from tfnas.spaces import spec as S
+
+
+def _shape(s) -> str:
+  return "x".join(map(str, s))
+
+
+def proxyless_key(block: S.Block, op: S.Op) -> str:
+  """The ProxylessNAS lookup-table key of `op` in `block`."""
+  expand = int(op.expand) if float(op.expand).is_integer() else op.expand
+  return (f"expanded_conv-input:{_shape(block.in_shape)}-output:{_shape(block.out_shape)}"
+          f"-expand:{expand}-kernel:{op.kernel}-stride:{block.stride}"
+          f"-idskip:{int(block.same_shape)}")
+
+
+def import_proxyless_yaml(path: str, space: SearchSpace) -> LatencyModel:
+  """Maps a ProxylessNAS-format latency YAML onto an MBConv `space`."""
+  if not os.path.exists(path):
+    raise TfnasError(f"lookup table {path!r} does not exist")
+  with open(path) as f:
+    try:
+      raw = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+      raise TfnasError(f"lookup table {path!r} is not YAML: {e}") from None
+  if not isinstance(raw, dict):
+    raise TfnasError(f"lookup table {path!r} is not a mapping of keys to entries")
+
+  def get(key: str) -> float:
+    if key not in raw:
+      raise TfnasError(f"lookup table {os.path.basename(path)} has no entry {key!r} (space "
+                       f"{space.name!r} at resolution {space.input_shape[0]})")
+    entry = raw[key]
+    return float(entry["mean"] if isinstance(entry, dict) else entry)
+
+  if any(op.kind not in (S.MBCONV, S.ZERO) for b in space.blocks for op in b.ops):
+    raise TfnasError(f"space {space.name!r} is not an MBConv space; the ProxylessNAS table "
+                     f"format only describes MBConv blocks")
+  stem = space.stem_layers[0]
+  constant = get(f"Conv-input:{_shape(stem.in_shape)}-output:{_shape(stem.out_shape)}")
+  for block in space.fixed_blocks:
+    constant += get(proxyless_key(block, block.ops[0]))
+  last = space.blocks[-1].out_shape
+  head = space.head.conv_filters
+  constant += get(f"Conv_1-input:{_shape(last)}-output:{last[0]}x{last[1]}x{head}")
+  constant += get(f"Logits-input:{last[0]}x{last[1]}x{head}-output:{space.head.num_classes}")
+  table = {}
+  for block in space.choice_blocks:
+    table[block.name] = {op.name: 0.0 if op.kind == S.ZERO else get(proxyless_key(block, op))
+                         for op in block.ops}
+  return LatencyModel(space, "lut", "ms", constant, table,
+                      {"source": os.path.abspath(path), "format": "proxylessnas-yaml"})
+
+
+def measure_lut(space: SearchSpace, runner, protocol=None, cache=None,
+                progress=None) -> LatencyModel:
+  """Measures every (block, op) in isolation at its position's shapes.
+
+  The pieces are the same `.tflite` pieces fast generation stitches, so the
+  table and the whole-model dataset measure the same operators.
+  """
+  from tfnas.export.fastgen import PieceCache
+  cache = cache or PieceCache(space)
+  ms = lambda data: runner.measure(data, protocol)[0].median_ms
+  constant = ms(cache.stem_piece()) + ms(cache.head_piece())
+  for i, block in enumerate(space.blocks):
+    if block in space.fixed_blocks:
+      constant += ms(cache.block_piece(i, 0))
+  table = {}
+  for j, block in enumerate(space.choice_blocks):
+    i = space.blocks.index(block)
+    row = {}
+    for k, op in enumerate(block.ops):
+      scales = block.mid_scales or (None,)
+      for s in scales:
+        piece = cache.block_piece(i, k, s)
+        token = op.name if s is None else f"{op.name}@{s:g}"
+        row[token] = 0.0 if piece is None else ms(piece)
+    table[block.name] = row
+    if progress:
+      progress(j + 1, len(space.choice_blocks))
+  return LatencyModel(space, "lut", "ms", constant, table,
+                      {"source": "micro-benchmarks", "device": runner.device(),
+                       "delegate": runner.delegate, "threads": getattr(runner, "threads", None)})

@@ -1,0 +1,148 @@
+"""Latency models behind one interface: `predict(arch)` and `block_costs()`.
+
+Every model here is additive over choice blocks: cost(arch) = constant +
+sum_j cost_j(op_j). That is what the ProxylessNAS expected-latency loss needs
+(E[lat] = sum_j sum_i p_ji F(o_ji) + constant is linear in the gate
+probabilities), and what SPOS needs for hard constraints. Kinds:
+
+- "lut": a lookup table of per-(block, op) latencies measured in isolation
+  (micro-benchmarks), or imported from the ProxylessNAS / Once-for-All YAML.
+- "fitted": least-squares fit of the per-(block, op) costs plus an overhead on
+  whole-model measurements (the sampled-architecture dataset).
+- "macs" / "params": the spec's multiply-accumulates or parameters (millions),
+  exact for every arch including channel choices.
+
+Models are stored as JSON (never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tfnas.errors import TfnasError
+from tfnas.io import atomic_write_json
+from tfnas.spaces import Arch, SearchSpace, get_space, parse_arch
+from tfnas.spaces.analysis import costs as spec_costs
+
+FORMAT_VERSION = 1
+
+
+class LatencyModel:
+  """Additive cost model over one search space.
+
+  Attributes:
+    space: The sized search space the costs belong to.
+    kind: "lut", "fitted", "macs" or "params".
+    unit: "ms", "MMACs" or "Mparams".
+    constant: Cost of everything that is not a choice (stem, fixed blocks, head,
+      and a fitted overhead).
+    table: {block name: {op token: cost}}; op token is the op name, or
+      "name@scale" on spaces with channel choices.
+    meta: Free-form provenance (source file, device, fit report, ...).
+  """
+
+  def __init__(self, space: SearchSpace, kind: str, unit: str, constant: float,
+               table: dict[str, dict[str, float]], meta: dict | None = None):
+    self.space, self.kind, self.unit = space, kind, unit
+    self.constant = float(constant)
+    self.table = table
+    self.meta = meta or {}
+
+  def _token(self, block, op_index: int, scale: float | None) -> str:
+    name = block.ops[op_index].name
+    return f"{name}@{scale:g}" if block.mid_scales and scale is not None else name
+
+  def cost(self, block_index: int, op_index: int, scale: float | None = None) -> float:
+    """The cost of op `op_index` in choice block `block_index` (at `scale`)."""
+    block = self.space.choice_blocks[block_index]
+    token = self._token(block, op_index, 1.0 if scale is None and block.mid_scales else scale)
+    row = self.table.get(block.name)
+    if row is None or token not in row:
+      raise TfnasError(f"latency model ({self.kind}) has no entry for block {block.name} op "
+                       f"{token!r} of space {self.space.name!r}")
+    return row[token]
+
+  def block_costs(self) -> list[list[float]]:
+    """[choice block][op] costs (at channel scale 1.0 where there are channel choices)."""
+    return [[self.cost(j, i) for i in range(len(b.ops))]
+            for j, b in enumerate(self.space.choice_blocks)]
+
+  def predict(self, arch) -> float:
+    arch = parse_arch(self.space, arch)
+    scales = arch.mid_scales(self.space) if arch.channels is not None else [None] * len(arch.ops)
+    return self.constant + sum(self.cost(j, i, s) for j, (i, s) in
+                               enumerate(zip(arch.ops, scales)))
+
+  def predict_many(self, archs) -> np.ndarray:
+    return np.array([self.predict(a) for a in archs])
+
+  def to_json(self) -> dict:
+    return {"format": FORMAT_VERSION, "kind": self.kind, "unit": self.unit,
+            "space": self.space.name, "resolution": self.space.input_shape[0],
+            "num_classes": self.space.head.num_classes,
+            "constant": self.constant, "table": self.table, "meta": self.meta}
+
+  def save(self, path: str) -> None:
+    atomic_write_json(path, self.to_json())
+
+
+def from_json(obj: dict, space: SearchSpace | None = None) -> LatencyModel:
+  if obj.get("format") != FORMAT_VERSION:
+    raise TfnasError(f"latency model format {obj.get('format')!r} is not {FORMAT_VERSION}")
+  if space is None:
+    space = get_space(obj["space"], obj["resolution"], num_classes=obj.get("num_classes"))
+  elif space.name != obj["space"]:
+    raise TfnasError(f"latency model is for space {obj['space']!r}, not {space.name!r}")
+  elif space.input_shape[0] != obj["resolution"]:
+    raise TfnasError(f"latency model is for resolution {obj['resolution']}, not "
+                     f"{space.input_shape[0]}")
+  return LatencyModel(space, obj["kind"], obj["unit"], obj["constant"], obj["table"],
+                      obj.get("meta"))
+
+
+def spec_model(space: SearchSpace, kind: str = "macs") -> LatencyModel:
+  """MACs (millions) or params (millions) from the spec, as a cost model."""
+  if kind not in ("macs", "params"):
+    raise TfnasError(f"spec cost kind {kind!r} must be 'macs' or 'params'")
+  field = kind
+  table: dict[str, dict[str, float]] = {}
+  base_arch = Arch.create(space, [0] * len(space.choice_blocks))
+  base = {c.name: getattr(c, field) for c in spec_costs(space, base_arch)}
+  choice_names = {b.name for b in space.choice_blocks}
+  constant = sum(v for k, v in base.items() if k not in choice_names) / 1e6
+  for j, block in enumerate(space.choice_blocks):
+    row = {}
+    scales = block.mid_scales or (None,)
+    for i, op in enumerate(block.ops):
+      for s in scales:
+        graph = block.graph(op, space.activation, s if s is not None else 1.0)
+        value = sum(getattr(l, field) for l in graph.layers()) / 1e6
+        row[f"{op.name}@{s:g}" if s is not None else op.name] = value
+    table[block.name] = row
+  return LatencyModel(space, kind, "MMACs" if kind == "macs" else "Mparams", constant, table,
+                      {"source": "spec"})
+
+
+def load(spec: str, space: SearchSpace | None = None) -> LatencyModel:
+  """A latency model from "macs", "params", "lut:FILE.yaml" or a model JSON path."""
+  if spec in ("macs", "params", "flops"):
+    if space is None:
+      raise TfnasError(f"latency model {spec!r} needs a space")
+    return spec_model(space, "macs" if spec == "flops" else spec)
+  if spec.startswith("lut:"):
+    from tfnas.latency.lut import import_proxyless_yaml
+    if space is None:
+      space = get_space("proxyless_mobile")
+    return import_proxyless_yaml(spec[4:], space)
+  if not os.path.exists(spec):
+    raise TfnasError(f"latency model {spec!r} is neither 'macs', 'params', 'lut:FILE.yaml' "
+                     f"nor an existing latency_model.json")
+  with open(spec) as f:
+    try:
+      obj = json.load(f)
+    except json.JSONDecodeError as e:
+      raise TfnasError(f"latency model file {spec!r} is not JSON: {e}") from None
+  return from_json(obj, space)
