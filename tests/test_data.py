@@ -85,3 +85,30 @@ def test_class_folder_without_images(tiny_cifar, tmp_path):
 def test_validation_size_out_of_range(tiny_cifar):
   with pytest.raises(TfnasError, match=r"validation size 500 must be in \[0, 160\)"):
     data.load(f"folder:{tiny_cifar}", image_size=32, batch_size=2, val_size=500)
+
+
+def test_tfds_source_reads_a_prepared_tfds_dataset(tiny_cifar, tmp_path):
+  """`tfds:<name>` through real TFDS: the tiny real CIFAR tree stored as a TFDS dataset."""
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+  ds = sources.load_folder(tiny_cifar)
+
+  def split(files):
+    images = np.stack([tf.io.decode_jpeg(tf.io.read_file(p)).numpy() for p in files.paths])
+    return tf.data.Dataset.from_tensor_slices({"image": images, "label": files.labels})
+  features = tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=(32, 32, 3)),
+      "label": tfds.features.ClassLabel(names=list(ds.class_names))})
+  tfds.dataset_builders.store_as_tfds_dataset(
+      name="tiny_cifar_tfds", version="1.0.0", features=features,
+      split_datasets={"train": split(ds.train), "test": split(ds.test)},
+      data_dir=str(tmp_path))
+  d = data.load("tfds:tiny_cifar_tfds", data_dir=str(tmp_path), image_size=32, batch_size=8,
+                val_size=40, seed=0)
+  assert d.sizes == {"train": 120, "val": 40, "test": 40} and d.class_names == ds.class_names
+  x, y = next(iter(d.train))
+  assert x.shape == (8, 32, 32, 3)
+  test_labels = np.concatenate([y.numpy() for _, y in d.test])
+  assert sorted(test_labels.tolist()) == sorted(ds.test.labels.tolist())
+  with pytest.raises(TfnasError, match="cannot load TFDS dataset 'no_such_ds'"):
+    data.load("tfds:no_such_ds", data_dir=str(tmp_path), image_size=32, batch_size=8)

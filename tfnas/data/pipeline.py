@@ -165,8 +165,10 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
     if test_split is None:
       raise TfnasError(f"TFDS dataset {arg!r} has no test or validation split")
     n_train = info.splits["train"].num_examples
-    full = {"train": builder.as_dataset(split="train", as_supervised=True, shuffle_files=False),
-            "test": builder.as_dataset(split=test_split, as_supervised=True, shuffle_files=False)}
+    keys = info.supervised_keys or ("image", "label")
+    as_pair = lambda ex: (ex[keys[0]], ex[keys[1]])
+    full = {"train": builder.as_dataset(split="train", shuffle_files=False).map(as_pair),
+            "test": builder.as_dataset(split=test_split, shuffle_files=False).map(as_pair)}
 
     def make(split_name, idx):
       mask = np.zeros(info.splits["train" if split_name == "train" else test_split].num_examples,

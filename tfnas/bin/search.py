@@ -1,0 +1,43 @@
+"""Architecture search: `python -m tfnas.bin.search --config=configs/<...>.py --workdir=DIR`.
+
+The method comes from the config (`config.method`: "proxyless"). Writes
+DIR/arch.json and DIR/search_report.json (target_ms, predicted_ms,
+measured_ms when measured on the host), DIR/alpha_history.jsonl,
+DIR/child.weights.h5 (inherited weights) and DIR/child.tflite; rerun the same
+command to resume from the last checkpoint.
+"""
+
+from tfnas.bin import common  # noqa: F401
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Python config file (e.g. configs/proxyless_cifar10.py:quick); override "
+    "fields with --config.<field>=value.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs; "
+                               "rerunning with the same workdir resumes.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from tfnas.errors import TfnasError
+  config = _CONFIG.value
+  method = config.get("method")
+  if method == "proxyless":
+    from tfnas.search import proxyless
+    report = proxyless.search(config, _WORKDIR.value)
+  else:
+    raise TfnasError(f"unknown search method {method!r}; expected 'proxyless'")
+  measured = report.get("measured_ms")
+  print(f"arch={report['arch']}")
+  print(f"predicted={report['predicted_ms']:.3f} {report['latency_unit']} "
+        f"target={report['target_ms']} "
+        + (f"measured_host={measured:.3f} ms " if measured is not None else "")
+        + f"val_accuracy_inherited={report['val_accuracy_inherited']:.4f}")
+
+
+if __name__ == "__main__":
+  common.run_main(main)

@@ -1,0 +1,126 @@
+"""ProxylessNAS binarized mixed op: N candidate paths, architecture parameters alpha.
+
+Only used while searching; a derived architecture becomes a plain child model.
+The path(s) are inputs to the call (int tensors), never hidden layer state, so
+one traced graph serves every sampled path and nothing retraces per path.
+
+Modes (a Python string fixed per traced step function):
+- "single": run path `active` only (`tf.switch_case`): the weight step, and the
+  forward pass of every binarized mode. Activations of one path are kept.
+- "gated": BinaryConnect (Eq. 4). The output is path `active`; the gradient
+  with respect to the binary gates, dL/dg_j = <dL/dy, o_j(x)>, is computed in
+  the backward pass for the paths in `involved` only, recomputing each inactive
+  path's output there and releasing it (memory stays at one path). The gate
+  gradient becomes dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i) with p the
+  softmax over the involved alphas. `involved` = two sampled paths is the
+  two-path update of Sec. 3.2.1; `involved` = all paths is `full_v2`
+  (Appendix D).
+- "full": DARTS-style weighted sum of all paths (every path's activations are
+  kept): only as the memory/speed contrast.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def binarize(alpha, active, involved):
+  """One-hot gates for path `active`; gradient to alpha by Eq. 4 over `involved`."""
+  n = alpha.shape[0]
+
+  @tf.custom_gradient
+  def fn(a):
+    gates = tf.one_hot(active, n, dtype=a.dtype)
+
+    def grad(dg):
+      p = tf.nn.softmax(tf.gather(a, involved))
+      dg_inv = tf.gather(dg, involved)
+      d_inv = p * dg_inv - p * tf.reduce_sum(dg_inv * p)
+      return tf.scatter_nd(involved[:, None], d_inv, [n])
+    return gates, grad
+  return fn(alpha)
+
+
+def rescale_alpha(new_alpha, old_alpha, involved):
+  """After an update of the involved alphas, shift them so the softmax mass of the
+  paths that were not involved is unchanged (Sec. 3.2.1)."""
+  new_inv = tf.gather(new_alpha, involved)
+  old_inv = tf.gather(old_alpha, involved)
+  offset = tf.reduce_logsumexp(new_inv) - tf.reduce_logsumexp(old_inv)
+  return tf.tensor_scatter_nd_sub(new_alpha, involved[:, None],
+                                  tf.fill(tf.shape(involved), offset))
+
+
+class MixedOp(keras.layers.Layer):
+  """A choice block of the ProxylessNAS over-parameterized network.
+
+  Example:
+    >>> op = MixedOp(block, "relu6", name="b03_mixed")
+    >>> y = op(x, active=tf.constant(2), involved=tf.constant([2, 5]), mode="gated")
+
+  Args:
+    block: The `Block` spec; one candidate sub-model per op (`zero` is the
+      identity).
+    activation: The space's activation.
+    bn_momentum: BatchNormalization momentum of the candidates.
+  """
+
+  def __init__(self, block, activation: str, bn_momentum: float = 0.9, **kwargs):
+    super().__init__(**kwargs)
+    from tfnas.models.child import apply_graph
+    self.block, self.activation, self.bn_momentum = block, activation, bn_momentum
+    self.num_paths = len(block.ops)
+    self.candidates = []
+    for op in block.ops:
+      graph = block.graph(op, activation)
+      if not graph.main and graph.residual:
+        self.candidates.append(None)  # zero: the shortcut alone
+        continue
+      inp = keras.Input(block.in_shape)
+      out = apply_graph(inp, graph, f"{block.name}_{op.name}", activation, bn_momentum)
+      self.candidates.append(keras.Model(inp, out, name=f"{block.name}_{op.name}"))
+    self.alpha = self.add_weight(shape=(self.num_paths,), initializer="zeros",
+                                 name="alpha", trainable=True)
+
+  def probs(self):
+    return tf.nn.softmax(self.alpha)
+
+  def run_path(self, k, x, training=None):
+    """Output of path `k` (an int tensor); only that branch executes."""
+    branches = [(lambda m=m: x if m is None else m(x, training=training))
+                for m in self.candidates]
+    return tf.switch_case(tf.cast(k, tf.int32), branches)
+
+  def call(self, x, active, involved=None, mode: str = "single", training=None):
+    if mode == "single":
+      return self.run_path(active, x, training)
+    if mode == "full":
+      p = self.probs()
+      outs = [x if m is None else m(x, training=training) for m in self.candidates]
+      return tf.add_n([p[k] * o for k, o in enumerate(outs)])
+    if mode != "gated":
+      raise ValueError(f"unknown MixedOp mode {mode!r}")
+    if involved is None:
+      involved = tf.range(self.num_paths)
+    gates = binarize(tf.convert_to_tensor(self.alpha), active, involved)
+    y = self.run_path(active, x, training)
+    return self._attach_gate_grads(y, gates, x, active, involved, training)
+
+  def _attach_gate_grads(self, y, gates, x, active, involved, training):
+    x_const = tf.stop_gradient(x)
+
+    @tf.custom_gradient
+    def fn(y, gates):
+      def grad(dy):
+        def gate_grad(k):
+          out = tf.cond(tf.equal(k, active), lambda: y,
+                        lambda: self.run_path(k, x_const, training))
+          return tf.reduce_sum(dy * out)
+        # One path at a time: each inactive output is recomputed, used, released.
+        dg_inv = tf.map_fn(gate_grad, involved, fn_output_signature=y.dtype,
+                           parallel_iterations=1)
+        dg = tf.scatter_nd(involved[:, None], dg_inv, [self.num_paths])
+        return dy, dg
+      return tf.identity(y), grad
+    return fn(y, gates)

@@ -1,0 +1,130 @@
+"""The ProxylessNAS over-parameterized network: fixed parts plus one MixedOp per choice block.
+
+The sampled architecture is an input of the call (int tensors), so one traced
+step serves every path. `inherit_child` copies the chosen paths' weights into
+a plain child model built by `build_child`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfnas.layers.mixed import MixedOp
+from tfnas.models.child import apply_graph, build_child, make_layer
+from tfnas.spaces import Arch, SearchSpace
+
+
+class ProxylessSupernet(keras.Model):
+  """Stem, fixed blocks and MixedOps in the space's order, then the head.
+
+  Example:
+    >>> net = ProxylessSupernet(get_space("proxyless_cifar"))
+    >>> logits = net(images, paths=tf.zeros([21], tf.int32), mode="single")
+
+  Args:
+    space: The (sized) search space.
+    dropout: Dropout before the classifier.
+    bn_momentum: BatchNormalization momentum.
+  """
+
+  def __init__(self, space: SearchSpace, dropout: float = 0.0, bn_momentum: float = 0.9,
+               **kwargs):
+    super().__init__(name=kwargs.pop("name", f"{space.name}_supernet"), **kwargs)
+    self.space = space
+    act = space.activation
+    self.parts = []  # ("fixed", keras.Model) | ("mixed", MixedOp)
+    inp = keras.Input(space.input_shape)
+    x = inp
+    for spec in space.stem_layers:
+      x = make_layer(spec, "stem", act, bn_momentum)(x)
+    self.stem = keras.Model(inp, x, name="stem")
+    choice = space.choice_blocks
+    for i, block in enumerate(space.blocks):
+      if block in choice:
+        self.parts.append(("mixed", MixedOp(block, act, bn_momentum, name=f"{block.name}_mixed")))
+      else:
+        b_in = keras.Input(block.in_shape)
+        out = apply_graph(b_in, block.graph(block.ops[0], act), block.name, act, bn_momentum)
+        self.parts.append(("fixed", keras.Model(b_in, out, name=block.name)))
+    h_in = keras.Input(space.blocks[-1].out_shape)
+    y = h_in
+    for spec in space.head_layers:
+      y = make_layer(spec, "head", act, bn_momentum)(y)
+    y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    if dropout:
+      y = keras.layers.Dropout(dropout, name="dropout")(y)
+    y = keras.layers.Dense(space.head.num_classes, name="classifier")(y)
+    self.head = keras.Model(h_in, y, name="head")
+    self.mixed = [p for kind, p in self.parts if kind == "mixed"]
+
+  @property
+  def alphas(self) -> list:
+    return [m.alpha for m in self.mixed]
+
+  @property
+  def weight_variables(self) -> list:
+    ids = {id(a) for a in self.alphas}
+    return [v for v in self.trainable_variables if id(v) not in ids]
+
+  def call(self, images, paths, involved=None, mode: str = "single", training=None):
+    x = self.stem(images, training=training)
+    j = 0
+    for kind, part in self.parts:
+      if kind == "fixed":
+        x = part(x, training=training)
+        continue
+      inv = None if involved is None else involved[j]
+      x = part(x, active=paths[j], involved=inv, mode=mode, training=training)
+      j += 1
+    return self.head(x, training=training)
+
+  def probs(self) -> list:
+    return [m.probs() for m in self.mixed]
+
+  def derive(self) -> Arch:
+    """The most likely path of every block (argmax of alpha)."""
+    return Arch.create(self.space, [int(tf.argmax(m.alpha)) for m in self.mixed])
+
+  def inherit_child(self, arch: Arch, **kwargs) -> keras.Model:
+    """A plain child model of `arch` holding the supernet's weights for it."""
+    child = build_child(self.space, arch, **kwargs)
+    sources = {l.name: l for l in self.stem.layers + self.head.layers}
+    for kind, part in self.parts:
+      if kind == "fixed":
+        sources.update({l.name: l for l in part.layers})
+    for m, k in zip(self.mixed, arch.ops):
+      cand = m.candidates[k]
+      if cand is None:
+        continue
+      prefix = f"{m.block.name}_{m.block.ops[k].name}_"
+      for l in cand.layers:
+        if l.name.startswith(prefix):
+          sources[f"{m.block.name}_{l.name[len(prefix):]}"] = l
+    for layer in child.layers:
+      if layer.weights:
+        if layer.name not in sources:
+          raise KeyError(f"no supernet weights for child layer {layer.name!r}")
+        layer.set_weights(sources[layer.name].get_weights())
+    return child
+
+
+def expected_latency(probs: list, block_costs: list[list[float]], constant: float):
+  """E[lat] = sum_j sum_i p_ji F(o_ji) + constant (Eq. 5-7): linear in the probabilities."""
+  total = tf.constant(constant, tf.float32)
+  for p, costs in zip(probs, block_costs):
+    total += tf.reduce_sum(p * tf.constant(costs, tf.float32))
+  return total
+
+
+def latency_loss(ce, expected, target_ms: float, form: str = "mul", lam: float = 0.1,
+                 beta: float = 0.6):
+  """Combines cross-entropy with the expected latency.
+
+  form="add": CE + lam * E[lat] / target; form="mul": CE * (log E[lat] / log target)^beta.
+  """
+  if form == "add":
+    return ce + lam * expected / target_ms
+  if form == "mul":
+    return ce * (tf.math.log(expected) / tf.math.log(tf.constant(target_ms, tf.float32))) ** beta
+  raise ValueError(f"unknown latency loss form {form!r}; expected 'add' or 'mul'")

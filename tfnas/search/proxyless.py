@@ -1,0 +1,312 @@
+"""ProxylessNAS search: alternating weight and architecture steps, then derive.
+
+Weight steps train the supernet's weights on the train split with one sampled
+path per block (SGD momentum, cosine). After `warmup_steps`, every
+`arch_every` weight steps an architecture step updates alpha on the held-out
+validation split (Adam) with one of:
+- "two_path": BinaryConnect over two sampled paths per block (Eq. 4), then the
+  rescale that keeps the unsampled paths' probabilities (Sec. 3.2.1);
+- "full_v2": BinaryConnect over all paths, inactive outputs recomputed in the
+  backward pass (Appendix D);
+- "full": the weighted sum of all paths (memory/speed contrast only);
+- "reinforce": REINFORCE on sampled archs (Eq. 8) with a moving-average
+  baseline and the absolute-value reward acc + beta * |lat / target - 1|
+  (TuNAS), latency from the latency model (need not be differentiable).
+Loss = CE + latency term from the latency model's block costs
+(`expected_latency`), "add" or "mul" form; weight decay is in the optimizer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas import data as data_lib
+from tfnas import latency as latency_lib
+from tfnas.errors import TfnasError
+from tfnas.export import tflite as tflite_lib
+from tfnas.io import atomic_write_json
+from tfnas.layers.mixed import rescale_alpha
+from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
+from tfnas.spaces import get_space
+from tfnas.train import make_strategy
+
+ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
+
+
+def _check_config(config):
+  if config.arch_mode not in ARCH_MODES:
+    raise TfnasError(f"unknown arch_mode {config.arch_mode!r}; expected one of {ARCH_MODES}")
+  if config.latency_form not in ("add", "mul"):
+    raise TfnasError(f"unknown latency_form {config.latency_form!r}; expected 'add' or 'mul'")
+  if not config.target_ms > 0 or (config.latency_form == "mul" and config.target_ms <= 1):
+    raise TfnasError(f"target_ms {config.target_ms!r} must be > 0 (and > 1 for the 'mul' form)")
+  if config.val_size <= 0:
+    raise TfnasError("val_size must be > 0: architecture steps use the held-out validation split")
+
+
+def _check_workdir(workdir, space_name):
+  path = os.path.join(workdir, "search_space.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      prev = json.load(f)
+    if prev.get("space") != space_name:
+      raise TfnasError(f"workdir {workdir!r} holds a search of space {prev.get('space')!r}, "
+                       f"not {space_name!r}; use another --workdir")
+
+
+class ProxylessSearch:
+  """State and steps of one search; `run()` does the whole loop."""
+
+  def __init__(self, config, workdir: str):
+    _check_config(config)
+    self.config, self.workdir = config, workdir
+    self.space = get_space(config.space, config.resolution, config.width,
+                           config.get("num_classes"))
+    _check_workdir(workdir, self.space.name)
+    self.latency = latency_lib.load(config.latency_model, self.space)
+    self.strategy = make_strategy(config)
+    keras.utils.set_random_seed(config.seed)
+    self.data = data_lib.load(
+        config.dataset, image_size=config.resolution, batch_size=config.batch_size,
+        val_size=config.val_size, seed=config.seed, augment=config.augment,
+        data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
+        test_limit=config.get("test_limit"), cache=config.get("cache", True))
+    if self.data.num_classes != self.space.head.num_classes:
+      self.space = get_space(config.space, config.resolution, config.width,
+                             self.data.num_classes)
+      self.latency = latency_lib.load(config.latency_model, self.space)
+    self.costs = self.latency.block_costs()
+    self.total_steps = config.steps
+    with self.strategy.scope():
+      self.net = ProxylessSupernet(self.space, config.dropout, config.bn_momentum)
+      self.net(tf.zeros((1,) + self.space.input_shape),
+               paths=tf.zeros([len(self.space.choice_blocks)], tf.int32))
+      schedule = keras.optimizers.schedules.CosineDecay(
+          config.lr * config.batch_size / 256, decay_steps=max(1, self.total_steps))
+      self.w_opt = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
+                                        weight_decay=config.weight_decay)
+      self.w_opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "alpha"])
+      self.a_opt = keras.optimizers.Adam(config.arch_lr, beta_1=config.arch_beta1,
+                                         beta_2=0.999, epsilon=1e-8)
+      self.w_opt.build(self.net.weight_variables)
+      self.a_opt.build(self.net.alphas)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      self.baseline = tf.Variable(0.0, trainable=False, name="reinforce_baseline")
+    self.ckpt = tf.train.Checkpoint(net=self.net, w_opt=self.w_opt, a_opt=self.a_opt,
+                                    step=self.step, baseline=self.baseline)
+    self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(workdir, "ckpt"),
+                                              max_to_keep=2)
+    self.num_classes = self.data.num_classes
+    self.ce = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="sum")
+
+  # --- sampling (explicit, seeded by (seed, step), as tensors) ---------------------------
+  def _seed(self, salt: int):
+    return tf.stack([tf.constant(self.config.seed * 1000 + salt, tf.int64), self.step])
+
+  def sample_paths(self, salt: int = 0):
+    """One path per block from p (uniform while alpha is zero)."""
+    out = []
+    for j, m in enumerate(self.net.mixed):
+      logits = tf.math.log(m.probs())[None]
+      seed = self._seed(salt + 7 * j + 1)
+      out.append(tf.random.stateless_categorical(logits, 1, seed, dtype=tf.int32)[0, 0])
+    return tf.stack(out)
+
+  def sample_two(self):
+    """Two distinct paths per block from the multinomial p (Gumbel top-2), and the
+    active one of the pair drawn from the softmax over their alphas."""
+    active, pairs = [], []
+    for j, m in enumerate(self.net.mixed):
+      u = tf.random.stateless_uniform([m.num_paths], self._seed(1000 + j), 1e-9, 1.0)
+      top2 = tf.math.top_k(tf.math.log(m.probs()) - tf.math.log(-tf.math.log(u)), 2).indices
+      pair_logits = tf.gather(m.alpha, top2)[None]
+      c = tf.random.stateless_categorical(pair_logits, 1, self._seed(2000 + j),
+                                          dtype=tf.int32)[0, 0]
+      pairs.append(tf.cast(top2, tf.int32))
+      active.append(tf.gather(top2, c))
+    return tf.cast(tf.stack(active), tf.int32), tf.stack(pairs)
+
+  # --- steps ------------------------------------------------------------------------------
+  def expected_latency(self):
+    return expected_latency(self.net.probs(), self.costs, self.latency.constant)
+
+  def _weight_step(self, images, labels, paths):
+    batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
+    with tf.GradientTape() as tape:
+      logits = self.net(images, paths=paths, mode="single", training=True)
+      loss = self.ce(labels, logits) / batch
+    variables = self.net.weight_variables
+    grads = tape.gradient(loss, variables)
+    self.w_opt.apply_gradients(zip(grads, variables))
+    acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                          tf.cast(labels, tf.int32)), tf.float32))
+    return loss * self.strategy.num_replicas_in_sync, acc
+
+  def _arch_step(self, images, labels, active, involved, mode):
+    batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
+    with tf.GradientTape() as tape:
+      logits = self.net(images, paths=active, involved=involved, mode=mode, training=True)
+      ce = self.ce(labels, logits) / batch
+      lat = self.expected_latency()
+      loss = latency_loss(ce, lat, self.config.target_ms, self.config.latency_form,
+                          self.config.latency_lambda, self.config.latency_beta)
+    grads = tape.gradient(loss, self.net.alphas)
+    self.a_opt.apply_gradients(zip(grads, self.net.alphas))
+    return ce * self.strategy.num_replicas_in_sync, lat
+
+  def _reinforce_step(self, images, labels, paths):
+    logits = self.net(images, paths=paths, mode="single", training=False)
+    acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                          tf.cast(labels, tf.int32)), tf.float32))
+    return acc
+
+  def build_functions(self):
+    s = self.strategy
+    mode = {"two_path": "gated", "full_v2": "gated", "full": "full"}.get(self.config.arch_mode)
+
+    @tf.function
+    def weight_step(images, labels):
+      paths = self.sample_paths()
+      loss, acc = s.run(self._weight_step, args=(images, labels, paths))
+      return (s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None))
+
+    @tf.function
+    def arch_step(images, labels):
+      if self.config.arch_mode == "two_path":
+        active, involved = self.sample_two()
+      else:
+        active = self.sample_paths(salt=500)
+        involved = None
+      old = [tf.identity(a) for a in self.net.alphas]
+      ce, lat = s.run(self._arch_step, args=(images, labels, active, involved, mode))
+      if self.config.arch_mode == "two_path":
+        for j, a in enumerate(self.net.alphas):
+          a.assign(rescale_alpha(tf.convert_to_tensor(a), old[j], involved[j]))
+      return s.reduce("MEAN", ce, axis=None), lat
+
+    @tf.function
+    def reinforce_step(images, labels):
+      paths = self.sample_paths(salt=900)
+      acc = s.reduce("MEAN", s.run(self._reinforce_step, args=(images, labels, paths)),
+                     axis=None)
+      lat = tf.numpy_function(
+          lambda p: np.float32(self.latency.predict(list(map(int, p)))), [paths], tf.float32)
+      reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target_ms - 1.0)
+      advantage = reward - self.baseline
+      grads = []
+      for j, a in enumerate(self.net.alphas):
+        p = tf.nn.softmax(a)
+        # grad of -(R - b) log p(path) w.r.t. alpha: -(R - b) (onehot - p)   (Eq. 8)
+        grads.append(-advantage * (tf.one_hot(paths[j], tf.shape(p)[0]) - p))
+      self.a_opt.apply_gradients(zip(grads, self.net.alphas))
+      m = self.config.reinforce_baseline_decay
+      self.baseline.assign(m * self.baseline + (1 - m) * reward)
+      return reward, lat
+
+    return weight_step, arch_step, reinforce_step
+
+  # --- loop -------------------------------------------------------------------------------
+  def run(self) -> dict:
+    c, wd = self.config, self.workdir
+    os.makedirs(wd, exist_ok=True)
+    atomic_write_json(os.path.join(wd, "search_space.json"),
+                      {"space": self.space.name, "resolution": self.space.input_shape[0]})
+    atomic_write_json(os.path.join(wd, "config.json"), json.loads(c.to_json_best_effort()))
+    atomic_write_json(os.path.join(wd, "data.json"), {**self.data.info(), "dataset": c.dataset})
+    restored = self.manager.restore_or_initialize()
+    start = int(self.step.numpy())
+    history_path = os.path.join(wd, "alpha_history.jsonl")
+    history = []
+    if os.path.exists(history_path):
+      with open(history_path) as f:
+        history = [h for h in map(json.loads, filter(None, f.read().split("\n")))
+                   if h["step"] <= start]
+    weight_step, arch_step, reinforce_step = self.build_functions()
+    s = self.strategy
+    train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
+    val = iter(s.experimental_distribute_dataset(self.data.val.repeat()))
+    writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
+    t0 = time.time()
+    loss = acc = lat = arch_ce = None
+    for step in range(start, self.total_steps):
+      images, labels = next(train)
+      loss, acc = weight_step(images, labels)
+      if step >= c.warmup_steps and (step - c.warmup_steps) % c.arch_every == 0:
+        vimages, vlabels = next(val)
+        if c.arch_mode == "reinforce":
+          arch_ce, lat = reinforce_step(vimages, vlabels)
+        else:
+          arch_ce, lat = arch_step(vimages, vlabels)
+      self.step.assign(step + 1)
+      done = step + 1 == self.total_steps
+      if (step + 1) % c.log_every == 0 or done:
+        probs = [p.numpy() for p in self.net.probs()]
+        e_lat = float(self.expected_latency())
+        with writer.as_default(step=step + 1):
+          tf.summary.scalar("train/loss", loss)
+          tf.summary.scalar("train/accuracy", acc)
+          tf.summary.scalar("arch/expected_latency", e_lat)
+          if arch_ce is not None:
+            tf.summary.scalar("arch/objective", arch_ce)
+          for m, p in zip(self.net.mixed, probs):
+            tf.summary.scalar(f"entropy/{m.block.name}", float(-(p * np.log(p + 1e-12)).sum()))
+            for name, v in zip(m.block.op_names, p):
+              tf.summary.scalar(f"probs/{m.block.name}/{name}", float(v))
+        history.append({"step": step + 1, "expected_latency": e_lat,
+                        "alpha": [m.alpha.numpy().round(5).tolist() for m in self.net.mixed]})
+        rate = (time.time() - t0) / (step + 1 - start)
+        print(f"step {step + 1}/{self.total_steps} loss {float(loss):.3f} acc {float(acc):.3f} "
+              f"E[lat] {e_lat:.3f} {self.latency.unit} ({rate:.2f} s/step)", flush=True)
+      if (step + 1) % c.checkpoint_every == 0 or done:
+        self.manager.save(checkpoint_number=step + 1)
+        _write_jsonl(history_path, history)
+    writer.flush()
+    return self.finish(history_path)
+
+  def finish(self, history_path: str) -> dict:
+    c, wd = self.config, self.workdir
+    arch = self.net.derive()
+    atomic_write_json(os.path.join(wd, "arch.json"), arch.to_json(self.space))
+    child = self.net.inherit_child(arch)
+    child.save_weights(os.path.join(wd, "child.weights.h5"))
+    report = {
+        "method": "proxylessnas", "arch_mode": c.arch_mode, "space": self.space.name,
+        "resolution": self.space.input_shape[0], "arch": arch.to_string(self.space),
+        "target_ms": c.target_ms, "latency_model": c.latency_model,
+        "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
+        "predicted_ms": self.latency.predict(arch), "expected_latency_final":
+        float(self.expected_latency()), "steps": self.total_steps,
+        "probs": {m.block.name: dict(zip(m.block.op_names, map(float, m.probs().numpy())))
+                  for m in self.net.mixed},
+        "alpha_history": os.path.basename(history_path),
+    }
+    if c.measure_host:
+      from tflite_bench.host import HostRunner
+      from tflite_bench.protocol import FIXED
+      from tfnas.export.fastgen import PieceCache
+      stats, info = HostRunner().measure(PieceCache(self.space).model(arch), FIXED)
+      report["measured_ms"] = stats.median_ms
+      report["measured_on"] = "host LiteRT, 1 thread, XNNPACK"
+    child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    report["val_accuracy_inherited"] = float(child.evaluate(self.data.val, verbose=0)[1])
+    tflite_lib.convert_float(child, os.path.join(wd, "child.tflite"))
+    atomic_write_json(os.path.join(wd, "search_report.json"), report)
+    return report
+
+
+def _write_jsonl(path, rows):
+  from tfnas.io import atomic_write_bytes
+  atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def search(config, workdir: str) -> dict:
+  return ProxylessSearch(config, workdir).run()
