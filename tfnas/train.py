@@ -107,11 +107,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   check_workdir(workdir, space.name, arch_str)
   strategy = make_strategy(config)
   keras.utils.set_random_seed(config.seed)
-  data = data_lib.load(
-      config.dataset, image_size=config.resolution, batch_size=config.batch_size,
-      val_size=config.val_size, seed=config.seed, augment=config.augment,
-      data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
-      test_limit=config.get("test_limit"), cache=config.get("cache", True))
+  data = data_lib.load_from_config(config)
   if data.num_classes != space.head.num_classes:
     space = get_space(config.space, config.resolution, config.width, data.num_classes)
     arch = parse_arch(space, arch.to_string(space))

@@ -52,3 +52,16 @@ def run_main(main):
   except app.UsageError as e:
     _fail(str(e))
   sys.exit(code or 0)
+
+
+def define_config_and_workdir(example: str):
+  """The `--config` (ml_collections config file) and `--workdir` flags of a binary."""
+  from absl import flags
+  from ml_collections import config_flags
+  config = config_flags.DEFINE_config_file(
+      "config", None, f"Python config file (e.g. {example}); override fields with "
+      "--config.<field>=value.", lock_config=True)
+  workdir = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and "
+                                "outputs; rerunning with the same workdir resumes.")
+  flags.mark_flags_as_required(["config", "workdir"])
+  return config, workdir

@@ -6,15 +6,9 @@ DIR/model.weights.h5 and DIR/model.tflite; rerun the same command to resume.
 
 from tfnas.bin import common  # noqa: F401  (sets log level before TF loads)
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import app
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Python config file (e.g. configs/train_cifar10.py:quick); override "
-    "fields with --config.<field>=value.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and outputs; "
-                               "rerunning with the same workdir resumes.")
-flags.mark_flags_as_required(["config", "workdir"])
+_CONFIG, _WORKDIR = common.define_config_and_workdir("configs/train_cifar10.py:quick")
 
 
 def main(argv):

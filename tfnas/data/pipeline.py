@@ -207,3 +207,11 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
   sizes = {"train": int(len(train_idx)), "val": int(len(val_idx)), "test": int(len(test_idx))}
   return Data(train, val, test, len(classes), tuple(classes), sizes, pre, train_eval,
               index={"train": train_idx, "val": val_idx})
+
+
+def load_from_config(config) -> Data:
+  """`load` with the data fields every training/search config shares."""
+  return load(config.dataset, image_size=config.resolution, batch_size=config.batch_size,
+              val_size=config.val_size, seed=config.seed, augment=config.augment,
+              data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
+              test_limit=config.get("test_limit"), cache=config.get("cache", True))

@@ -73,11 +73,7 @@ class ProxylessSearch:
     self.latency = latency_lib.load(config.latency_model, self.space)
     self.strategy = make_strategy(config)
     keras.utils.set_random_seed(config.seed)
-    self.data = data_lib.load(
-        config.dataset, image_size=config.resolution, batch_size=config.batch_size,
-        val_size=config.val_size, seed=config.seed, augment=config.augment,
-        data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
-        test_limit=config.get("test_limit"), cache=config.get("cache", True))
+    self.data = data_lib.load_from_config(config)
     if self.data.num_classes != self.space.head.num_classes:
       self.space = get_space(config.space, config.resolution, config.width,
                              self.data.num_classes)
