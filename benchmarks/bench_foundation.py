@@ -28,7 +28,6 @@ _OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "resul
 
 def train_throughput(width, batch, steps, data_path):
   import keras
-  import numpy as np
   import tensorflow as tf
 
   from tfnas import data as data_lib

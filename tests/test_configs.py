@@ -4,7 +4,6 @@ import glob
 import os
 
 import pytest
-from ml_collections import config_flags  # noqa: F401  (the loader the binaries use)
 
 from conftest import ROOT
 from tfnas.spaces import list_spaces

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnas.layers.mixed import MixedOp, binarize, rescale_alpha
+from tfnas.layers.mixed import MixedOp, rescale_alpha
 from tfnas.spaces import get_space
 
 

@@ -1,7 +1,6 @@
 """Search spaces as data: registry, Arch validation, spec-derived costs."""
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -71,7 +70,7 @@ def test_proxyless_mobile_shapes_are_exactly_the_pixel1_table_keys():
              f"{op.expand}-kernel:{op.kernel}-stride:{b.stride}-idskip:{int(b.same_shape)}")
       assert key in table, key
   assert f"Conv-input:224x224x3-output:{fmt(space.stem_layers[0].out_shape)}" in table
-  assert f"Conv_1-input:7x7x320-output:7x7x1280" in table
+  assert "Conv_1-input:7x7x320-output:7x7x1280" in table
 
 
 def test_proxyless_cifar_layout_keeps_last_stage_at_4x4():

@@ -9,7 +9,6 @@ import socket
 import numpy as np
 
 from tflite_bench.protocol import FIXED, Protocol
-from tflite_bench.record import Stats
 
 
 class BenchError(ValueError):

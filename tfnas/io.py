@@ -25,5 +25,17 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     raise
 
 
+def read_json(path: str, what: str) -> Any:
+  """Parsed JSON at `path`; a missing or malformed file is a one-line TfnasError naming `what`."""
+  from tfnas.errors import TfnasError
+  if not os.path.exists(path):
+    raise TfnasError(f"{what} {path!r} does not exist")
+  with open(path) as f:
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise TfnasError(f"{what} {path!r} is not valid JSON: {e}") from None
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
   atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfnas import data as data_lib
 from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_write_json
+from tfnas.io import atomic_write_json, read_json
 from tfnas.models import build_child
 from tfnas.spaces import Arch, get_space, parse_arch
 
@@ -55,13 +55,7 @@ def make_strategy(config) -> tf.distribute.Strategy:
 def resolve_arch(space, value) -> Arch:
   """An arch from a config value: a path to an arch.json, or anything parse_arch reads."""
   if isinstance(value, str) and value.endswith(".json"):
-    if not os.path.exists(value):
-      raise TfnasError(f"arch file {value!r} does not exist")
-    with open(value) as f:
-      try:
-        value = json.load(f)
-      except json.JSONDecodeError as e:
-        raise TfnasError(f"arch file {value!r} is not valid JSON: {e}") from None
+    value = read_json(value, "arch file")
   return parse_arch(space, value)
 
 

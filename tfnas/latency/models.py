@@ -17,13 +17,12 @@ Models are stored as JSON (never pickle).
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from tfnas.errors import TfnasError
-from tfnas.io import atomic_write_json
+from tfnas.io import atomic_write_json, read_json
 from tfnas.spaces import Arch, SearchSpace, get_space, parse_arch
 from tfnas.spaces.analysis import costs as spec_costs
 
@@ -140,9 +139,4 @@ def load(spec: str, space: SearchSpace | None = None) -> LatencyModel:
   if not os.path.exists(spec):
     raise TfnasError(f"latency model {spec!r} is neither 'macs', 'params', 'lut:FILE.yaml' "
                      f"nor an existing latency_model.json")
-  with open(spec) as f:
-    try:
-      obj = json.load(f)
-    except json.JSONDecodeError as e:
-      raise TfnasError(f"latency model file {spec!r} is not JSON: {e}") from None
-  return from_json(obj, space)
+  return from_json(read_json(spec, "latency model file"), space)

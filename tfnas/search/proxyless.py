@@ -19,7 +19,6 @@ Loss = CE + latency term from the latency model's block costs
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 
@@ -217,7 +216,7 @@ class ProxylessSearch:
                       {"space": self.space.name, "resolution": self.space.input_shape[0]})
     atomic_write_json(os.path.join(wd, "config.json"), json.loads(c.to_json_best_effort()))
     atomic_write_json(os.path.join(wd, "data.json"), {**self.data.info(), "dataset": c.dataset})
-    restored = self.manager.restore_or_initialize()
+    self.manager.restore_or_initialize()
     start = int(self.step.numpy())
     history_path = os.path.join(wd, "alpha_history.jsonl")
     history = []
