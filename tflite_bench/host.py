@@ -96,6 +96,35 @@ class HostRunner:
     """How many delegate kernels the graph was split into (1: fully delegated)."""
     return sum(1 for op in interp._get_ops_details() if op["op_name"] == "DELEGATE")
 
+  @staticmethod
+  def undelegated_ops(interp) -> list[str]:
+    """Names of the ops that run on LiteRT's own kernels, not inside a delegate.
+
+    The interpreter lists every original node plus one DELEGATE node per
+    partition; an original op runs outside the delegates exactly when a tensor
+    the delegates or the graph outputs need is computed by it (or by an op it
+    feeds), so walk back from those tensors.
+    """
+    details = interp._get_ops_details()
+    delegates = [d for d in details if d["op_name"] == "DELEGATE"]
+    ops = [d for d in details if d["op_name"] != "DELEGATE"]
+    if not delegates:
+      return [d["op_name"] for d in ops]
+    producer = {int(t): d for d in ops for t in d["outputs"]}
+    from_delegate = {int(t) for d in delegates for t in d["outputs"]}
+    stack = [int(t) for d in delegates for t in d["inputs"]]
+    stack += [int(d["index"]) for d in interp.get_output_details()]
+    seen, names = set(), []
+    while stack:
+      t = stack.pop()
+      if t in from_delegate or t not in producer or producer[t]["index"] in seen:
+        continue  # computed by a delegate, a constant or graph input, or already counted
+      op = producer[t]
+      seen.add(op["index"])
+      names.append(op["op_name"])
+      stack.extend(int(i) for i in op["inputs"] if i >= 0)
+    return names
+
   def measure(self, model: bytes | str, protocol: Protocol | None = None):
     """Times one model; returns (Stats, info dict with partitions etc.)."""
     interp = self.load(model)

@@ -87,31 +87,72 @@ def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float
   raise AssertionError(spec.type)
 
 
-def apply_graph(x, graph: OpGraph, prefix: str, activation: str, bn_momentum: float = 0.9):
-  """Applies one block's op graph to tensor `x` with freshly created layers."""
+def _run_quant(t, layers, prefix: str, activation: str, quant):
+  """QAT version of a layer chain: conv (+ BN folded) (+ activation) fused in `QuantConv`."""
+  from tfnas.layers.quant import FakeQuant, QuantConv
+  i = 0
+  while i < len(layers):
+    spec = layers[i]
+    if spec.type in ("conv", "dwconv"):
+      bn = layers[i + 1] if i + 1 < len(layers) and layers[i + 1].type == "bn" else None
+      j = i + (2 if bn else 1)
+      act = layers[j] if j < len(layers) and layers[j].type == "act" else None
+      name = f"{prefix}_{spec.role}"
+      bits = quant.bits(name)
+      t = QuantConv(spec.out_shape[2], spec.kernel, spec.stride, depthwise=spec.type == "dwconv",
+                    groups=spec.groups, activation=activation if act else None,
+                    weight_bits=bits, name=name,
+                    folded_from=(name, f"{prefix}_{bn.role}" if bn else ""))(t)
+      if bits or quant.default != "float32":  # a float layer's output still feeds int8 layers
+        t = FakeQuant(name=f"{name}_fq")(t)
+      i = j + (1 if act else 0)
+    else:
+      t = make_layer(spec, prefix, activation)(t)
+      if spec.type == "act" and quant.default != "float32":
+        t = FakeQuant(name=f"{prefix}_{spec.role}_fq")(t)
+      i += 1
+  return t
+
+
+def apply_graph(x, graph: OpGraph, prefix: str, activation: str, bn_momentum: float = 0.9,
+                quant=None):
+  """Applies one block's op graph to tensor `x` with freshly created layers.
+
+  With `quant` (anything with `bits(layer_name) -> 8 | 4 | None`), builds the
+  quantization-aware version instead (see `build_child`).
+  """
   def run(t, layers):
+    if quant is not None:
+      return _run_quant(t, layers, prefix, activation, quant)
     for spec in layers:
       t = make_layer(spec, prefix, activation, bn_momentum)(t)
     return t
 
+  def merged(t, name):
+    if quant is None or quant.default == "float32":
+      return t
+    from tfnas.layers.quant import FakeQuant
+    return FakeQuant(name=f"{name}_fq")(t)
+
   if graph.split:
     keep, x_main = ChannelSplit(name=f"{prefix}_split")(x)
-    return keras.layers.Concatenate(name=f"{prefix}_concat")([keep, run(x_main, graph.main)])
+    return merged(keras.layers.Concatenate(name=f"{prefix}_concat")(
+        [keep, run(x_main, graph.main)]), f"{prefix}_concat")
   if graph.proj is not None:
-    return keras.layers.Concatenate(name=f"{prefix}_concat")(
-        [run(x, graph.proj), run(x, graph.main)])
+    return merged(keras.layers.Concatenate(name=f"{prefix}_concat")(
+        [run(x, graph.proj), run(x, graph.main)]), f"{prefix}_concat")
   if not graph.main:
     return x  # the 'zero' op / identity skip: the shortcut alone
   y = run(x, graph.main)
   if graph.residual:
-    y = keras.layers.Add(name=f"{prefix}_add")([x, y])
+    y = merged(keras.layers.Add(name=f"{prefix}_add")([x, y]), f"{prefix}_add")
   return y
 
 
 def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None,
                 width: float | None = None, num_classes: int | None = None,
                 dropout: float | None = None, bn_momentum: float = 0.9,
-                name: str | None = None) -> keras.Model:
+                name: str | None = None, quant=None) -> keras.Model:
   """Builds `arch` of `space` as a functional model of stock Keras layers.
 
   Args:
@@ -123,6 +164,12 @@ def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None
     dropout: Dropout before the classifier (default: the head's).
     bn_momentum: BatchNormalization momentum (Keras convention).
     name: Model name (default: the space name).
+    quant: None for the float model; or a precision recipe (anything with
+      `bits(layer_name) -> 8 | 4 | None`, e.g. `tfnas.export.recipe.Recipe`) for
+      the quantization-aware model: every conv with its BatchNorm folded into one
+      `QuantConv` named like the float conv, fake-quantized weights at the
+      recipe's bits, and a `FakeQuant` after every tensor TFLite keeps in int8.
+      Float weights for it come from `tfnas.export.qat.fold_weights`.
 
   Returns:
     An uncompiled `keras.Model` from images (normalized float32) to logits.
@@ -136,14 +183,34 @@ def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None
   act = space.activation
   inputs = keras.Input(space.input_shape, name="image")
   x = inputs
-  for spec in space.stem_layers:
-    x = make_layer(spec, "stem", act, bn_momentum)(x)
+  if quant is not None:
+    from tfnas.layers.quant import FakeQuant, QuantDense
+    # Tensors between layers are fake-quantized unless the recipe's default is float.
+    fq = (lambda t, name: t) if quant.default == "float32" else (
+        lambda t, name: FakeQuant(name=name)(t))
+    x = fq(x, "image_fq")
+    x = _run_quant(x, space.stem_layers, "stem", act, quant)
+  else:
+    for spec in space.stem_layers:
+      x = make_layer(spec, "stem", act, bn_momentum)(x)
   for i, block in enumerate(space.blocks):
-    x = apply_graph(x, block_graph(space, arch, i), block.name, act, bn_momentum)
-  for spec in space.head_layers:
-    x = make_layer(spec, "head", act, bn_momentum)(x)
+    x = apply_graph(x, block_graph(space, arch, i), block.name, act, bn_momentum, quant)
+  if quant is not None:
+    x = _run_quant(x, space.head_layers, "head", act, quant)
+  else:
+    for spec in space.head_layers:
+      x = make_layer(spec, "head", act, bn_momentum)(x)
   x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
   rate = space.head.dropout if dropout is None else dropout
+  if quant is not None:
+    x = fq(x, "pool_fq")
+    if rate:
+      x = keras.layers.Dropout(rate, name="dropout")(x)
+    bits = quant.bits("classifier")
+    outputs = QuantDense(space.head.num_classes, weight_bits=bits, name="classifier")(x)
+    if bits or quant.default != "float32":
+      outputs = FakeQuant(name="classifier_fq")(outputs)
+    return keras.Model(inputs, outputs, name=name or space.name)
   if rate:
     x = keras.layers.Dropout(rate, name="dropout")(x)
   outputs = keras.layers.Dense(space.head.num_classes, name="classifier")(x)

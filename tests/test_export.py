@@ -1,0 +1,285 @@
+"""Export: float/float16/int8 (post-training and QAT)/per-layer recipes, checked in LiteRT.
+
+The model is a real `proxyless_cifar` child (width 0.25) on real CIFAR-10 images;
+BatchNorm statistics are randomized so folding and quantization have something
+to get wrong. One workdir is trained by the training binary and exported by the
+export binary end to end.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import run_bin
+
+from tfnas.errors import TfnasError
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_cifar):
+  from tfnas.data import pipeline
+  from tfnas.models.child import build_child
+  from tfnas.spaces import get_space, parse_arch
+  keras.utils.set_random_seed(0)
+  space = get_space("proxyless_cifar", 32, 0.25, 10)
+  ops = [["k3_e3", "k5_e6", "zero"][i % 3] for i in range(len(space.choice_blocks))]
+  ops = [op if op in b.op_names else "k7_e3" for op, b in zip(ops, space.choice_blocks)]
+  arch = parse_arch(space, "proxyless_cifar:" + ",".join(ops))
+  model = build_child(space, arch, dropout=0.0)
+  rng = np.random.default_rng(0)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      n = layer.gamma.shape[0]
+      layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.2, n),
+                         rng.uniform(0.5, 2.0, n)])
+  data = pipeline.load(f"folder:{tiny_cifar}", image_size=32, batch_size=8, augment="none")
+  images = np.concatenate([x.numpy() for x, _ in data.test])  # 40 real test images
+  return space, arch, model, images
+
+
+def _agreement(a, b):
+  return float(np.mean(np.argmax(a, -1) == np.argmax(b, -1)))
+
+
+def test_float32_and_float16_match_keras(setup):
+  from tfnas.export import quantize
+  from tfnas.export.recipe import quantizable_layers
+  from tfnas.export.tflite import run_tflite
+  _, _, model, images = setup
+  ref = model(images, training=False).numpy()
+  f32 = quantize.convert(model, "float32")
+  assert np.abs(run_tflite(f32, images) - ref).max() <= 1e-4
+  f16 = quantize.convert(model, "float16")
+  info = quantize.inspect(f16, quantizable_layers(model))
+  assert set(info["layers"].values()) == {"float16"} and len(f16) < 0.6 * len(f32)
+  assert np.abs(run_tflite(f16, images) - ref).max() <= 2e-2 * np.abs(ref).max()
+  assert info["min_runtime_version"]
+
+
+def test_bn_folding_is_exact(setup):
+  from tfnas.export import qat
+  from tfnas.export.recipe import Recipe
+  from tfnas.models.child import build_child
+  space, arch, model, images = setup
+  folded = build_child(space, arch, quant=Recipe.uniform("float32"), dropout=0.0)
+  qat.fold_weights(model, folded)
+  assert not any("bn" in l.name for l in folded.layers)
+  np.testing.assert_allclose(folded(images).numpy(), model(images, training=False).numpy(),
+                             atol=1e-4)
+
+
+def test_qat_int8_matches_fake_quant_keras_and_is_one_partition(setup, tiny_cifar):
+  from tflite_bench.host import HostRunner
+  from tfnas.data import pipeline
+  from tfnas.export import qat, quantize
+  from tfnas.export.recipe import Recipe, quantizable_layers
+  from tfnas.export.tflite import run_tflite
+  from tfnas.models.child import build_child
+  space, arch, model, images = setup
+  qmodel = build_child(space, arch, quant=Recipe.uniform("int8"), dropout=0.0)
+  qat.fold_weights(model, qmodel)
+  qat.calibrate(qmodel, [images[i:i + 8] for i in range(0, 40, 8)], 5)
+  # A few real QAT steps (fit on labelled images) run through the fake-quant graph.
+  data = pipeline.load(f"folder:{tiny_cifar}", image_size=32, batch_size=8, augment="cifar")
+  stats = qat.finetune(qmodel, data.train, steps=3, lr=1e-3)
+  assert np.isfinite(stats["loss"])
+  for int8_io in (False, True):
+    tflite = quantize.convert(qmodel, "qat", int8_io=int8_io)
+    info = quantize.inspect(tflite, quantizable_layers(model))
+    assert set(info["layers"].values()) == {"int8"}, info["layers"]
+    assert info["inputs"][0]["dtype"] == ("int8" if int8_io else "float32")
+    keras_fq = qmodel(images, training=False).numpy()
+    assert _agreement(run_tflite(tflite, images), keras_fq) >= 0.99
+    interp = HostRunner().load(tflite)
+    assert HostRunner.delegate_partitions(interp) == 1
+    assert HostRunner.undelegated_ops(interp) == []
+
+
+def test_ptq_int8_runs_fully_delegated(setup):
+  from tflite_bench.host import HostRunner
+  from tfnas.export import quantize
+  from tfnas.export.tflite import run_tflite
+  _, _, model, images = setup
+  tflite = quantize.convert(model, "int8", [images[i:i + 1] for i in range(16)], int8_io=True)
+  assert quantize.inspect(tflite)["inputs"][0]["dtype"] == "int8"
+  interp = HostRunner().load(tflite)
+  assert HostRunner.delegate_partitions(interp) == 1 and not HostRunner.undelegated_ops(interp)
+  ref = model(images, training=False).numpy()
+  assert _agreement(run_tflite(tflite, images), ref) >= 0.8
+
+
+def test_recipes_put_named_layers_at_their_precision(setup):
+  from tflite_bench.host import HostRunner
+  from tfnas.export import qat, quantize
+  from tfnas.export.recipe import Recipe, quantizable_layers
+  from tfnas.export.tflite import run_tflite
+  from tfnas.models.child import build_child
+  space, arch, model, images = setup
+  names = quantizable_layers(model)
+  # Post-training through litert-quantizer: float default, a few int8 and int4 layers.
+  recipe = Recipe.from_json({"default": "float32", "layers": {
+      "b00_expand_conv": "int8", "b00_dw_conv": "int8", "b01_project_conv": "int8",
+      "classifier": "int4"}})
+  layers = recipe.check(model)
+  tflite = quantize.quantize_recipe(quantize.convert(model, "float32"), recipe, layers,
+                                    [images[i:i + 1] for i in range(8)])
+  got = quantize.inspect(tflite, names)["layers"]
+  assert set(got) == set(names)
+  for name in names:
+    assert got[name] == layers[name], (name, got[name], layers[name])
+  run_tflite(tflite, images[:2])
+  recipe = Recipe.from_json({"default": "int8", "layers": {
+      "b01_dw_conv": "float32", "b01_project_conv": "int4", "b03_expand_conv": "int4"}})
+  layers = recipe.check(model)
+  tflite = quantize.quantize_recipe(quantize.convert(model, "float32"), recipe, layers,
+                                    [images[i:i + 1] for i in range(8)])
+  assert quantize.inspect(tflite, names)["layers"] == layers
+  assert _agreement(run_tflite(tflite, images), model(images).numpy()) >= 0.8
+  # A recipe litert-quantizer would not follow is an error, not a silently different file.
+  recipe = Recipe.from_json({"default": "float32", "layers": {"b01_project_conv": "int4"}})
+  with pytest.raises(TfnasError, match="b01_project_conv: asked int4, got int8"):
+    quantize.quantize_recipe(quantize.convert(model, "float32"), recipe, recipe.check(model),
+                             [images[i:i + 1] for i in range(8)])
+  # Quantization-aware through the converter: int8 default, int4 on a conv and the classifier.
+  recipe = Recipe.from_json({"default": "int8", "layers": {
+      "b04_project_conv": "int4", "classifier": "int4"}})
+  layers = recipe.check(model)
+  qmodel = build_child(space, arch, quant=recipe, dropout=0.0)
+  qat.fold_weights(model, qmodel)
+  qat.calibrate(qmodel, [images[:8]], 1)
+  tflite = quantize.convert(qmodel, "qat")
+  assert quantize.inspect(tflite, names)["layers"] == layers
+  assert _agreement(run_tflite(tflite, images), qmodel(images).numpy()) >= 0.95
+  # ... and with a float32 layer: the fine-tuned weights go through litert-quantizer.
+  recipe = Recipe.from_json({"default": "int8", "layers": {
+      "b03_expand_conv": "float32", "b04_project_conv": "int4"}})
+  qmodel = build_child(space, arch, quant=recipe, dropout=0.0)
+  qat.fold_weights(model, qmodel)
+  fmodel = qat.unquantized(qmodel, space, arch)
+  tflite = quantize.quantize_recipe(quantize.convert(fmodel, "float32"), recipe,
+                                    recipe.check(fmodel), [images[i:i + 1] for i in range(8)])
+  assert quantize.inspect(tflite, names)["layers"] == recipe.check(model)
+  interp = HostRunner().load(tflite)  # the float layer leaves some ops outside XNNPACK
+  assert HostRunner.delegate_partitions(interp) >= 1
+  assert set(HostRunner.undelegated_ops(interp)) <= {"QUANTIZE", "DEQUANTIZE", "CONV_2D"}
+
+
+def test_collapsed_ranges_are_widened_and_files_load(setup):
+  from tfnas.export import qat, quantize
+  from tfnas.export.recipe import Recipe
+  from tfnas.export.tflite import run_tflite
+  from tfnas.models.child import build_child
+  space, arch, model, images = setup
+  dead = keras.models.clone_model(model)
+  dead.set_weights(model.get_weights())
+  bn = dead.get_layer("b00_expand_bn")  # expand output ReLU6(0 * x - 1) = 0 everywhere
+  n = bn.gamma.shape[0]
+  bn.set_weights([np.zeros(n), -np.ones(n), np.zeros(n), np.ones(n)])
+  samples = [images[i:i + 1] for i in range(8)]
+  files = [quantize.convert(dead, "int8", samples)]
+  recipe = Recipe.from_json({"default": "int8", "layers": {"b01_project_conv": "int4"}})
+  files.append(quantize.quantize_recipe(quantize.convert(dead, "float32"), recipe,
+                                        recipe.check(dead), samples))
+  qmodel = build_child(space, arch, quant=Recipe.uniform("int8"), dropout=0.0)
+  qat.fold_weights(dead, qmodel)
+  qat.calibrate(qmodel, [images[:8]], 1)
+  fq = qmodel.get_layer("b00_expand_conv_fq")
+  assert float(fq.max) - float(fq.min) == 0.0  # collapsed, widened inside the layer
+  files.append(quantize.convert(qmodel, "qat"))
+  for f in files:
+    assert np.isfinite(run_tflite(f, images[:4])).all()
+
+
+@pytest.mark.parametrize("recipe, pattern", [
+    ({"default": "int8", "layers": {"b99_dw_conv": "int8"}}, "does not have; closest"),
+    ({"default": "int8", "layers": {"b01_dw_conv": "int4"}}, "int4 for depthwise conv"),
+    ({"default": "int4"}, "default 'int4'"),
+    ({"default": "int8", "layers": {"b01_dw_conv": "int2"}}, "precision 'int2'"),
+    ({"layers": ["b01"]}, "'layers' must map"),
+])
+def test_bad_recipes(setup, recipe, pattern):
+  from tfnas.export.recipe import Recipe
+  with pytest.raises(TfnasError, match=pattern):
+    Recipe.from_json(recipe).check(setup[2])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_cifar, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("export") / "run"
+  r = run_bin("tfnas.bin.train", "--config=configs/train_cifar10.py:quick",
+              f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}",
+              "--config.val_size=16", "--config.batch_size=8", "--config.epochs=1",
+              "--config.width=0.25", "--config.verbose=0")
+  assert r.returncode == 0, r.stderr[-3000:]
+  return workdir
+
+
+def test_export_binary_end_to_end(trained, tmp_path):
+  recipe = tmp_path / "recipe.json"
+  recipe.write_text(json.dumps({"default": "int8", "layers": {"b02_project_conv": "int4"}}))
+  r = run_bin("tfnas.bin.export", f"--workdir={trained}", "--precision=int8",
+              "--quantization=qat", "--qat_steps=2", "--calibration_images=16",
+              "--batch_size=8", "--latency_model=macs")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "tflite_test_accuracy=" in r.stdout
+  report = json.load(open(trained / "export" / "export_report.json"))
+  for key in ("size_bytes", "tflite_test_accuracy", "keras_test_accuracy",
+              "latency_ms_measured", "latency_ms_predicted", "delegate_partitions"):
+    assert key in report, key
+  assert report["size_bytes"] == os.path.getsize(trained / "export" / "model_int8.tflite")
+  assert report["delegate_partitions"] == 1 and report["test_examples"] == 40
+  assert report["latency_ms_measured"] > 0 and report["latency_predicted"]["unit"] == "MMACs"
+  assert 0 <= report["tflite_test_accuracy"] <= 1 and "keras_qat_test_accuracy" in report
+  sidecar = json.load(open(trained / "export" / "model_int8.json"))
+  assert sidecar["labels"][0] == "airplane" and sidecar["preprocess"]["image_size"] == 32
+  assert sidecar["min_runtime_version"] and sidecar["input"]["shape"] == [1, 32, 32, 3]
+  # In process (no second TF start-up): float32 and a post-training mixed recipe.
+  from tfnas.export.pipeline import ExportOptions, export
+  quiet = lambda *a: None
+  rep = export(str(trained), ExportOptions(precision="float32", measure=False), log=quiet)
+  assert rep["delegate_partitions"] == 1 and set(rep["layer_weight_types"].values()) == {"float32"}
+  rep = export(str(trained), ExportOptions(precision="mixed", recipe=str(recipe), measure=False,
+                                           calibration_images=8), log=quiet)
+  assert rep["layer_weight_types"]["b02_project_conv"] == "int4"
+  report = json.load(open(trained / "export" / "export_report.json"))
+  assert set(report["exports"]) == {"int8", "float32", "mixed"}
+  # The benchmark binary times an exported file.
+  r = run_bin("tflite_bench.bin.benchmark", f"--model={trained}/export/model_int8.tflite")
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert json.loads(r.stdout)["delegate_partitions"] == 1
+
+
+def test_export_bad_input(trained, tmp_path):
+  import shutil
+  from tfnas.export.pipeline import ExportOptions, export
+  quiet = lambda *a: None
+  bad = tmp_path / "bad"
+  shutil.copytree(trained, bad, ignore=shutil.ignore_patterns("export", "backup", "tb"))
+  os.remove(bad / "model.weights.h5")
+  with pytest.raises(TfnasError, match="has no weights"):
+    export(str(bad), ExportOptions(), log=quiet)
+  shutil.copy(trained / "model.weights.h5", bad)
+  arch = json.load(open(bad / "arch.json"))
+  json.dump({**arch, "space": "fbnet_cifar"}, open(bad / "arch.json", "w"))
+  with pytest.raises(TfnasError, match="space 'fbnet_cifar' but the workdir"):
+    export(str(bad), ExportOptions(), log=quiet)
+  os.remove(bad / "arch.json")
+  with pytest.raises(TfnasError, match="arch file .* does not exist"):
+    export(str(bad), ExportOptions(), log=quiet)
+  with pytest.raises(TfnasError, match="needs --recipe"):
+    export(str(trained), ExportOptions(precision="mixed"), log=quiet)
+  recipe = tmp_path / "r.json"
+  recipe.write_text(json.dumps({"layers": {"b01_dw_conv": "int4"}}))
+  with pytest.raises(TfnasError, match="int4 for depthwise"):
+    export(str(trained), ExportOptions(precision="mixed", recipe=str(recipe)), log=quiet)
+  assert not os.path.exists(bad / "export")
+  # Binaries: one line, exit 2, nothing written.
+  r = run_bin("tfnas.bin.export", f"--workdir={bad}", "--precision=int8")
+  assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("error: arch file"), r.stderr
+  corrupt = tmp_path / "corrupt.tflite"
+  corrupt.write_bytes(b"TFL3" + b"\x00garbage" * 50)
+  r = run_bin("tflite_bench.bin.benchmark", f"--model={corrupt}")
+  assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("error: cannot load"), r.stderr

@@ -1,0 +1,288 @@
+"""Search or training workdir -> verified `.tflite` + `export_report.json`.
+
+`export(workdir, ExportOptions(precision="int8"))` reads `arch.json`,
+`config.json`, `data.json` and the weights (`model.weights.h5` from training,
+`child.weights.h5` from a search), builds the float child, produces the
+`.tflite` at the requested precision, then checks what it produced: accuracy
+on the test split by running the file through LiteRT, operator summary and
+XNNPACK partitions, latency on the host runner (and an `adb` device), the
+latency model's prediction, and a sidecar JSON the app needs (input size,
+normalization, labels, input quantization, minimum runtime version).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+
+from tfnas.errors import TfnasError
+from tfnas.io import atomic_write_bytes, atomic_write_json, read_json
+
+PRECISIONS = ("float32", "float16", "int8", "mixed")
+QUANTIZATIONS = ("ptq", "qat")
+WEIGHT_FILES = ("model.weights.h5", "child.weights.h5")
+
+
+@dataclasses.dataclass
+class ExportOptions:
+  """What to export and how to verify it (the `tfnas.bin.export` flags)."""
+  precision: str = "int8"
+  quantization: str = "ptq"  # int8 / mixed: post-training (ptq) or quantization-aware (qat)
+  recipe: str | None = None  # JSON recipe file (precision "mixed")
+  int8_io: bool = False  # int8 input/output tensors (int8 only)
+  calibration_images: int = 256
+  qat_steps: int = 300
+  qat_lr: float = 0.005
+  dataset: str | None = None  # default: the workdir's data.json
+  data_dir: str | None = None
+  test_limit: int | None = None  # None: the whole test split
+  batch_size: int = 64
+  measure: bool = True
+  adb_serial: str | None = None
+  latency_model: str | None = None  # default: the workdir config's, when it predicts ms
+  seed: int = 0
+
+  def check(self):
+    if self.precision not in PRECISIONS:
+      raise TfnasError(f"precision {self.precision!r} is not one of {list(PRECISIONS)}")
+    if self.quantization not in QUANTIZATIONS:
+      raise TfnasError(f"quantization {self.quantization!r} is not one of {list(QUANTIZATIONS)}")
+    if self.precision == "mixed" and not self.recipe:
+      raise TfnasError("precision 'mixed' needs --recipe=FILE.json "
+                       '({"default": "int8", "layers": {"b03_project_conv": "int4", ...}})')
+    if self.recipe and self.precision != "mixed":
+      raise TfnasError(f"--recipe applies to precision 'mixed', not {self.precision!r}")
+    if self.int8_io and self.precision != "int8":
+      raise TfnasError(f"int8 input/output applies to precision 'int8', not {self.precision!r}")
+    if self.calibration_images < 1:
+      raise TfnasError(f"calibration_images {self.calibration_images} must be >= 1")
+    if self.qat_steps < 0:
+      raise TfnasError(f"qat_steps {self.qat_steps} must be >= 0")
+
+
+@dataclasses.dataclass
+class Source:
+  """What a workdir holds: the space, arch, float model with weights, data description."""
+  space: object
+  arch: object
+  model: keras.Model
+  weights: str
+  config: dict
+  data_info: dict
+
+
+def load_workdir(workdir: str) -> Source:
+  """The trained float child of a training or search workdir; clear errors for what is missing."""
+  from tfnas.models.child import build_child
+  from tfnas.spaces import get_space, parse_arch
+  if not os.path.isdir(workdir):
+    raise TfnasError(f"workdir {workdir!r} does not exist")
+  arch_json = read_json(os.path.join(workdir, "arch.json"), "arch file (written by "
+                        "tfnas.bin.search or tfnas.bin.train)")
+  config = read_json(os.path.join(workdir, "config.json"), "workdir config")
+  data_info = read_json(os.path.join(workdir, "data.json"), "data description")
+  weights = next((os.path.join(workdir, w) for w in WEIGHT_FILES
+                  if os.path.exists(os.path.join(workdir, w))), None)
+  if weights is None:
+    raise TfnasError(f"workdir {workdir!r} has no weights ({' or '.join(WEIGHT_FILES)}); "
+                     "has the search or training finished?")
+  space_name = config.get("space")
+  if arch_json.get("space") != space_name:
+    raise TfnasError(f"arch.json is an arch of space {arch_json.get('space')!r} but the workdir "
+                     f"was made for space {space_name!r}")
+  space = get_space(space_name, config.get("resolution"), config.get("width", 1.0),
+                    data_info["num_classes"])
+  arch = parse_arch(space, arch_json.get("canonical", ""))
+  model = build_child(space, arch, dropout=0.0)
+  try:
+    model.load_weights(weights)
+  except Exception as e:  # h5py / keras raise several types for a mismatched file
+    raise TfnasError(f"cannot load {weights!r} into {arch.to_string(space)}: "
+                     f"{str(e).splitlines()[0]}") from None
+  return Source(space, arch, model, weights, config, data_info)
+
+
+def _load_data(src: Source, opts: ExportOptions):
+  from tfnas.data import pipeline as data_lib
+  c = src.config
+  data = data_lib.load(
+      opts.dataset or src.data_info.get("dataset") or c["dataset"],
+      image_size=src.space.input_shape[0], batch_size=opts.batch_size,
+      val_size=c.get("val_size", 0), seed=c.get("seed", 0), augment=c.get("augment", "cifar"),
+      data_dir=opts.data_dir or c.get("data_dir"), train_limit=c.get("train_limit"),
+      test_limit=opts.test_limit, cache=True)
+  if data.num_classes != src.space.head.num_classes:
+    raise TfnasError(f"dataset has {data.num_classes} classes but the model was trained for "
+                     f"{src.space.head.num_classes}")
+  return data
+
+
+def _calibration_images(data, n: int) -> list[np.ndarray]:
+  out = []
+  for images, _ in data.train_eval:
+    out.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
+    if len(out) >= n:
+      break
+  return out[:n]
+
+
+def _accuracy_keras(model, dataset) -> float:
+  correct = n = 0
+  for images, labels in dataset:
+    logits = model(images, training=False)
+    correct += int(np.sum(np.argmax(logits, -1) == labels.numpy()))
+    n += len(labels)
+  return correct / max(n, 1)
+
+
+def _accuracy_tflite(data: bytes, dataset) -> float:
+  from tfnas.export.tflite import load_interpreter
+  interp = load_interpreter(data)
+  inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+  correct = n = 0
+  for images, labels in dataset:
+    for image, label in zip(np.asarray(images), labels.numpy()):
+      x = image[None]
+      if inp["dtype"] != np.float32:
+        scale, zero = inp["quantization"]
+        info = np.iinfo(inp["dtype"])
+        x = np.clip(np.round(x / scale + zero), info.min, info.max)
+      interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
+      interp.invoke()
+      correct += int(np.argmax(interp.get_tensor(out["index"])[0]) == label)
+      n += 1
+  return correct / max(n, 1)
+
+
+def _delegation(data: bytes) -> dict:
+  """XNNPACK partitions and, when not fully delegated, the ops left on LiteRT's own kernels."""
+  from tflite_bench.host import HostRunner
+  interp = HostRunner().load(data)
+  partitions = HostRunner.delegate_partitions(interp)
+  left = sorted(set(HostRunner.undelegated_ops(interp)))
+  out = {"delegate_partitions": partitions, "undelegated_ops": left}
+  if left or partitions != 1:
+    out["delegation_note"] = (
+        f"{partitions} XNNPACK partition(s); {', '.join(left) or 'no op'} run(s) on LiteRT's "
+        "built-in kernels (XNNPACK has no kernel for them at this precision, e.g. a float "
+        "layer between int8 layers needs QUANTIZE/DEQUANTIZE)")
+  return out
+
+
+def _predict(src: Source, opts: ExportOptions) -> dict:
+  from tfnas.latency.models import load as load_latency
+  spec = opts.latency_model or src.config.get("latency_model")
+  if not spec:
+    return {"latency_ms_predicted": None, "latency_model": None}
+  model = load_latency(spec, src.space)
+  value = float(model.predict(src.arch))
+  return {"latency_ms_predicted": value if model.unit == "ms" else None,
+          "latency_model": spec, "latency_model_kind": model.kind,
+          "latency_predicted": {"value": value, "unit": model.unit}}
+
+
+def _measure(data: bytes, path: str, opts: ExportOptions) -> dict:
+  from tflite_bench.host import HostRunner, runtime_version
+  from tflite_bench.protocol import FIXED
+  out = {}
+  if opts.measure:
+    stats, _ = HostRunner().measure(data, FIXED)
+    out.update(latency_ms_measured=stats.median_ms, latency_ms_p10=stats.p10_ms,
+               latency_ms_p90=stats.p90_ms,
+               measured_on=f"host LiteRT {runtime_version()}, 1 thread, XNNPACK")
+  if opts.adb_serial:
+    from tflite_bench.android import AdbRunner
+    runner = AdbRunner(serial=opts.adb_serial)
+    stats, info = runner.measure(path)
+    out["latency_ms_device"] = stats.median_ms
+    out["device"] = runner.device()
+  return out
+
+
+def export(workdir: str, opts: ExportOptions, log=print) -> dict:
+  """Exports the workdir's model at `opts.precision`; returns (and writes) the report."""
+  from tfnas.export import qat as qat_lib
+  from tfnas.export import quantize
+  from tfnas.export.recipe import Recipe
+  from tfnas.models.child import build_child
+
+  opts.check()
+  src = load_workdir(workdir)
+  if opts.precision == "mixed":
+    recipe = Recipe.load(opts.recipe)
+  else:
+    recipe = Recipe.uniform("float32" if opts.precision.startswith("float") else "int8")
+  layer_precisions = recipe.check(src.model)
+  use_qat = opts.quantization == "qat" and opts.precision in ("int8", "mixed")
+  if use_qat and recipe.default != "int8":
+    raise TfnasError("quantization-aware training needs a recipe with default 'int8' "
+                     "(name the float32 layers); use --quantization=ptq for a float default")
+  data = _load_data(src, opts)
+  keras.utils.set_random_seed(opts.seed)
+  out_dir = os.path.join(workdir, "export")
+  name = f"model_{opts.precision}"
+  path = os.path.join(out_dir, f"{name}.tflite")
+  t0 = time.time()
+  report = {"precision": opts.precision, "workdir": os.path.abspath(workdir),
+            "space": src.space.name, "arch": src.arch.to_string(src.space),
+            "weights": os.path.basename(src.weights), "tflite": os.path.relpath(path, workdir)}
+  log(f"[export] {report['arch']} -> {path}")
+  report["keras_test_accuracy"] = _accuracy_keras(src.model, data.test)
+  if opts.precision in ("int8", "mixed"):
+    report["quantization"] = opts.quantization
+    report["recipe"] = recipe.to_json()
+  if use_qat:
+    qmodel = build_child(src.space, src.arch, quant=recipe, dropout=0.0)
+    qat_lib.fold_weights(src.model, qmodel)
+    qat_lib.calibrate(qmodel, (x for x, _ in data.train_eval),
+                      max(1, opts.calibration_images // opts.batch_size))
+    log(f"[export] quantization-aware fine-tuning: {opts.qat_steps} steps")
+    report["qat"] = {"steps": opts.qat_steps, "lr": opts.qat_lr,
+                     **qat_lib.finetune(qmodel, data.train, opts.qat_steps, opts.qat_lr)}
+    report["keras_qat_test_accuracy"] = _accuracy_keras(qmodel, data.test)
+    if "float32" in layer_precisions.values():  # the converter cannot keep a layer float
+      samples = _calibration_images(data, opts.calibration_images)
+      fmodel = qat_lib.unquantized(qmodel, src.space, src.arch)
+      tflite = quantize.quantize_recipe(quantize.convert(fmodel, "float32"), recipe,
+                                        recipe.check(fmodel), samples)
+    else:
+      tflite = quantize.convert(qmodel, "qat", int8_io=opts.int8_io)
+  elif opts.precision == "mixed":
+    samples = _calibration_images(data, opts.calibration_images)
+    tflite = quantize.quantize_recipe(quantize.convert(src.model, "float32"), recipe,
+                                      layer_precisions, samples)
+  else:
+    samples = (_calibration_images(data, opts.calibration_images)
+               if opts.precision == "int8" else None)
+    tflite = quantize.convert(src.model, opts.precision, samples, int8_io=opts.int8_io)
+  info = quantize.inspect(tflite, layer_precisions)
+  report["convert_seconds"] = time.time() - t0
+  report.update(_delegation(tflite))
+  log("[export] LiteRT accuracy on the test split")
+  report["tflite_test_accuracy"] = _accuracy_tflite(tflite, data.test)
+  report["test_examples"] = int(data.sizes.get("test", 0))
+  report["size_bytes"] = len(tflite)
+  report["ops"] = info["ops"]
+  report["layer_weight_types"] = info["layers"]
+  report["min_runtime_version"] = info["min_runtime_version"]
+  atomic_write_bytes(path, tflite)
+  report.update(_measure(tflite, path, opts))
+  report.update(_predict(src, opts))
+  sidecar = {
+      "model": os.path.basename(path), "space": src.space.name, "arch": report["arch"],
+      "input": info["inputs"][0], "output": info["outputs"][0],
+      "preprocess": src.data_info.get("preprocess"),
+      "labels": src.data_info.get("class_names"),
+      "min_runtime_version": info["min_runtime_version"],
+  }
+  atomic_write_json(os.path.join(out_dir, f"{name}.json"), sidecar)
+  report["sidecar"] = f"export/{name}.json"
+  report_path = os.path.join(out_dir, "export_report.json")
+  previous = read_json(report_path, "export report") if os.path.exists(report_path) else {}
+  exports = {**previous.get("exports", {}), opts.precision: report}
+  atomic_write_json(report_path, {**report, "exports": exports})
+  return report
