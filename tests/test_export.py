@@ -244,6 +244,17 @@ def test_export_binary_end_to_end(trained, tmp_path):
   rep = export(str(trained), ExportOptions(precision="mixed", recipe=str(recipe), measure=False,
                                            calibration_images=8), log=quiet)
   assert rep["layer_weight_types"]["b02_project_conv"] == "int4"
+  # The precision search binary, then its best recipe exported.
+  r = run_bin("tfnas.bin.precision_search", f"--workdir={trained}", "--population=2",
+              "--generations=1", "--top_k=1", "--val_images=16", "--calibration_images=8")
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = trained / "export"
+  result = json.load(open(out / "precision_search.json"))
+  assert set(result["baselines"]) == {"float32", "int8"} and result["val_images"] == 16
+  assert (out / "precision_pareto.png").exists()
+  rep = export(str(trained), ExportOptions(precision="mixed", recipe=str(out / "best_recipe.json"),
+                                           measure=False, calibration_images=8), log=quiet)
+  assert rep["size_bytes"] > 0
   report = json.load(open(trained / "export" / "export_report.json"))
   assert set(report["exports"]) == {"int8", "float32", "mixed"}
   # The benchmark binary times an exported file.
@@ -283,3 +294,46 @@ def test_export_bad_input(trained, tmp_path):
   corrupt.write_bytes(b"TFL3" + b"\x00garbage" * 50)
   r = run_bin("tflite_bench.bin.benchmark", f"--model={corrupt}")
   assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("error: cannot load"), r.stderr
+
+
+def test_precision_search_scores_real_files_and_resumes(setup, tmp_path):
+  from tfnas.export import quantize
+  from tfnas.export import precision_search as ps
+  from tfnas.export.recipe import quantizable_layers
+  _, _, model, images = setup
+  labels = np.argmax(model(images).numpy(), -1)  # the float model's own answers
+  calib = [images[i:i + 1] for i in range(8)]
+  int8_size = len(quantize.RecipeQuantizer(quantize.convert(model, "float32"),
+                                           quantizable_layers(model), calib).quantize(
+      ps.Recipe.uniform("int8"), {n: "int8" for n in quantizable_layers(model)}))
+  opts = ps.SearchOptions(population=4, generations=2, top_k=2, mutation_prob=0.2,
+                          size_limit_bytes=int(int8_size * 0.97), seed=1)
+  search = ps.PrecisionSearch(model, images, labels, calib, opts)
+  state = tmp_path / "state.json"
+  result = search.run(str(state), log=lambda *a: None)
+  assert result["baselines"]["float32"]["accuracy"] == 1.0
+  assert result["baselines"]["int8"]["size_bytes"] == int8_size
+  assert result["best"] is not None and result["best"]["size_bytes"] <= opts.size_limit_bytes
+  for row in result["all"]:
+    if row["tag"] != "uniform":  # sampled candidates met the size pre-check
+      assert search.estimated_bytes(tuple(row["requested"])) <= opts.size_limit_bytes
+    assert row["feasible"] == (row["size_bytes"] <= opts.size_limit_bytes)
+  # The genes are what the file holds: re-quantize the best and read it back.
+  best = result["best"]
+  recipe = ps.Recipe.from_json(best["recipe"])
+  data = search.quantizer.quantize(recipe, recipe.check(model))
+  assert len(data) == best["size_bytes"]
+  assert result["pareto_front"] and len(result["history"]) == 2
+  # Resume: two more generations continue from the saved state, same seed -> same result.
+  more = ps.PrecisionSearch(model, images, labels, calib,
+                            ps.SearchOptions(**{**vars(opts), "generations": 3}))
+  resumed = more.run(str(state), log=lambda *a: None)
+  assert [h["generation"] for h in resumed["history"]] == [0, 1, 2]
+  assert resumed["history"][:2] == result["history"]
+  fresh = ps.PrecisionSearch(model, images, labels, calib,
+                             ps.SearchOptions(**{**vars(opts), "generations": 3}))
+  straight = fresh.run(None, log=lambda *a: None)
+  assert [h["population"] for h in straight["history"]] == \
+      [h["population"] for h in resumed["history"]]
+  ps.plot(resumed, str(tmp_path / "front.png"))
+  assert (tmp_path / "front.png").stat().st_size > 1000

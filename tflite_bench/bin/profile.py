@@ -26,6 +26,7 @@ from absl import app, flags
 _SPACE = flags.DEFINE_string("space", None, "Search space name (python -m tfnas.bin.spaces).")
 _NUM = flags.DEFINE_integer("num_archs", 100, "Architectures to sample and measure.")
 _RES = flags.DEFINE_integer("resolution", None, "Input resolution (default: the space's).")
+_WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier of the space.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _OUT = flags.DEFINE_string("out", None, "Records file (JSONL); appended to, resumable.")
 _RUNNER = flags.DEFINE_enum("runner", "host", ["host", "adb"], "Where to measure.")
@@ -71,7 +72,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
 
   from tfnas.export.fastgen import PieceCache
   from tfnas.spaces import Arch, get_space, parse_arch
-  space = get_space(_SPACE.value, _RES.value)
+  space = get_space(_SPACE.value, _RES.value, _WIDTH.value)
   res = space.input_shape[0]
   if _NUM.value < 1:
     raise rec_lib.RecordError(f"--num_archs={_NUM.value} must be >= 1")
@@ -91,13 +92,17 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
                        if space.has_channel_choices else None)
            for _ in range(_NUM.value)]
   prefix = f"{space.name}/{res}/s{_SEED.value}"
+  if _WIDTH.value != 1.0:
+    prefix = f"{space.name}/{res}/w{_WIDTH.value:g}/s{_SEED.value}"
   done = {}
   if os.path.exists(_OUT.value):
     for r in rec_lib.read_records(_OUT.value, repair=True):
-      if r["space"] != space.name or r["resolution"] != res:
+      if (r["space"] != space.name or r["resolution"] != res
+          or r.get("width", 1.0) != _WIDTH.value):
         raise rec_lib.RecordError(
-            f"{_OUT.value} holds records of {r['space']} at {r['resolution']}; expected "
-            f"{space.name} at {res} (use another --out)")
+            f"{_OUT.value} holds records of {r['space']} at {r['resolution']} px, width "
+            f"{r.get('width', 1.0)}; expected {space.name} at {res} px, width {_WIDTH.value} "
+            "(use another --out)")
       done[r["id"]] = r
   refs = [r for r in done.values() if r.get("extra", {}).get("reference")]
   baseline = refs[0]["stats"]["median_ms"] if refs else None
@@ -121,7 +126,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
     return stats, info, started
 
   def base_fields(arch, stats, info, started):
-    return dict(space=space.name, arch=arch.to_string(space), resolution=res,
+    return dict(space=space.name, arch=arch.to_string(space), resolution=res, width=_WIDTH.value,
                 quantization="float32", runtime=runtime, runtime_version=version,
                 threads=_THREADS.value, delegate=runner.delegate,
                 delegate_partitions=info.get("delegate_partitions"), device=device,

@@ -30,6 +30,7 @@ _IMPORT = flags.DEFINE_string("import_lut", None, "ProxylessNAS-format YAML to i
 _MEASURE = flags.DEFINE_bool("measure_lut", False, "Measure a micro-benchmark LUT on this host.")
 _SPACE = flags.DEFINE_string("space", None, "Space (with --import_lut / --measure_lut).")
 _RES = flags.DEFINE_integer("resolution", None, "Resolution (default: the space's).")
+_WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier (--import_lut, --measure_lut).")
 flags.mark_flags_as_required(["out"])
 
 
@@ -51,7 +52,7 @@ def main(argv):
   if _IMPORT.value or _MEASURE.value:
     if not _SPACE.value:
       raise TfnasError("--import_lut and --measure_lut need --space")
-    space = get_space(_SPACE.value, _RES.value)
+    space = get_space(_SPACE.value, _RES.value, _WIDTH.value)
     if _IMPORT.value:
       model = lut.import_proxyless_yaml(_IMPORT.value, space)
     else:
@@ -60,6 +61,7 @@ def main(argv):
       model = lut.measure_lut(space, HostRunner(), ADAPTIVE,
                               progress=lambda i, n: print(f"  block {i}/{n}", flush=True))
     os.makedirs(out, exist_ok=True)
+    model.meta["width"] = _WIDTH.value
     model.save(os.path.join(out, "latency_model.json"))
     refs = {r: round(model.predict(r), 3) for r, _ in space.references}
     print(json.dumps({"latency_model": os.path.join(out, "latency_model.json"),
@@ -75,11 +77,11 @@ def main(argv):
                and not r.get("extra", {}).get("retest")]
   if len(main_recs) < 10:
     raise TfnasError(f"{_RECORDS.value} holds {len(main_recs)} measured archs; need >= 10")
-  spaces = {(r["space"], r["resolution"]) for r in main_recs}
+  spaces = {(r["space"], r["resolution"], r.get("width", 1.0)) for r in main_recs}
   if len(spaces) != 1:
-    raise TfnasError(f"records mix spaces/resolutions {sorted(spaces)}; fit one at a time")
-  (space_name, res), = spaces
-  space = get_space(space_name, res)
+    raise TfnasError(f"records mix spaces/resolutions/widths {sorted(spaces)}; fit one at a time")
+  (space_name, res, width), = spaces
+  space = get_space(space_name, res, width)
   archs = [parse_arch(space, r["arch"]) for r in main_recs]
   y = np.array([rec_lib.latency_ms(r, corrected=not _RAW.value) for r in main_recs])
   fit_idx, test_idx = fit.split(len(y), _TEST.value, _SEED.value)
@@ -107,6 +109,8 @@ def main(argv):
     report["rmspe_over_noise_floor"] = (report["rmspe"] / report["test_retest"]["rmspe"]
                                         if report["test_retest"]["rmspe"] else None)
   model.meta["report"] = {k: report[k] for k in ("rmse_ms", "rmspe", "n_fit")}
+  model.meta["width"] = width
+  report["width"] = width
   os.makedirs(out, exist_ok=True)
   model.save(os.path.join(out, "latency_model.json"))
   _write(out, "report.json", report)

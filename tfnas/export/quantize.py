@@ -180,6 +180,77 @@ def _tag_layers(data: bytes, layers: Iterable[str]) -> bytes:
   return pack_model(model) if changed else data
 
 
+class RecipeQuantizer:
+  """Applies per-layer recipes to one float `.tflite` with litert-quantizer.
+
+  Calibration runs once (on the float model, with every tensor observed), so many
+  recipes can be tried on the same calibration (the precision search does).
+
+  Args:
+    float_tflite: The float32 flatbuffer (from `convert_float`).
+    layers: The quantizable layer names (e.g. `Recipe.check`'s result).
+    samples: Normalized images, one per array (1, H, W, C), for calibration.
+  """
+
+  def __init__(self, float_tflite: bytes, layers: Iterable[str], samples: Iterable[np.ndarray]):
+    from ai_edge_litert.interpreter import Interpreter
+    from litert_quantizer import quantizer
+    self.data = _tag_layers(float_tflite, layers)
+    interp = Interpreter(model_content=self.data)
+    sig = next(iter(interp.get_signature_list()))
+    input_name = interp.get_signature_list()[sig]["inputs"][0]
+    batches = [{input_name: s.astype(np.float32)} for s in samples]
+    q = quantizer.Quantizer(self.data, self._manager(Recipe.uniform("int8"), {}))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+      self.calibration = q.calibrate({sig: batches}, num_threads=1)
+    for qsv in self.calibration.values():
+      lo, hi = np.asarray(qsv["min"], np.float32), np.asarray(qsv["max"], np.float32)
+      mid, narrow = (lo + hi) / 2, (hi - lo) < MIN_RANGE
+      qsv["min"] = np.where(narrow, mid - MIN_RANGE / 2, lo).astype(np.float32)
+      qsv["max"] = np.where(narrow, mid + MIN_RANGE / 2, hi).astype(np.float32)
+
+  @staticmethod
+  def _manager(recipe: Recipe, layers: dict[str, str]):
+    from litert_quantizer import qtyping, recipe_manager
+    manager = recipe_manager.RecipeManager()
+    op_all = qtyping.TFLOperationName.ALL_SUPPORTED
+    if recipe.default == "int8":
+      manager.add_static_config(".*", op_all, 8, 8)
+    else:
+      manager.add_quantization_config(".*", op_all, None, "no_quantize")
+    for name, precision in sorted(layers.items()):
+      if precision == recipe.default:
+        continue
+      if precision == "float32":
+        manager.add_quantization_config(layer_regex(name), op_all, None, "no_quantize")
+      else:
+        manager.add_static_config(layer_regex(name), op_all, 8, 8 if precision == "int8" else 4)
+    return manager.get_quantization_recipe()
+
+  def quantize(self, recipe: Recipe, layers: dict[str, str], strict: bool = True):
+    """The file for `recipe`; `layers` = {name: precision} (`Recipe.check`'s result).
+
+    The result is read back: with `strict`, a layer that did not get its precision
+    is an error; otherwise returns (file, {name: precision actually in the file}).
+    """
+    from litert_quantizer import quantizer
+    q = quantizer.Quantizer(self.data, self._manager(recipe, layers))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+      result = q.quantize(self.calibration, enable_progress_bar=False,
+                          enable_progress_report=False)
+    out = bytes(result.quantized_model)
+    got = inspect(out, layers)["layers"]
+    if not strict:
+      return out, got
+    wrong = {n: (p, got.get(n)) for n, p in layers.items() if got.get(n) != p}
+    if wrong:  # never hand back a file that is not what the recipe says
+      detail = ", ".join(f"{n}: asked {p}, got {g}" for n, (p, g) in sorted(wrong.items())[:5])
+      hint = (" (litert-quantizer keeps an int4 conv at int8 when its output feeds a float "
+              "layer directly)" if any(p == "int4" for p, _ in wrong.values()) else "")
+      raise TfnasError(f"the quantized file does not follow the recipe: {detail}{hint}")
+    return out
+
+
 def quantize_recipe(float_tflite: bytes, recipe: Recipe, layers: dict[str, str],
                     samples: Iterable[np.ndarray]) -> bytes:
   """Applies a per-layer `recipe` to a float `.tflite` with litert-quantizer.
@@ -193,42 +264,4 @@ def quantize_recipe(float_tflite: bytes, recipe: Recipe, layers: dict[str, str],
   Returns:
     The quantized flatbuffer (int8 input and output when the first/last layers are int8).
   """
-  from litert_quantizer import qtyping, quantizer, recipe_manager
-  from ai_edge_litert.interpreter import Interpreter
-
-  data = _tag_layers(float_tflite, layers)
-  manager = recipe_manager.RecipeManager()
-  op_all = qtyping.TFLOperationName.ALL_SUPPORTED
-  if recipe.default == "int8":
-    manager.add_static_config(".*", op_all, 8, 8)
-  else:
-    manager.add_quantization_config(".*", op_all, None, "no_quantize")
-  for name, precision in sorted(layers.items()):
-    if precision == recipe.default:
-      continue
-    if precision == "float32":
-      manager.add_quantization_config(layer_regex(name), op_all, None, "no_quantize")
-    else:
-      manager.add_static_config(layer_regex(name), op_all, 8, 8 if precision == "int8" else 4)
-  q = quantizer.Quantizer(data, manager.get_quantization_recipe())
-  interp = Interpreter(model_content=data)
-  sig = next(iter(interp.get_signature_list()))
-  input_name = interp.get_signature_list()[sig]["inputs"][0]
-  batches = [{input_name: s.astype(np.float32)} for s in samples]
-  with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-    calibration = q.calibrate({sig: batches}, num_threads=1)
-    for qsv in calibration.values():
-      lo, hi = np.asarray(qsv["min"], np.float32), np.asarray(qsv["max"], np.float32)
-      mid, narrow = (lo + hi) / 2, (hi - lo) < MIN_RANGE
-      qsv["min"] = np.where(narrow, mid - MIN_RANGE / 2, lo).astype(np.float32)
-      qsv["max"] = np.where(narrow, mid + MIN_RANGE / 2, hi).astype(np.float32)
-    result = q.quantize(calibration, enable_progress_bar=False, enable_progress_report=False)
-  out = bytes(result.quantized_model)
-  got = inspect(out, layers)["layers"]
-  wrong = {n: (p, got.get(n)) for n, p in layers.items() if got.get(n) != p}
-  if wrong:  # never hand back a file that is not what the recipe says
-    detail = ", ".join(f"{n}: asked {p}, got {g}" for n, (p, g) in sorted(wrong.items())[:5])
-    hint = (" (litert-quantizer keeps int4 convs next to float ops at int8: use default "
-            "int8 and name the float32 layers)" if recipe.default == "float32" else "")
-    raise TfnasError(f"the quantized file does not follow the recipe: {detail}{hint}")
-  return out
+  return RecipeQuantizer(float_tflite, layers, samples).quantize(recipe, layers)

@@ -81,7 +81,8 @@ class LatencyModel:
   def to_json(self) -> dict:
     return {"format": FORMAT_VERSION, "kind": self.kind, "unit": self.unit,
             "space": self.space.name, "resolution": self.space.input_shape[0],
-            "num_classes": self.space.head.num_classes,
+            "num_classes": self.space.head.num_classes, "width": self.meta.get("width", 1.0),
+            "channels": [b.out_shape[2] for b in self.space.blocks],
             "constant": self.constant, "table": self.table, "meta": self.meta}
 
   def save(self, path: str) -> None:
@@ -92,12 +93,18 @@ def from_json(obj: dict, space: SearchSpace | None = None) -> LatencyModel:
   if obj.get("format") != FORMAT_VERSION:
     raise TfnasError(f"latency model format {obj.get('format')!r} is not {FORMAT_VERSION}")
   if space is None:
-    space = get_space(obj["space"], obj["resolution"], num_classes=obj.get("num_classes"))
+    space = get_space(obj["space"], obj["resolution"], obj.get("width", 1.0),
+                      num_classes=obj.get("num_classes"))
   elif space.name != obj["space"]:
     raise TfnasError(f"latency model is for space {obj['space']!r}, not {space.name!r}")
   elif space.input_shape[0] != obj["resolution"]:
     raise TfnasError(f"latency model is for resolution {obj['resolution']}, not "
                      f"{space.input_shape[0]}")
+  channels = [b.out_shape[2] for b in space.blocks]
+  if "channels" in obj and obj["channels"] != channels:
+    raise TfnasError(f"latency model was measured at width {obj.get('width', 1.0)} (block "
+                     f"channels {obj['channels'][:4]}...), not at this space's width (block "
+                     f"channels {channels[:4]}...)")
   return LatencyModel(space, obj["kind"], obj["unit"], obj["constant"], obj["table"],
                       obj.get("meta"))
 

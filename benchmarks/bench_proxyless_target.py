@@ -1,0 +1,107 @@
+"""ProxylessNAS on CIFAR-10 for a host-latency target, end to end with the real binaries.
+
+  .venv/bin/python benchmarks/bench_proxyless_target.py [--width=0.35] [--num_archs=600]
+      [--target=all_k3_e6] [--search_steps=300] [--train_epochs=3]
+
+1. `tflite_bench.bin.profile`: measure --num_archs random `proxyless_cifar` archs (32 px,
+   this width) on the host LiteRT runner (resumable records in runs/bench_target/).
+2. `tfnas.bin.latency_fit`: fit the additive latency model on them.
+3. `tfnas.bin.search` (configs/proxyless_cifar10.py:quick) with that model and a target
+   equal to the predicted latency of the --target reference (default all_k3_e6, the
+   MobileNetV2-like arch), so the comparison is at equal latency.
+4. Retrain the derived arch and the all_k3_e3 / all_k3_e6 references briefly
+   (configs/train_cifar10.py:quick) and time their float `.tflite` files interleaved.
+Writes benchmarks/results/proxyless_target_cifar10.json. Every step resumes.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_WIDTH = flags.DEFINE_float("width", 0.35, "Width multiplier (as the quick search config).")
+_NUM = flags.DEFINE_integer("num_archs", 600, "Archs to measure for the latency model.")
+_TARGET = flags.DEFINE_string("target", "all_k3_e6", "Reference whose predicted latency is "
+                              "the target.")
+_STEPS = flags.DEFINE_integer("search_steps", 300, "Search steps (quick config: 300).")
+_EPOCHS = flags.DEFINE_integer("train_epochs", 3, "Retrain epochs (quick config: 3).")
+_ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved latency rounds.")
+_DATASET = flags.DEFINE_string("dataset", "folder:../shared/data/cifar10-jpg.tar.gz", "Data.")
+_OUT = flags.DEFINE_string("out", "runs/bench_target", "Work folder.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(*args):
+  print("$", " ".join(args), flush=True)
+  subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT)
+
+
+def main(_):
+  os.chdir(ROOT)
+  out, w = _OUT.value, _WIDTH.value
+  records = os.path.join(out, "records.jsonl")
+  sh("tflite_bench.bin.profile", "--space=proxyless_cifar", "--resolution=32", f"--width={w}",
+     f"--num_archs={_NUM.value}", "--retest=50", f"--out={records}")
+  sh("tfnas.bin.latency_fit", f"--records={records}", f"--out={out}/fit")
+  model_path = f"{out}/fit/latency_model.json"
+  from tfnas.latency.models import load
+  from tfnas.spaces import get_space
+  space = get_space("proxyless_cifar", 32, w)
+  lat = load(model_path, space)
+  target = lat.predict(_TARGET.value)
+  search = f"{out}/search_{_TARGET.value}"
+  sh("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick", f"--workdir={search}",
+     f"--config.dataset={_DATASET.value}", f"--config.latency_model={model_path}",
+     f"--config.target_ms={target}", f"--config.steps={_STEPS.value}")
+  report = json.load(open(f"{search}/search_report.json"))
+  runs = {"searched": f"{search}/arch.json", "all_k3_e3": "all_k3_e3", "all_k3_e6": "all_k3_e6"}
+  results = {}
+  for name, arch in runs.items():
+    workdir = f"{out}/train_{_TARGET.value}_{name}"
+    sh("tfnas.bin.train", "--config=configs/train_cifar10.py:quick", f"--workdir={workdir}",
+       f"--config.dataset={_DATASET.value}", f"--config.arch={arch}", f"--config.width={w}",
+       f"--config.epochs={_EPOCHS.value}", "--config.verbose=0")
+    m = json.load(open(f"{workdir}/metrics.json"))
+    results[name] = {"arch": m["arch"], "test_accuracy": m["test_accuracy"],
+                     "predicted_ms": lat.predict(m["arch"]),
+                     "tflite": f"{workdir}/model.tflite"}
+  from tflite_bench.host import HostRunner, cpu_model
+  from tflite_bench.protocol import FIXED
+  runner = HostRunner()
+  times = {n: [] for n in results}
+  for _ in range(_ROUNDS.value):
+    for n, r in results.items():
+      times[n].append(runner.measure(r["tflite"], FIXED)[0].median_ms)
+  for n, r in results.items():
+    r["measured_ms"] = statistics.median(times[n])
+    r["measured_over_target"] = r["measured_ms"] / target
+    r["predicted_over_target"] = r["predicted_ms"] / target
+  fit_report = json.load(open(f"{out}/fit/report.json"))
+  summary = {
+      "width": w, "target_reference": _TARGET.value, "target_ms": target,
+      "search": {k: report.get(k) for k in ("arch", "predicted_ms", "measured_ms",
+                                            "val_accuracy_inherited", "steps", "arch_mode")},
+      "latency_model": {k: fit_report.get(k) for k in ("n_fit", "n_test", "rmspe", "within_5pct",
+                                                       "spearman", "test_retest")},
+      "retrain_epochs": _EPOCHS.value, "results": results, "cpu": cpu_model(),
+  }
+  os.makedirs("benchmarks/results", exist_ok=True)
+  path = f"benchmarks/results/proxyless_target_cifar10_{_TARGET.value}.json"
+  with open(path, "w") as f:
+    json.dump(summary, f, indent=2)
+  print(f"target {target:.3f} ms ({_TARGET.value} predicted)")
+  for n, r in results.items():
+    print(f"{n:10} acc {r['test_accuracy']:.4f}  predicted {r['predicted_ms']:.3f} ms "
+          f"({r['predicted_over_target']:.3f}x target)  measured {r['measured_ms']:.3f} ms "
+          f"({r['measured_over_target']:.3f}x)")
+  print(f"-> {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

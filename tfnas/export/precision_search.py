@@ -1,0 +1,287 @@
+"""Per-layer mixed-precision search (SPOS's precision search, made deployable).
+
+Every conv/dense layer of a trained child chooses int8, int4 weights (conv and
+dense only) or float32. Candidates are scored on the actually quantized `.tflite`
+(litert-quantizer, one shared calibration): top-1 on held-out validation images
+run through LiteRT, file size, and host latency. Evolution follows SPOS
+Algorithm 1 (population, top-k parents, crossover + mutation), with hard limits on
+size (checked before evaluation from the weights' bit widths) and on measured
+latency; every evaluated candidate is cached and kept, and the Pareto front of
+(size, latency, accuracy) is reported next to uniform float32 and uniform int8.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from tfnas.errors import TfnasError
+from tfnas.export.recipe import Recipe, quantizable_layers
+from tfnas.io import atomic_write_bytes, atomic_write_json
+
+CHOICES = ("int8", "int4", "float32")
+_BITS = {"int8": 8, "int4": 4, "float32": 32}
+
+
+@dataclasses.dataclass
+class SearchOptions:
+  population: int = 16
+  generations: int = 5
+  top_k: int = 6
+  mutation_prob: float = 0.1
+  size_limit_bytes: int | None = None
+  latency_limit_ms: float | None = None
+  val_images: int = 500
+  calibration_images: int = 128
+  seed: int = 0
+
+  def check(self):
+    if self.population < 2 or self.generations < 1 or not 1 <= self.top_k <= self.population:
+      raise TfnasError(f"need population >= 2, generations >= 1 and 1 <= top_k <= population; "
+                       f"got {self.population}, {self.generations}, {self.top_k}")
+    if not 0 <= self.mutation_prob <= 1:
+      raise TfnasError(f"mutation_prob {self.mutation_prob} must be in [0, 1]")
+
+
+class PrecisionSearch:
+  """Evaluates and evolves per-layer recipes for one float model.
+
+  Args:
+    model: The trained float Keras child.
+    images: Validation images (N, H, W, C), normalized; labels: (N,) ints.
+    calibration: Calibration images, one per array (1, H, W, C).
+    opts: `SearchOptions`.
+  """
+
+  def __init__(self, model, images, labels, calibration, opts: SearchOptions):
+    from tfnas.export import quantize
+    opts.check()
+    self.opts = opts
+    self.kinds = quantizable_layers(model)
+    self.names = sorted(self.kinds)
+    self.allowed = [tuple(c for c in CHOICES if not (c == "int4" and self.kinds[n] == "dwconv"))
+                    for n in self.names]
+    self.params = {l.name: int(sum(np.prod(w.shape) for w in l.weights))
+                   for l in model.layers if l.name in self.kinds}
+    self.int8_bytes = None
+    self.images, self.labels = images, labels
+    self.float_tflite = quantize.convert(model, "float32")
+    self.quantizer = quantize.RecipeQuantizer(self.float_tflite, self.names, calibration)
+    self.cache: dict[tuple, dict] = {}
+    self.rng = np.random.default_rng(opts.seed)
+
+  def recipe(self, genes: tuple) -> Recipe:
+    layers = {n: c for n, c in zip(self.names, genes) if c != "int8"}
+    return Recipe(default="int8", layers=tuple(sorted(layers.items())))
+
+  def estimated_bytes(self, genes: tuple) -> float:
+    """The size pre-check: the uniform-int8 file's size plus each layer's weight-byte change."""
+    if self.int8_bytes is None:
+      self.int8_bytes = self.evaluate(tuple("int8" for _ in self.names), "uniform")["size_bytes"]
+    return self.int8_bytes + sum(self.params[n] * (_BITS[c] - 8) / 8
+                                 for n, c in zip(self.names, genes))
+
+  def feasible_before(self, genes: tuple) -> bool:
+    limit = self.opts.size_limit_bytes
+    return limit is None or self.estimated_bytes(genes) <= limit
+
+  def evaluate(self, genes: tuple, tag: str = "") -> dict:
+    """Quantizes, runs and times one candidate (cached by its genes)."""
+    if genes in self.cache:
+      return self.cache[genes]
+    from tflite_bench.host import HostRunner
+    from tflite_bench.protocol import Protocol
+    asked = genes
+    if all(c == "float32" for c in genes):
+      data = self.float_tflite
+    else:
+      # litert-quantizer keeps an int4 conv at int8 when a float layer consumes its output:
+      # the candidate becomes what the file holds, re-made from that recipe so that
+      # exporting the reported recipe gives this very file.
+      for _ in range(3):
+        if genes in self.cache:
+          self.cache[asked] = self.cache[genes]
+          return self.cache[genes]
+        recipe = self.recipe(genes)
+        data, got = self.quantizer.quantize(
+            recipe, {n: recipe.precision(n) for n in self.names}, strict=False)
+        realized = tuple(got[n] for n in self.names)
+        if realized == genes:
+          break
+        genes = realized
+      else:
+        raise TfnasError(f"litert-quantizer does not settle on a recipe for {asked}")
+    logits = _run(data, self.images)
+    acc = float(np.mean(np.argmax(logits, -1) == self.labels))
+    runner = HostRunner()
+    stats, info = runner.measure(data, Protocol(warmup_runs=5, warmup_secs=0.1, min_runs=30,
+                                                min_secs=0.3))
+    row = {"genes": list(genes), "requested": list(asked),
+           "recipe": self.recipe(genes).to_json(), "accuracy": acc,
+           "size_bytes": len(data), "latency_ms": stats.median_ms,
+           "delegate_partitions": info["delegate_partitions"], "tag": tag,
+           "feasible": self._feasible_after(len(data), stats.median_ms)}
+    self.cache[genes] = self.cache[asked] = row
+    return row
+
+  def _feasible_after(self, size, latency) -> bool:
+    o = self.opts
+    return ((o.size_limit_bytes is None or size <= o.size_limit_bytes) and
+            (o.latency_limit_ms is None or latency <= o.latency_limit_ms))
+
+  def _random(self) -> tuple:
+    """Uniform per layer; an over-size draw is repaired (largest float layers to int8,
+    then largest int8 layers to int4) until it meets the size limit."""
+    genes = [a[self.rng.integers(len(a))] for a in self.allowed]
+    by_size = sorted(range(len(genes)), key=lambda i: -self.params[self.names[i]])
+    for src, dst in (("float32", "int8"), ("int8", "int4")):
+      for i in by_size:
+        if self.feasible_before(tuple(genes)):
+          return tuple(genes)
+        if genes[i] == src and dst in self.allowed[i]:
+          genes[i] = dst
+    if not self.feasible_before(tuple(genes)):
+      raise TfnasError(f"size_limit_bytes {self.opts.size_limit_bytes} is below the smallest "
+                       f"recipe (int4 wherever possible: about "
+                       f"{self.estimated_bytes(self._smallest()):.0f} bytes)")
+    return tuple(genes)
+
+  def _smallest(self) -> tuple:
+    return tuple("int4" if "int4" in a else "int8" for a in self.allowed)
+
+  def _mutate(self, genes: tuple) -> tuple:
+    out = list(genes)
+    for i, a in enumerate(self.allowed):
+      if self.rng.random() < self.opts.mutation_prob:
+        out[i] = a[self.rng.integers(len(a))]
+    return tuple(out)
+
+  def _crossover(self, a: tuple, b: tuple) -> tuple:
+    return tuple(x if self.rng.random() < 0.5 else y for x, y in zip(a, b))
+
+  def _children(self, parents: list[tuple], n: int, make) -> list[tuple]:
+    out, tries = [], 0
+    while len(out) < n and tries < 50 * n:
+      tries += 1
+      if len(parents) == 0:
+        break
+      genes = make(parents)
+      if self.feasible_before(genes) and genes not in out:
+        out.append(genes)
+    return out
+
+  def run(self, state_path: str | None = None, log=print) -> dict:
+    """Evolution; with `state_path` the evaluated candidates are saved each generation
+    and a rerun resumes from them."""
+    o = self.opts
+    history, start = [], time.time()
+    if state_path and os.path.exists(state_path):
+      saved = json.load(open(state_path))
+      for row in saved["evaluated"]:
+        self.cache[tuple(row["genes"])] = row
+      history = saved["history"]
+    baselines = {"float32": self.evaluate(tuple("float32" for _ in self.names), "uniform"),
+                 "int8": self.evaluate(tuple("int8" for _ in self.names), "uniform")}
+    # One random stream per generation: a resumed search continues exactly as an
+    # uninterrupted one would.
+    self.rng = np.random.default_rng([o.seed, 0])
+    population = [tuple(g) for g in history[-1]["next"]] if history else \
+        [self._random() for _ in range(o.population)]
+    for gen in range(len(history), o.generations):
+      self.rng = np.random.default_rng([o.seed, gen + 1])
+      rows = [self.evaluate(g, f"gen{gen}") for g in population]
+      ranked = sorted((r for r in {id(r): r for r in self.cache.values()}.values()
+                       if r["feasible"]),
+                      key=lambda r: (-r["accuracy"], r["size_bytes"]))
+      parents = [tuple(r["genes"]) for r in ranked[:o.top_k]]
+      best = ranked[0] if ranked else None
+      record = {"generation": gen, "population": [list(g) for g in population],
+                "best_accuracy": best["accuracy"] if best else None,
+                "best_size_bytes": best["size_bytes"] if best else None,
+                "evaluated": len({id(r) for r in self.cache.values()})}
+      history.append(record)
+      log(f"[precision] generation {gen + 1}/{o.generations}: best feasible accuracy "
+          f"{best['accuracy'] if best else float('nan'):.4f}, {history[-1]['evaluated']} evaluated")
+      pick = lambda ps: ps[self.rng.integers(len(ps))]
+      half = o.population // 2
+      population = (self._children(parents, half, lambda ps: self._crossover(pick(ps), pick(ps)))
+                    + self._children(parents, o.population - half,
+                                     lambda ps: self._mutate(pick(ps))))
+      while len(population) < o.population:
+        population.append(self._random())
+      record["next"] = [list(g) for g in population]
+      if state_path:
+        atomic_write_json(state_path, {"evaluated": list(
+            {id(r): r for r in self.cache.values()}.values()), "history": history})
+    evaluated = list({id(r): r for r in self.cache.values()}.values())
+    front = pareto_front(evaluated)
+    feasible = sorted((r for r in evaluated if r["feasible"]),
+                      key=lambda r: (-r["accuracy"], r["size_bytes"]))
+    dominating = [r for r in evaluated if r["tag"] != "uniform" and
+                  all(_dominates(r, b) for b in baselines.values())]
+    return {"layers": self.names, "options": dataclasses.asdict(o), "baselines": baselines,
+            "best": feasible[0] if feasible else None, "pareto_front": front,
+            "dominates_both_uniform": dominating, "history": history,
+            "evaluated": len(evaluated), "seconds": time.time() - start, "all": evaluated}
+
+
+def _dominates(a: dict, b: dict) -> bool:
+  """a is no worse than b in accuracy, size and latency, and better in one."""
+  ge = (a["accuracy"] >= b["accuracy"] and a["size_bytes"] <= b["size_bytes"]
+        and a["latency_ms"] <= b["latency_ms"])
+  gt = (a["accuracy"] > b["accuracy"] or a["size_bytes"] < b["size_bytes"]
+        or a["latency_ms"] < b["latency_ms"])
+  return ge and gt
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+  """Rows not dominated in (accuracy up, size down, latency down), by size."""
+  front = [r for r in rows if not any(_dominates(o, r) for o in rows if o is not r)]
+  return sorted(front, key=lambda r: r["size_bytes"])
+
+
+def _run(data: bytes, images: np.ndarray) -> np.ndarray:
+  from tfnas.export.tflite import run_tflite
+  return run_tflite(data, images)
+
+
+def plot(result: dict, path: str) -> None:
+  """Accuracy vs size (colour: latency) of every candidate, front and uniform baselines."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  rows = [r for r in result.get("all", [])]
+  fig, ax = plt.subplots(figsize=(6.4, 4.4))
+  if rows:
+    sc = ax.scatter([r["size_bytes"] / 1024 for r in rows], [r["accuracy"] for r in rows],
+                    c=[r["latency_ms"] for r in rows], s=14, cmap="viridis", alpha=0.7,
+                    label="evaluated")
+    fig.colorbar(sc, ax=ax, label="host latency (ms)")
+  front2d, best = [], -1.0  # accuracy-vs-size front, for the line
+  for r in sorted(rows or result["pareto_front"], key=lambda r: (r["size_bytes"], -r["accuracy"])):
+    if r["accuracy"] > best:
+      front2d.append(r)
+      best = r["accuracy"]
+  ax.step([r["size_bytes"] / 1024 for r in front2d], [r["accuracy"] for r in front2d], "k-",
+          where="post", label="front: accuracy vs size")
+  front = result["pareto_front"]
+  ax.scatter([r["size_bytes"] / 1024 for r in front], [r["accuracy"] for r in front],
+             facecolors="none", edgecolors="k", s=40,
+             label="Pareto front (size, latency, accuracy)")
+  for name, r in result["baselines"].items():
+    ax.scatter([r["size_bytes"] / 1024], [r["accuracy"]], marker="*", s=160,
+               label=f"uniform {name}", edgecolors="k")
+  ax.set_xlabel("file size (KiB)")
+  ax.set_ylabel("validation top-1 (LiteRT)")
+  ax.legend(fontsize=8, loc="lower right")
+  ax.set_title("Per-layer precision search")
+  fig.tight_layout()
+  import io
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=120)
+  plt.close(fig)
+  atomic_write_bytes(path, buf.getvalue())
