@@ -17,6 +17,23 @@ STOCK = (keras.layers.InputLayer, keras.layers.Conv2D, keras.layers.DepthwiseCon
 REFS = [(s, r) for s in list_spaces() for r, _ in get_space(s).references]
 
 
+def every_op_arch(space):
+  """One arch that uses every op kind (and channel scale) somewhere: block j takes op j mod N."""
+  ops, channels = [], []
+  for j, block in enumerate(space.choice_blocks):
+    names = [n for n in block.op_names if n != "zero" or block.in_shape == block.out_shape]
+    ops.append(names[j % len(names)])
+    if block.mid_scales:
+      channels.append(j % len(block.mid_scales))
+  from tfnas.spaces import Arch
+  return Arch.create(space, ops, channels or None)
+
+
+# Keras vs LiteRT: per space, an arch with every op in it, the smallest and the largest
+# (the full sweep over all references is marked slow).
+AGREE = [(s, r) for s in list_spaces() for r in ("every_op", "smallest", "largest")]
+
+
 def randomize_bn(model, seed=0):
   """Non-trivial BatchNorm statistics, so numerics tests test something."""
   rng = np.random.default_rng(seed)
@@ -48,10 +65,12 @@ def test_spec_params_equal_keras_params(space_name, ref):
   assert model.count_params() == total(space, parse_arch(space, ref)).params
 
 
-@pytest.mark.parametrize("space_name, ref", REFS)
+@pytest.mark.parametrize("space_name, ref", AGREE + [
+    pytest.param(s, r, marks=pytest.mark.slow) for s, r in REFS
+    if r not in ("smallest", "largest")])
 def test_keras_and_litert_agree(space_name, ref):
   space = get_space(space_name, resolution=32)
-  model = build_child(space, ref)
+  model = build_child(space, every_op_arch(space) if ref == "every_op" else ref)
   randomize_bn(model)
   x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
   want = model(x, training=False).numpy()
