@@ -5,10 +5,12 @@
 
 1. `tflite_bench.bin.profile`: measure --num_archs random `proxyless_cifar` archs (32 px,
    this width) on the host LiteRT runner (resumable records in runs/bench_target/).
-2. `tfnas.bin.latency_fit`: fit the additive latency model on them.
+2. `tfnas.bin.latency_fit`: fit the additive latency model on them, and measure the
+   per-op lookup table (each block's op alone); the search uses --latency_source.
 3. `tfnas.bin.search` (configs/proxyless_cifar10.py:quick) with that model and a target
    equal to the predicted latency of the --target reference (default all_k3_e6, the
-   MobileNetV2-like arch), so the comparison is at equal latency.
+   MobileNetV2-like arch), so the comparison is at equal latency; the latency loss is
+   the absolute form CE + lambda * |E[lat] / T - 1| (pulls towards the target).
 4. Retrain the derived arch and the all_k3_e3 / all_k3_e6 references briefly
    (configs/train_cifar10.py:quick) and time their float `.tflite` files interleaved.
 Writes benchmarks/results/proxyless_target_cifar10.json. Every step resumes.
@@ -30,6 +32,11 @@ _TARGET = flags.DEFINE_string("target", "all_k3_e6", "Reference whose predicted 
                               "the target.")
 _STEPS = flags.DEFINE_integer("search_steps", 300, "Search steps (quick config: 300).")
 _EPOCHS = flags.DEFINE_integer("train_epochs", 3, "Retrain epochs (quick config: 3).")
+_SOURCE = flags.DEFINE_enum("latency_source", "lut", ["lut", "fit"],
+                            "Search with the measured per-op table (lut) or the model fitted "
+                            "on the sampled archs (fit).")
+_FORM = flags.DEFINE_string("latency_form", "abs", "Latency loss form (abs pulls to the target).")
+_LAMBDA = flags.DEFINE_float("latency_lambda", 1.0, "Latency loss weight.")
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved latency rounds.")
 _DATASET = flags.DEFINE_string("dataset", "folder:../shared/data/cifar10-jpg.tar.gz", "Data.")
 _OUT = flags.DEFINE_string("out", "runs/bench_target", "Work folder.")
@@ -49,21 +56,24 @@ def main(_):
   sh("tflite_bench.bin.profile", "--space=proxyless_cifar", "--resolution=32", f"--width={w}",
      f"--num_archs={_NUM.value}", "--retest=50", f"--out={records}")
   sh("tfnas.bin.latency_fit", f"--records={records}", f"--out={out}/fit")
-  model_path = f"{out}/fit/latency_model.json"
+  sh("tfnas.bin.latency_fit", "--measure_lut", "--space=proxyless_cifar", "--resolution=32",
+     f"--width={w}", f"--out={out}/lut")
+  model_path = f"{out}/{_SOURCE.value}/latency_model.json"
   from tfnas.latency.models import load
   from tfnas.spaces import get_space
   space = get_space("proxyless_cifar", 32, w)
   lat = load(model_path, space)
   target = lat.predict(_TARGET.value)
-  search = f"{out}/search_{_TARGET.value}"
+  search = f"{out}/search_{_SOURCE.value}_{_TARGET.value}"
   sh("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick", f"--workdir={search}",
      f"--config.dataset={_DATASET.value}", f"--config.latency_model={model_path}",
-     f"--config.target_ms={target}", f"--config.steps={_STEPS.value}")
+     f"--config.target_ms={target}", f"--config.steps={_STEPS.value}",
+     f"--config.latency_form={_FORM.value}", f"--config.latency_lambda={_LAMBDA.value}")
   report = json.load(open(f"{search}/search_report.json"))
   runs = {"searched": f"{search}/arch.json", "all_k3_e3": "all_k3_e3", "all_k3_e6": "all_k3_e6"}
   results = {}
   for name, arch in runs.items():
-    workdir = f"{out}/train_{_TARGET.value}_{name}"
+    workdir = f"{out}/train_{name}" if name != "searched" else f"{search}_retrain"
     sh("tfnas.bin.train", "--config=configs/train_cifar10.py:quick", f"--workdir={workdir}",
        f"--config.dataset={_DATASET.value}", f"--config.arch={arch}", f"--config.width={w}",
        f"--config.epochs={_EPOCHS.value}", "--config.verbose=0")
@@ -83,16 +93,21 @@ def main(_):
     r["measured_over_target"] = r["measured_ms"] / target
     r["predicted_over_target"] = r["predicted_ms"] / target
   fit_report = json.load(open(f"{out}/fit/report.json"))
+  others = {}
+  for other in ("lut", "fit"):
+    m = load(f"{out}/{other}/latency_model.json", space)
+    others[other] = {n: m.predict(r["arch"]) for n, r in results.items()}
   summary = {
-      "width": w, "target_reference": _TARGET.value, "target_ms": target,
+      "width": w, "latency_source": _SOURCE.value, "predicted_by_each_model": others, "target_reference": _TARGET.value, "target_ms": target,
       "search": {k: report.get(k) for k in ("arch", "predicted_ms", "measured_ms",
                                             "val_accuracy_inherited", "steps", "arch_mode")},
       "latency_model": {k: fit_report.get(k) for k in ("n_fit", "n_test", "rmspe", "within_5pct",
                                                        "spearman", "test_retest")},
+      "latency_form": _FORM.value, "latency_lambda": _LAMBDA.value,
       "retrain_epochs": _EPOCHS.value, "results": results, "cpu": cpu_model(),
   }
   os.makedirs("benchmarks/results", exist_ok=True)
-  path = f"benchmarks/results/proxyless_target_cifar10_{_TARGET.value}.json"
+  path = f"benchmarks/results/proxyless_target_cifar10_{_SOURCE.value}_{_TARGET.value}.json"
   with open(path, "w") as f:
     json.dump(summary, f, indent=2)
   print(f"target {target:.3f} ms ({_TARGET.value} predicted)")

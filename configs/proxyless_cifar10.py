@@ -40,7 +40,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
   c.latency_model = "macs"
   c.target_ms = 60.0  # in the latency model's unit (MMACs for "macs")
-  c.latency_form = "mul"  # mul: CE * (log E / log T)^beta; add: CE + lambda * E / T
+  # mul: CE * (log E / log T)^beta; add: CE + lambda * E / T; abs: CE + lambda * |E / T - 1|
+  c.latency_form = "mul"
   c.latency_lambda = 0.1
   c.latency_beta = 0.6
   c.reinforce_beta = -0.07  # TuNAS absolute reward: acc + beta * |lat / target - 1|

@@ -47,3 +47,27 @@ def run_bin(module, *args, env=None, timeout=600):
   full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
   return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
                         capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.val_size=32",
+               "--config.batch_size=8", "--config.warmup_steps=1", "--config.log_every=2",
+               "--config.checkpoint_every=2", "--config.width=0.25"]
+
+
+@pytest.fixture(scope="session")
+def searched(tiny_cifar, tmp_path_factory):
+  """A quick ProxylessNAS search on tiny CIFAR-10: 4 steps, then rerun to 6 (resume).
+
+  Returns (workdir, first run, second run, alpha history after the first run). Shared
+  by the search tests and the export tests (export from a search workdir).
+  """
+  import json
+  workdir = tmp_path_factory.mktemp("search") / "search"
+  args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
+  first = run_bin("tfnas.bin.search", *args, "--config.steps=4")
+  assert first.returncode == 0, first.stderr[-3000:]
+  history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
+  report = json.load(open(workdir / "search_report.json"))
+  second = run_bin("tfnas.bin.search", *args, "--config.steps=6")
+  assert second.returncode == 0, second.stderr[-3000:]
+  return workdir, first, second, history, report

@@ -207,19 +207,17 @@ def test_bad_recipes(setup, recipe, pattern):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_cifar, tmp_path_factory):
+def trained(searched, tmp_path_factory):
+  """A copy of the quick search's workdir (arch.json, child.weights.h5, config, data)."""
+  import shutil
   workdir = tmp_path_factory.mktemp("export") / "run"
-  r = run_bin("tfnas.bin.train", "--config=configs/train_cifar10.py:quick",
-              f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}",
-              "--config.val_size=16", "--config.batch_size=8", "--config.epochs=1",
-              "--config.width=0.25", "--config.verbose=0")
-  assert r.returncode == 0, r.stderr[-3000:]
+  shutil.copytree(searched[0], workdir, ignore=shutil.ignore_patterns("ckpt*", "tb"))
   return workdir
 
 
 def test_export_binary_end_to_end(trained, tmp_path):
   recipe = tmp_path / "recipe.json"
-  recipe.write_text(json.dumps({"default": "int8", "layers": {"b02_project_conv": "int4"}}))
+  recipe.write_text(json.dumps({"default": "int8", "layers": {"head_head_conv": "int4"}}))
   r = run_bin("tfnas.bin.export", f"--workdir={trained}", "--precision=int8",
               "--quantization=qat", "--qat_steps=2", "--calibration_images=16",
               "--batch_size=8", "--latency_model=macs")
@@ -232,6 +230,7 @@ def test_export_binary_end_to_end(trained, tmp_path):
   assert report["size_bytes"] == os.path.getsize(trained / "export" / "model_int8.tflite")
   assert report["delegate_partitions"] == 1 and report["test_examples"] == 40
   assert report["latency_ms_measured"] > 0 and report["latency_predicted"]["unit"] == "MMACs"
+  assert report["weights"] == "child.weights.h5"
   assert 0 <= report["tflite_test_accuracy"] <= 1 and "keras_qat_test_accuracy" in report
   sidecar = json.load(open(trained / "export" / "model_int8.json"))
   assert sidecar["labels"][0] == "airplane" and sidecar["preprocess"]["image_size"] == 32
@@ -243,7 +242,7 @@ def test_export_binary_end_to_end(trained, tmp_path):
   assert rep["delegate_partitions"] == 1 and set(rep["layer_weight_types"].values()) == {"float32"}
   rep = export(str(trained), ExportOptions(precision="mixed", recipe=str(recipe), measure=False,
                                            calibration_images=8), log=quiet)
-  assert rep["layer_weight_types"]["b02_project_conv"] == "int4"
+  assert rep["layer_weight_types"]["head_head_conv"] == "int4"
   # The precision search binary, then its best recipe exported.
   r = run_bin("tfnas.bin.precision_search", f"--workdir={trained}", "--population=2",
               "--generations=1", "--top_k=1", "--val_images=16", "--calibration_images=8")
@@ -269,10 +268,10 @@ def test_export_bad_input(trained, tmp_path):
   quiet = lambda *a: None
   bad = tmp_path / "bad"
   shutil.copytree(trained, bad, ignore=shutil.ignore_patterns("export", "backup", "tb"))
-  os.remove(bad / "model.weights.h5")
+  os.remove(bad / "child.weights.h5")
   with pytest.raises(TfnasError, match="has no weights"):
     export(str(bad), ExportOptions(), log=quiet)
-  shutil.copy(trained / "model.weights.h5", bad)
+  shutil.copy(trained / "child.weights.h5", bad)
   arch = json.load(open(bad / "arch.json"))
   json.dump({**arch, "space": "fbnet_cifar"}, open(bad / "arch.json", "w"))
   with pytest.raises(TfnasError, match="space 'fbnet_cifar' but the workdir"):
@@ -283,7 +282,7 @@ def test_export_bad_input(trained, tmp_path):
   with pytest.raises(TfnasError, match="needs --recipe"):
     export(str(trained), ExportOptions(precision="mixed"), log=quiet)
   recipe = tmp_path / "r.json"
-  recipe.write_text(json.dumps({"layers": {"b01_dw_conv": "int4"}}))
+  recipe.write_text(json.dumps({"layers": {"first_dw_conv": "int4"}}))
   with pytest.raises(TfnasError, match="int4 for depthwise"):
     export(str(trained), ExportOptions(precision="mixed", recipe=str(recipe)), log=quiet)
   assert not os.path.exists(bad / "export")

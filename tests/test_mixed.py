@@ -164,3 +164,15 @@ def test_toy_search_where_latency_decides(block_and_op, mode):
   assert int(np.argmax(_toy_search(op, x, target, mode, steps=150))) == 0
   p = _toy_search(op, x, target, mode, steps=150, lat_costs=costs, lam=5.0)
   assert int(np.argmax(p)) == 6, p
+
+
+def test_abs_latency_loss_pulls_towards_the_target_from_both_sides():
+  import tensorflow as tf
+  from tfnas.models.supernet import latency_loss
+  for e, sign in ((0.4, -1.0), (0.6, 1.0)):
+    expected = tf.Variable(e)
+    with tf.GradientTape() as tape:
+      loss = latency_loss(tf.constant(1.0), expected, 0.5, "abs", lam=0.2)
+    g = float(tape.gradient(loss, expected))
+    assert np.isclose(g, sign * 0.2 / 0.5)
+    assert np.isclose(float(loss), 1.0 + 0.2 * abs(e / 0.5 - 1))

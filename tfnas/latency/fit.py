@@ -45,7 +45,13 @@ def design(space: SearchSpace, archs) -> tuple[np.ndarray, list[tuple[str, str]]
 
 def fit_additive(space: SearchSpace, archs, latencies_ms, prior: LatencyModel | None = None,
                  ridge: float = 1e-3) -> LatencyModel:
-  """Least-squares additive model: overhead + per-(block, op) costs."""
+  """Least-squares additive model: overhead + per-(block, op) costs.
+
+  Costs and the overhead are bounded below by 0 and the `zero` op (no layers at
+  all) costs exactly 0: an unconstrained fit on uniformly sampled archs can give
+  negative costs that predict negative latency for archs far from the samples
+  (e.g. a search's many-`zero` result).
+  """
   archs = [parse_arch(space, a) for a in archs]
   y = np.asarray(latencies_ms, dtype=np.float64)
   if len(archs) != len(y) or len(y) < 2:
@@ -60,8 +66,13 @@ def fit_additive(space: SearchSpace, archs, latencies_ms, prior: LatencyModel | 
   r = y - (x @ p0 + c0)
   reg = np.sqrt(ridge * len(y)) * np.eye(a.shape[1])
   reg[-1, -1] = 0.0
-  d, *_ = np.linalg.lstsq(np.vstack([a, reg]), np.concatenate([r, np.zeros(a.shape[1])]),
-                          rcond=None)
+  from scipy.optimize import lsq_linear
+  lower = -np.concatenate([p0, [c0]])  # final values p0 + d >= 0
+  upper = np.full_like(lower, np.inf)
+  is_zero = np.array([_is_zero_op(space, b, t) for b, t in cols] + [False])
+  upper[is_zero] = lower[is_zero] + 1e-12
+  d = lsq_linear(np.vstack([a, reg]), np.concatenate([r, np.zeros(a.shape[1])]),
+                 bounds=(lower, upper), method="bvls").x
   costs = p0 + d[:-1]
   constant = c0 + d[-1]
   table: dict[str, dict[str, float]] = {}
@@ -73,6 +84,12 @@ def fit_additive(space: SearchSpace, archs, latencies_ms, prior: LatencyModel | 
       table.setdefault(block, {}).setdefault(token, float(v))
   return LatencyModel(space, "fitted", "ms", float(constant), table,
                       {"n_fit": len(y), "ridge": ridge, "prior": prior.kind})
+
+
+def _is_zero_op(space: SearchSpace, block_name: str, token: str) -> bool:
+  block = next(b for b in space.blocks if b.name == block_name)
+  name = token.split("@")[0]
+  return any(op.name == name and op.kind == "zero" for op in block.ops)
 
 
 def _macs_prior(space: SearchSpace, archs, y) -> LatencyModel:

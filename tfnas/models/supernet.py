@@ -121,10 +121,16 @@ def latency_loss(ce, expected, target_ms: float, form: str = "mul", lam: float =
                  beta: float = 0.6):
   """Combines cross-entropy with the expected latency.
 
-  form="add": CE + lam * E[lat] / target; form="mul": CE * (log E[lat] / log target)^beta.
+  form="add": CE + lam * E[lat] / target; form="mul": CE * (log E[lat] / log target)^beta;
+  form="abs": CE + lam * |E[lat] / target - 1| (TuNAS's absolute-value reward as a
+  differentiable loss: it pulls E[lat] to the target from either side, where the other
+  two only push latency down; and it does not depend on the latency unit, while "mul"
+  needs target > 1).
   """
   if form == "add":
     return ce + lam * expected / target_ms
+  if form == "abs":
+    return ce + lam * tf.abs(expected / target_ms - 1.0)
   if form == "mul":
     return ce * (tf.math.log(expected) / tf.math.log(tf.constant(target_ms, tf.float32))) ** beta
-  raise ValueError(f"unknown latency loss form {form!r}; expected 'add' or 'mul'")
+  raise ValueError(f"unknown latency loss form {form!r}; expected 'add', 'mul' or 'abs'")

@@ -42,8 +42,9 @@ ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
 def _check_config(config):
   if config.arch_mode not in ARCH_MODES:
     raise TfnasError(f"unknown arch_mode {config.arch_mode!r}; expected one of {ARCH_MODES}")
-  if config.latency_form not in ("add", "mul"):
-    raise TfnasError(f"unknown latency_form {config.latency_form!r}; expected 'add' or 'mul'")
+  if config.latency_form not in ("add", "mul", "abs"):
+    raise TfnasError(f"unknown latency_form {config.latency_form!r}; expected 'add', 'mul' "
+                     "or 'abs'")
   if not config.target_ms > 0 or (config.latency_form == "mul" and config.target_ms <= 1):
     raise TfnasError(f"target_ms {config.target_ms!r} must be > 0 (and > 1 for the 'mul' form)")
   if config.val_size <= 0:
