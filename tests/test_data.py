@@ -38,7 +38,17 @@ def test_pipelines_shapes_normalization_and_disjoint_validation(tiny_cifar):
   assert x.shape == (8, 32, 32, 3) and x.dtype.name == "float32" and y.shape == (8,)
   assert -3 < float(np.mean(x)) < 3 and 0.3 < float(np.std(x)) < 3
   test = np.concatenate([y.numpy() for _, y in d.test])
-  assert test.tolist() == sorted(test.tolist())  # test order is the folder order
+  # Test and validation come in a fixed shuffled order, so any prefix mixes the classes.
+  assert sorted(test.tolist()) == sorted([c for c in range(10) for _ in range(4)])
+  assert test.tolist() != sorted(test.tolist()) and len(set(test[:10].tolist())) >= 5
+  again = np.concatenate([y.numpy() for _, y in again.test])
+  assert again.tolist() == test.tolist()
+  val = np.concatenate([y.numpy() for _, y in d.val])
+  assert len(set(val[:10].tolist())) >= 5
+  limited = data.load(f"folder:{tiny_cifar}", image_size=32, batch_size=8, val_size=16,
+                      test_limit=12)
+  sub = np.concatenate([y.numpy() for _, y in limited.test])
+  assert len(sub) == 12 and len(set(sub.tolist())) >= 5
   assert d.preprocess.to_json()["image_size"] == 32
 
 

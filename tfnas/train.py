@@ -16,7 +16,6 @@ import time
 
 import keras
 import ml_collections
-import numpy as np
 import tensorflow as tf
 
 from tfnas import data as data_lib
@@ -155,15 +154,3 @@ def _load_weights(model, path: str):
   if not os.path.exists(path):
     raise TfnasError(f"init_weights {path!r} does not exist")
   model.load_weights(path)
-
-
-def evaluate_tflite(path: str, dataset, limit: int | None = None) -> float:
-  """Top-1 accuracy of a `.tflite` file on a batched (image, label) dataset."""
-  correct = n = 0
-  for images, labels in dataset:
-    logits = tflite_lib.run_tflite(path, images.numpy())
-    correct += int(np.sum(np.argmax(logits, -1) == labels.numpy()))
-    n += len(labels)
-    if limit and n >= limit:
-      break
-  return correct / max(n, 1)

@@ -46,7 +46,7 @@ def main(argv):
       latency_limit_ms=_LAT.value, seed=_SEED.value)
   opts.check()
   src = pipeline.load_workdir(_WORKDIR.value)
-  data = pipeline._load_data(src, pipeline.ExportOptions(dataset=_DATASET.value))
+  data = pipeline.load_data(src, pipeline.ExportOptions(dataset=_DATASET.value))
   if data.val is None:
     raise TfnasError("the workdir's data has no validation split (val_size 0); the precision "
                      "search must not select on the test split")
@@ -58,7 +58,7 @@ def main(argv):
       break
   images = np.concatenate(images)[:opts.val_images]
   labels = np.concatenate(labels)[:opts.val_images]
-  calibration = pipeline._calibration_images(data, opts.calibration_images)
+  calibration = pipeline.calibration_images(data, opts.calibration_images)
   search = ps.PrecisionSearch(src.model, images, labels, calibration, opts)
   out = os.path.join(_WORKDIR.value, "export")
   os.makedirs(out, exist_ok=True)

@@ -135,7 +135,11 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
       or "none".
     data_dir: TFDS data dir (tfds sources only).
     train_limit: Use a seeded subset of this many training examples.
-    test_limit: Use the first this-many test examples.
+    test_limit: Use a fixed random subset of this many test examples.
+
+  Validation and test examples come in a fixed shuffled order (folder trees list
+  files class by class, so any prefix of them, e.g. the first N validation images
+  a search scores on, would hold a few classes only).
     cache: Cache decoded images in memory.
     eval_batch_size: Batch size for validation and test (default batch_size).
     drop_remainder: Drop the last partial training batch.
@@ -186,7 +190,8 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
   train_idx = train_idx[_limit(len(train_idx), train_limit, seed)]
   n_test = (len(test_files) if not isinstance(test_files, str)
             else builder.info.splits[test_split].num_examples)
-  test_idx = np.arange(min(n_test, test_limit) if test_limit else n_test)
+  test_idx = np.random.default_rng(0).permutation(n_test)[:test_limit or n_test]
+  val_idx = np.random.default_rng(seed + 1).permutation(val_idx)
   pre = Preprocess(image_size)
   eval_bs = eval_batch_size or batch_size
   common = dict(pre=pre, augment=augment, seed=seed, cache=cache)

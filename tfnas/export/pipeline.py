@@ -106,7 +106,8 @@ def load_workdir(workdir: str) -> Source:
   return Source(space, arch, model, weights, config, data_info)
 
 
-def _load_data(src: Source, opts: ExportOptions):
+def load_data(src: Source, opts: ExportOptions):
+  """The workdir's dataset with its split settings (dataset and test_limit overridable)."""
   from tfnas.data import pipeline as data_lib
   c = src.config
   data = data_lib.load(
@@ -121,7 +122,8 @@ def _load_data(src: Source, opts: ExportOptions):
   return data
 
 
-def _calibration_images(data, n: int) -> list[np.ndarray]:
+def calibration_images(data, n: int) -> list[np.ndarray]:
+  """`n` train images (eval transform), each as a (1, H, W, C) array."""
   out = []
   for images, _ in data.train_eval:
     out.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
@@ -136,25 +138,6 @@ def _accuracy_keras(model, dataset) -> float:
     logits = model(images, training=False)
     correct += int(np.sum(np.argmax(logits, -1) == labels.numpy()))
     n += len(labels)
-  return correct / max(n, 1)
-
-
-def _accuracy_tflite(data: bytes, dataset) -> float:
-  from tfnas.export.tflite import load_interpreter
-  interp = load_interpreter(data)
-  inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-  correct = n = 0
-  for images, labels in dataset:
-    for image, label in zip(np.asarray(images), labels.numpy()):
-      x = image[None]
-      if inp["dtype"] != np.float32:
-        scale, zero = inp["quantization"]
-        info = np.iinfo(inp["dtype"])
-        x = np.clip(np.round(x / scale + zero), info.min, info.max)
-      interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
-      interp.invoke()
-      correct += int(np.argmax(interp.get_tensor(out["index"])[0]) == label)
-      n += 1
   return correct / max(n, 1)
 
 
@@ -208,6 +191,7 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   from tfnas.export import qat as qat_lib
   from tfnas.export import quantize
   from tfnas.export.recipe import Recipe
+  from tfnas.export.tflite import tflite_accuracy
   from tfnas.models.child import build_child
 
   opts.check()
@@ -221,7 +205,7 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   if use_qat and recipe.default != "int8":
     raise TfnasError("quantization-aware training needs a recipe with default 'int8' "
                      "(name the float32 layers); use --quantization=ptq for a float default")
-  data = _load_data(src, opts)
+  data = load_data(src, opts)
   keras.utils.set_random_seed(opts.seed)
   out_dir = os.path.join(workdir, "export")
   name = f"model_{opts.precision}"
@@ -245,25 +229,25 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
                      **qat_lib.finetune(qmodel, data.train, opts.qat_steps, opts.qat_lr)}
     report["keras_qat_test_accuracy"] = _accuracy_keras(qmodel, data.test)
     if "float32" in layer_precisions.values():  # the converter cannot keep a layer float
-      samples = _calibration_images(data, opts.calibration_images)
+      samples = calibration_images(data, opts.calibration_images)
       fmodel = qat_lib.unquantized(qmodel, src.space, src.arch)
       tflite = quantize.quantize_recipe(quantize.convert(fmodel, "float32"), recipe,
                                         recipe.check(fmodel), samples)
     else:
       tflite = quantize.convert(qmodel, "qat", int8_io=opts.int8_io)
   elif opts.precision == "mixed":
-    samples = _calibration_images(data, opts.calibration_images)
+    samples = calibration_images(data, opts.calibration_images)
     tflite = quantize.quantize_recipe(quantize.convert(src.model, "float32"), recipe,
                                       layer_precisions, samples)
   else:
-    samples = (_calibration_images(data, opts.calibration_images)
+    samples = (calibration_images(data, opts.calibration_images)
                if opts.precision == "int8" else None)
     tflite = quantize.convert(src.model, opts.precision, samples, int8_io=opts.int8_io)
   info = quantize.inspect(tflite, layer_precisions)
   report["convert_seconds"] = time.time() - t0
   report.update(_delegation(tflite))
   log("[export] LiteRT accuracy on the test split")
-  report["tflite_test_accuracy"] = _accuracy_tflite(tflite, data.test)
+  report["tflite_test_accuracy"] = tflite_accuracy(tflite, data.test)
   report["test_examples"] = int(data.sizes.get("test", 0))
   report["size_bytes"] = len(tflite)
   report["ops"] = info["ops"]

@@ -95,6 +95,7 @@ class PrecisionSearch:
       return self.cache[genes]
     from tflite_bench.host import HostRunner
     from tflite_bench.protocol import Protocol
+    from tfnas.export.tflite import run_tflite
     asked = genes
     if all(c == "float32" for c in genes):
       data = self.float_tflite
@@ -115,7 +116,7 @@ class PrecisionSearch:
         genes = realized
       else:
         raise TfnasError(f"litert-quantizer does not settle on a recipe for {asked}")
-    logits = _run(data, self.images)
+    logits = run_tflite(data, self.images)
     acc = float(np.mean(np.argmax(logits, -1) == self.labels))
     runner = HostRunner()
     stats, info = runner.measure(data, Protocol(warmup_runs=5, warmup_secs=0.1, min_runs=30,
@@ -127,6 +128,10 @@ class PrecisionSearch:
            "feasible": self._feasible_after(len(data), stats.median_ms)}
     self.cache[genes] = self.cache[asked] = row
     return row
+
+  def rows(self) -> list[dict]:
+    """Every evaluated candidate once (the cache also keys rows by their requested genes)."""
+    return list({id(r): r for r in self.cache.values()}.values())
 
   def _feasible_after(self, size, latency) -> bool:
     o = self.opts
@@ -193,16 +198,16 @@ class PrecisionSearch:
         [self._random() for _ in range(o.population)]
     for gen in range(len(history), o.generations):
       self.rng = np.random.default_rng([o.seed, gen + 1])
-      rows = [self.evaluate(g, f"gen{gen}") for g in population]
-      ranked = sorted((r for r in {id(r): r for r in self.cache.values()}.values()
-                       if r["feasible"]),
+      for genes in population:
+        self.evaluate(genes, f"gen{gen}")
+      ranked = sorted((r for r in self.rows() if r["feasible"]),
                       key=lambda r: (-r["accuracy"], r["size_bytes"]))
       parents = [tuple(r["genes"]) for r in ranked[:o.top_k]]
       best = ranked[0] if ranked else None
       record = {"generation": gen, "population": [list(g) for g in population],
                 "best_accuracy": best["accuracy"] if best else None,
                 "best_size_bytes": best["size_bytes"] if best else None,
-                "evaluated": len({id(r) for r in self.cache.values()})}
+                "evaluated": len(self.rows())}
       history.append(record)
       log(f"[precision] generation {gen + 1}/{o.generations}: best feasible accuracy "
           f"{best['accuracy'] if best else float('nan'):.4f}, {history[-1]['evaluated']} evaluated")
@@ -215,9 +220,8 @@ class PrecisionSearch:
         population.append(self._random())
       record["next"] = [list(g) for g in population]
       if state_path:
-        atomic_write_json(state_path, {"evaluated": list(
-            {id(r): r for r in self.cache.values()}.values()), "history": history})
-    evaluated = list({id(r): r for r in self.cache.values()}.values())
+        atomic_write_json(state_path, {"evaluated": self.rows(), "history": history})
+    evaluated = self.rows()
     front = pareto_front(evaluated)
     feasible = sorted((r for r in evaluated if r["feasible"]),
                       key=lambda r: (-r["accuracy"], r["size_bytes"]))
@@ -242,11 +246,6 @@ def pareto_front(rows: list[dict]) -> list[dict]:
   """Rows not dominated in (accuracy up, size down, latency down), by size."""
   front = [r for r in rows if not any(_dominates(o, r) for o in rows if o is not r)]
   return sorted(front, key=lambda r: r["size_bytes"])
-
-
-def _run(data: bytes, images: np.ndarray) -> np.ndarray:
-  from tfnas.export.tflite import run_tflite
-  return run_tflite(data, images)
 
 
 def plot(result: dict, path: str) -> None:

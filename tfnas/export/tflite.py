@@ -38,27 +38,39 @@ def load_interpreter(model: bytes | str, num_threads: int = 1):
   return interp
 
 
+def _invoke(interp, inp, out, image: np.ndarray) -> np.ndarray:
+  """One image (H, W, C) through `interp`; quantized I/O (de)quantized with the tensors' params."""
+  x = image[None]
+  if inp["dtype"] != np.float32:
+    scale, zero = inp["quantization"]
+    info = np.iinfo(inp["dtype"])
+    x = np.clip(np.round(x / scale + zero), info.min, info.max)
+  interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
+  interp.invoke()
+  y = interp.get_tensor(out["index"])
+  if out["dtype"] != np.float32:
+    scale, zero = out["quantization"]
+    y = (y.astype(np.float32) - zero) * scale
+  return y[0]
+
+
 def run_tflite(model: bytes | str, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
   """Runs `images` (N, H, W, C) one at a time through the model; returns outputs.
 
   Quantized inputs/outputs are (de)quantized with the tensors' own parameters.
   """
   interp = load_interpreter(model, num_threads)
-  inp = interp.get_input_details()[0]
-  out = interp.get_output_details()[0]
-  results = []
-  for image in images:
-    x = image[None]
-    scale, zero = inp["quantization"]
-    if inp["dtype"] != np.float32:
-      x = np.round(x / scale + zero)
-      info = np.iinfo(inp["dtype"])
-      x = np.clip(x, info.min, info.max)
-    interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
-    interp.invoke()
-    y = interp.get_tensor(out["index"])
-    scale, zero = out["quantization"]
-    if out["dtype"] != np.float32:
-      y = (y.astype(np.float32) - zero) * scale
-    results.append(y[0])
-  return np.stack(results)
+  inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+  return np.stack([_invoke(interp, inp, out, image) for image in images])
+
+
+def tflite_accuracy(model: bytes | str, dataset, num_threads: int = 1) -> float:
+  """Top-1 accuracy of a `.tflite` on a batched (image, label) dataset (one interpreter)."""
+  interp = load_interpreter(model, num_threads)
+  inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+  correct = n = 0
+  for images, labels in dataset:
+    for image, label in zip(np.asarray(images), np.asarray(labels)):
+      correct += int(np.argmax(_invoke(interp, inp, out, image)) == label)
+      n += 1
+  return correct / max(n, 1)
