@@ -60,16 +60,31 @@ def searched(tiny_cifar, tmp_path_factory):
   rerun to 6 steps that resumes and runs the architecture steps 5 and 6 (each process
   traces only the step functions it needs: tracing the supernet is what costs here).
 
-  Returns (workdir, first run, second run, alpha history after the first run). Shared
-  by the search tests and the export tests (export from a search workdir).
+  Returns (workdir, first run, second run, alpha history after the first run, report
+  after the first run). Shared by the search tests and the export tests (export from a
+  search workdir); under pytest-xdist it runs once for all workers (a file lock in the
+  session's shared temp folder), the others wait for it and reuse its results.
   """
+  import fcntl
   import json
-  workdir = tmp_path_factory.mktemp("search") / "search"
-  args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
-  first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false")
-  assert first.returncode == 0, first.stderr[-3000:]
-  history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
-  report = json.load(open(workdir / "search_report.json"))
-  second = run_bin("tfnas.bin.search", *args, "--config.steps=6")
-  assert second.returncode == 0, second.stderr[-3000:]
-  return workdir, first, second, history, report
+  import pickle
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    shared = shared.parent  # common to all workers of this session
+  workdir = shared / "searched" / "search"
+  done = shared / "searched.pickle"
+  with open(shared / "searched.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if done.exists():
+      return (workdir, *pickle.loads(done.read_bytes()))
+    workdir.parent.mkdir(exist_ok=True)
+    args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
+    first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false")
+    assert first.returncode == 0, first.stderr[-3000:]
+    history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
+    report = json.load(open(workdir / "search_report.json"))
+    second = run_bin("tfnas.bin.search", *args, "--config.steps=6")
+    assert second.returncode == 0, second.stderr[-3000:]
+    result = (first, second, history, report)
+    done.write_bytes(pickle.dumps(result))
+    return (workdir, *result)

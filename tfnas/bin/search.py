@@ -1,10 +1,12 @@
 """Architecture search: `python -m tfnas.bin.search --config=configs/<...>.py --workdir=DIR`.
 
-The method comes from the config (`config.method`: "proxyless"). Writes
+The method comes from the config (`config.method`: "proxyless" or "spos"). Writes
 DIR/arch.json and DIR/search_report.json (target_ms, predicted_ms,
 measured_ms when measured on the host), DIR/alpha_history.jsonl,
 DIR/child.weights.h5 (inherited weights) and DIR/child.tflite; rerun the same
-command to resume from the last checkpoint.
+command to resume from the last checkpoint. SPOS runs also write
+DIR/search_results.json, DIR/search_progress.png and DIR/arch_<search>.json for
+each constraint set (see `tfnas.search.spos`).
 """
 
 from tfnas.bin import common  # noqa: F401
@@ -23,11 +25,23 @@ def main(argv):
   if method == "proxyless":
     from tfnas.search import proxyless
     report = proxyless.search(config, _WORKDIR.value)
+  elif method == "spos":
+    from tfnas.search import spos
+    report = spos.search(config, _WORKDIR.value)
+    for s in report["searches"]:
+      best = s["best"]
+      line = (f"search {s['name']}: best {best['accuracy']:.4f} macs_m={best['macs_m']:.1f} "
+              f"params_m={best['params_m']:.3f}")
+      if "random" in s and s["random"]["best"]:
+        line += f" (random search, same {s['random']['evaluations']} evaluations: " \
+            f"{s['random']['best']['accuracy']:.4f})"
+      print(line)
   else:
-    raise TfnasError(f"unknown search method {method!r}; expected 'proxyless'")
+    raise TfnasError(f"unknown search method {method!r}; expected 'proxyless' or 'spos'")
   measured = report.get("measured_ms")
   print(f"arch={report['arch']}")
-  print(f"predicted={report['predicted_ms']:.3f} {report['latency_unit']} "
+  print(f"predicted={report.get('predicted_latency', report['predicted_ms']):.3f} "
+        f"{report['latency_unit']} "
         f"target={report['target_ms']} "
         + (f"measured_host={measured:.3f} ms " if measured is not None else "")
         + f"val_accuracy_inherited={report['val_accuracy_inherited']:.4f}")

@@ -45,7 +45,8 @@ class Data:
   class_names: tuple[str, ...]
   sizes: dict
   preprocess: Preprocess
-  train_eval: tf.data.Dataset | None = None  # train split, eval transform (BN recalibration)
+  train_eval: tf.data.Dataset | None = None  # train split, eval transform
+  calib: tf.data.Dataset | None = None  # a fixed random train subset, eval transform (BN)
   index: dict | None = None  # example indices of train/val within the source's train split
 
   def info(self) -> dict:
@@ -121,7 +122,8 @@ def _limit(n: int, limit: int | None, seed: int) -> np.ndarray:
 def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | float = 0,
          seed: int = 0, augment: str = "cifar", data_dir: str | None = None,
          train_limit: int | None = None, test_limit: int | None = None, cache: bool = True,
-         eval_batch_size: int | None = None, drop_remainder: bool = True) -> Data:
+         eval_batch_size: int | None = None, drop_remainder: bool = True,
+         calib_size: int = 0) -> Data:
   """Builds train / validation / test pipelines for `dataset`.
 
   Args:
@@ -143,6 +145,9 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
     cache: Cache decoded images in memory.
     eval_batch_size: Batch size for validation and test (default batch_size).
     drop_remainder: Drop the last partial training batch.
+    calib_size: Also build `Data.calib`: this many training examples (a fixed
+      random subset in a fixed shuffled order, evaluation transform) for BatchNorm
+      recalibration; 0 for none.
   """
   if augment not in AUGMENTS:
     raise TfnasError(f"unknown augmentation {augment!r}; expected one of {AUGMENTS}")
@@ -203,6 +208,14 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
                     **common)
   train_eval = _pipeline(make(train_files, train_idx), train=False, batch_size=eval_bs,
                          shuffle_buffer=0, drop_remainder=False, **{**common, "cache": False})
+  calib = None
+  if calib_size:
+    if calib_size > len(train_idx):
+      raise TfnasError(f"calib_size {calib_size} is more than the {len(train_idx)} training "
+                       "examples")
+    calib_idx = np.random.default_rng(seed + 2).permutation(train_idx)[:calib_size]
+    calib = _pipeline(make(train_files, calib_idx), train=False, batch_size=eval_bs,
+                      shuffle_buffer=0, drop_remainder=False, **common)
   val = None
   if len(val_idx):
     val = _pipeline(make(train_files, val_idx), train=False, batch_size=eval_bs,
@@ -210,7 +223,7 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
   test = _pipeline(make(test_files, test_idx), train=False, batch_size=eval_bs,
                    shuffle_buffer=0, drop_remainder=False, **common)
   sizes = {"train": int(len(train_idx)), "val": int(len(val_idx)), "test": int(len(test_idx))}
-  return Data(train, val, test, len(classes), tuple(classes), sizes, pre, train_eval,
+  return Data(train, val, test, len(classes), tuple(classes), sizes, pre, train_eval, calib,
               index={"train": train_idx, "val": val_idx})
 
 
@@ -219,4 +232,6 @@ def load_from_config(config) -> Data:
   return load(config.dataset, image_size=config.resolution, batch_size=config.batch_size,
               val_size=config.val_size, seed=config.seed, augment=config.augment,
               data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
-              test_limit=config.get("test_limit"), cache=config.get("cache", True))
+              test_limit=config.get("test_limit"), cache=config.get("cache", True),
+              eval_batch_size=config.get("eval_batch_size"),
+              calib_size=config.get("calib_images", 0) or 0)

@@ -34,7 +34,7 @@ from tfnas.io import atomic_write_json
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
 from tfnas.spaces import get_space
-from tfnas.train import make_strategy
+from tfnas.train import make_strategy, supernet_graphs
 
 ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
 
@@ -232,38 +232,39 @@ class ProxylessSearch:
     writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
     t0 = time.time()
     loss = acc = lat = arch_ce = None
-    for step in range(start, self.total_steps):
-      images, labels = next(train)
-      loss, acc = weight_step(images, labels)
-      if step >= c.warmup_steps and (step - c.warmup_steps) % c.arch_every == 0:
-        vimages, vlabels = next(val)
-        if c.arch_mode == "reinforce":
-          arch_ce, lat = reinforce_step(vimages, vlabels)
-        else:
-          arch_ce, lat = arch_step(vimages, vlabels)
-      self.step.assign(step + 1)
-      done = step + 1 == self.total_steps
-      if (step + 1) % c.log_every == 0 or done:
-        probs = [p.numpy() for p in self.net.probs()]
-        e_lat = float(self.expected_latency())
-        with writer.as_default(step=step + 1):
-          tf.summary.scalar("train/loss", loss)
-          tf.summary.scalar("train/accuracy", acc)
-          tf.summary.scalar("arch/expected_latency", e_lat)
-          if arch_ce is not None:
-            tf.summary.scalar("arch/objective", arch_ce)
-          for m, p in zip(self.net.mixed, probs):
-            tf.summary.scalar(f"entropy/{m.block.name}", float(-(p * np.log(p + 1e-12)).sum()))
-            for name, v in zip(m.block.op_names, p):
-              tf.summary.scalar(f"probs/{m.block.name}/{name}", float(v))
-        history.append({"step": step + 1, "expected_latency": e_lat,
-                        "alpha": [m.alpha.numpy().round(5).tolist() for m in self.net.mixed]})
-        rate = (time.time() - t0) / (step + 1 - start)
-        print(f"step {step + 1}/{self.total_steps} loss {float(loss):.3f} acc {float(acc):.3f} "
-              f"E[lat] {e_lat:.3f} {self.latency.unit} ({rate:.2f} s/step)", flush=True)
-      if (step + 1) % c.checkpoint_every == 0 or done:
-        self.manager.save(checkpoint_number=step + 1)
-        _write_jsonl(history_path, history)
+    with supernet_graphs():
+      for step in range(start, self.total_steps):
+        images, labels = next(train)
+        loss, acc = weight_step(images, labels)
+        if step >= c.warmup_steps and (step - c.warmup_steps) % c.arch_every == 0:
+          vimages, vlabels = next(val)
+          if c.arch_mode == "reinforce":
+            arch_ce, lat = reinforce_step(vimages, vlabels)
+          else:
+            arch_ce, lat = arch_step(vimages, vlabels)
+        self.step.assign(step + 1)
+        done = step + 1 == self.total_steps
+        if (step + 1) % c.log_every == 0 or done:
+          probs = [p.numpy() for p in self.net.probs()]
+          e_lat = float(self.expected_latency())
+          with writer.as_default(step=step + 1):
+            tf.summary.scalar("train/loss", loss)
+            tf.summary.scalar("train/accuracy", acc)
+            tf.summary.scalar("arch/expected_latency", e_lat)
+            if arch_ce is not None:
+              tf.summary.scalar("arch/objective", arch_ce)
+            for m, p in zip(self.net.mixed, probs):
+              tf.summary.scalar(f"entropy/{m.block.name}", float(-(p * np.log(p + 1e-12)).sum()))
+              for name, v in zip(m.block.op_names, p):
+                tf.summary.scalar(f"probs/{m.block.name}/{name}", float(v))
+          history.append({"step": step + 1, "expected_latency": e_lat,
+                          "alpha": [m.alpha.numpy().round(5).tolist() for m in self.net.mixed]})
+          rate = (time.time() - t0) / (step + 1 - start)
+          print(f"step {step + 1}/{self.total_steps} loss {float(loss):.3f} acc {float(acc):.3f} "
+                f"E[lat] {e_lat:.3f} {self.latency.unit} ({rate:.2f} s/step)", flush=True)
+        if (step + 1) % c.checkpoint_every == 0 or done:
+          self.manager.save(checkpoint_number=step + 1)
+          _write_jsonl(history_path, history)
     writer.flush()
     return self.finish(history_path)
 

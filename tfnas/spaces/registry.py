@@ -129,16 +129,17 @@ def proxyless_cifar(resolution, width, num_classes):
       "stages at 32,16,8,8,4,4; 1x1 conv 1280, GAP, dense 10. ReLU6.")
 
 
-@register("spos_shufflenet", 224)
-def spos_shufflenet(resolution, width, num_classes):
+def _shufflenet_space(name, resolution, width, num_classes, stem_stride, first_strides,
+                      description):
+  """SPOS layout: stem conv 16, 20 ShuffleNetV2 choice blocks in 4 stages, conv 1024."""
   act = "relu"
   c = lambda x: S.make_divisible(x * width)
-  h = S.conv_out(resolution, 2)
+  h = S.conv_out(resolution, stem_stride)
   shape = (h, h, c(16))
   blocks, i = [], 0
-  for stage, (w, d) in enumerate(zip((64, 160, 320, 640), (4, 4, 8, 4)), 1):
+  for stage, (w, d, s) in enumerate(zip((64, 160, 320, 640), (4, 4, 8, 4), first_strides), 1):
     for j in range(d):
-      stride = 2 if j == 0 else 1
+      stride = s if j == 0 else 1
       hh = S.conv_out(shape[0], stride)
       out = (hh, hh, c(w))
       blocks.append(S.Block(f"b{i:02d}", shape, out, stride, SPOS_OPS, SPOS_MID_SCALES, stage))
@@ -146,13 +147,29 @@ def spos_shufflenet(resolution, width, num_classes):
   n = len(blocks)
   named = {f"all_{op.name}": (k,) * n for k, op in enumerate(SPOS_OPS)}
   return S.SearchSpace(
-      name="spos_shufflenet", input_shape=(resolution, resolution, 3), stem=(c(16), 3, 2),
-      blocks=tuple(blocks), head=S.Head(1024 if width <= 1 else c(1024), num_classes or 1000),
-      activation=act, references=_references(blocks, act, named),
-      description="SPOS supernet (Table 2): 3x3 conv 16 s2; 20 ShuffleNetV2 choice blocks "
+      name=name, input_shape=(resolution, resolution, 3), stem=(c(16), 3, stem_stride),
+      blocks=tuple(blocks), head=S.Head(1024 if width <= 1 else c(1024), num_classes),
+      activation=act, references=_references(blocks, act, named), description=description)
+
+
+@register("spos_shufflenet", 224)
+def spos_shufflenet(resolution, width, num_classes):
+  return _shufflenet_space(
+      "spos_shufflenet", resolution, width, num_classes or 1000, 2, (2, 2, 2, 2),
+      "SPOS supernet (Table 2): 3x3 conv 16 s2; 20 ShuffleNetV2 choice blocks "
       "of widths 64,160,320,640 x 4,4,8,4, each stage starting at stride 2; candidates "
       "choice_3/5/7 and choice_x; mid channels (out//2) x {0.2..1.6}; 1x1 conv 1024, GAP, "
       "dense. ReLU.")
+
+
+@register("spos_cifar", 32)
+def spos_cifar(resolution, width, num_classes):
+  return _shufflenet_space(
+      "spos_cifar", resolution, width, num_classes or 10, 1, (1, 2, 2, 2),
+      "SPOS choices at CIFAR size: 3x3 conv 16 s1; 20 ShuffleNetV2 choice blocks of widths "
+      "64,160,320,640 x 4,4,8,4 with first strides 1,2,2,2, so 32x32 input runs stages at "
+      "32,16,8,4; candidates choice_3/5/7 and choice_x; mid channels (out//2) x {0.2..1.6}; "
+      "1x1 conv 1024, GAP, dense 10. ReLU.")
 
 
 @register("fbnet_cifar", 32)

@@ -1,0 +1,80 @@
+"""Single Path One-Shot on CIFAR-10 over `spos_cifar` (ShuffleNetV2 choices + channel search).
+
+Run (quick: a few minutes on 2 cores; supernet, then evolution and random search):
+  python -m tfnas.bin.search --config=configs/spos_cifar10.py:quick --workdir=/tmp/spos \
+      --config.dataset=folder:../shared/data/cifar10-jpg.tar.gz
+Several searches on one supernet (three budgets), with a measured latency model:
+  ... --config.latency_model=runs/lat/fit/latency_model.json \
+      --config.searches="latency_ms<=1.0;latency_ms<=1.5;latency_ms<=2.0"
+"""
+
+import ml_collections
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  """`arg`: "" (full) or "quick"."""
+  c = ml_collections.ConfigDict()
+  c.method = "spos"
+  c.space = "spos_cifar"
+  c.resolution = 32
+  c.width = 1.0
+  c.num_classes = 10
+  c.dataset = "tfds:cifar10"
+  c.data_dir = ml_collections.config_dict.placeholder(str)
+  c.augment = "cifar"
+  c.val_size = 5000
+  c.train_limit = ml_collections.config_dict.placeholder(int)
+  c.test_limit = ml_collections.config_dict.placeholder(int)
+  c.cache = True
+  c.batch_size = 128
+  c.eval_batch_size = 250
+  # Supernet training (uniform single-path sampling).
+  c.steps = 40000
+  c.lr = 0.5  # at batch 256 (scaled by batch_size / 256), cosine to 0
+  c.momentum = 0.9
+  c.weight_decay = 4e-5
+  c.label_smoothing = 0.1
+  c.dropout = 0.0
+  c.bn_momentum = 0.9
+  # Sampling during training: "" is uniform; e.g. "macs_m>=20,macs_m<=60" is uniform
+  # among the archs in that range (rejection sampling), the paper's default.
+  c.sample_constraints = ""
+  # Search: one evolution (+ random baseline) per ';'-separated constraint set.
+  # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
+  c.latency_model = "macs"
+  c.searches = "macs_m<=60;macs_m<=90;macs_m<=120"
+  c.population = 50
+  c.generations = 20
+  c.top_k = 10
+  c.crossovers = 25
+  c.mutations = 25
+  c.mutation_prob = 0.1
+  c.random_baseline = True
+  c.calib_images = 20000  # BN recalibration images per candidate (the paper: 20,000)
+  c.val_images = 5000  # held-out validation images that score a candidate
+  c.report_top = 5
+  c.measure_host = True
+  c.seed = 0
+  c.strategy = "default"
+  c.logical_cpus = 0
+  c.log_every = 200
+  c.checkpoint_every = 1000
+  if arg == "quick":
+    c.width = 0.5
+    c.train_limit = 10000
+    c.val_size = 1000
+    c.batch_size = 64
+    c.steps = 600
+    c.searches = "macs_m<=26;macs_m<=30"
+    c.population = 12
+    c.generations = 4
+    c.top_k = 4
+    c.crossovers = 6
+    c.mutations = 6
+    c.calib_images = 512
+    c.val_images = 500
+    c.log_every = 50
+    c.checkpoint_every = 200
+  elif arg:
+    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")
+  return c

@@ -1,0 +1,260 @@
+"""Single Path One-Shot: sampling, sliced channels, BN recalibration, inherited child,
+evolution, and the search binary end to end on real CIFAR-10 images."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from conftest import run_bin
+from tfnas import latency as latency_lib
+from tfnas.errors import TfnasError
+from tfnas.layers.sliced import SlicedBN, SlicedConv
+from tfnas.models.spos import SPOSSupernet
+from tfnas.search import spos
+from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
+from tfnas.spaces import Arch, get_space, total
+
+
+@pytest.fixture(scope="module")
+def space():
+  return get_space("spos_cifar", width=0.25)
+
+
+@pytest.fixture(scope="module")
+def net(space):
+  return SPOSSupernet(space)
+
+
+def test_uniform_sampling_passes_chi_square(space):
+  choices = spos.gene_choices(space)
+  assert choices == [4] * 20 + [8] * 20
+  draws = np.array([random_genes(np.random.default_rng([0, 31, step]), choices, lambda g: True)
+                    for step in range(4000)])
+  for i, n in enumerate(choices):
+    counts = np.bincount(draws[:, i], minlength=n)
+    assert stats.chisquare(counts).pvalue > 1e-4, (i, counts)
+  # Genes are independent: the pair (op of block 0, scale of block 0) is uniform too.
+  pair = np.bincount(draws[:, 0] * 8 + draws[:, 20], minlength=32)
+  assert stats.chisquare(pair).pvalue > 1e-4
+
+
+def test_constrained_sampling_respects_its_range(space):
+  macs = latency_lib.load("macs", space)
+  limits = spos.parse_constraints("macs_m>=9.5,macs_m<=10.5")
+  feasible = lambda g: spos.meets(space, macs, spos.arch_of(space, g), limits)
+  rng = np.random.default_rng(0)
+  got = [total(space, spos.arch_of(space, random_genes(rng, spos.gene_choices(space), feasible))
+               ).macs / 1e6 for _ in range(100)]
+  assert all(9.5 <= m <= 10.5 for m in got)
+  assert max(got) - min(got) > 0.5  # spread over the range, not one arch
+  with pytest.raises(TfnasError, match="no architecture met the"):
+    random_genes(rng, spos.gene_choices(space), lambda g: False, max_tries=50)
+
+
+def test_bad_constraints_are_named():
+  for text, match in (("flops<=3", "unknown metric 'flops'"), ("macs_m<3", "is not"),
+                      ("macs_m<=x", "is not")):
+    with pytest.raises(TfnasError, match=match):
+      spos.parse_constraints(text)
+  assert [str(l) for l in spos.parse_searches("macs_m<=3 ; params_m>=1,latency_ms<=2")[1]] == \
+      ["params_m>=1", "latency_ms<=2"]
+
+
+def _arch(space, seed):
+  rng = np.random.default_rng(seed)
+  return Arch.create(space, rng.integers(0, 4, 20).tolist(), rng.integers(0, 8, 20).tolist())
+
+
+def test_sliced_channels_train_only_the_sliced_weights(space, net):
+  arch = Arch.create(space, [0] * 20, [1] * 20)  # choice_3 everywhere, mid scale 0.4
+  ops, chans = net.arch_tensors(arch)
+  images = tf.random.stateless_normal((2, 32, 32, 3), [1, 2])
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(net(images, ops=ops, chans=chans, bn_mode="train") ** 2)
+  variables = net.trainable_variables
+  grads = dict(zip([v.path for v in variables], tape.gradient(loss, variables)))
+  layers = {l.name: l for l in net.sliced_layers}
+  block = space.choice_blocks[3]
+  mid = next(l.out_shape[2] for l in block.graph(block.ops[0], "relu", 0.4).layers()
+             if l.role == "pw1_conv")
+  pw1, pw2 = layers[f"{block.name}_choice_3_pw1_conv"], layers[f"{block.name}_choice_3_pw2_conv"]
+  g1 = grads[pw1.kernel.path].numpy()
+  assert mid < g1.shape[-1]
+  assert np.abs(g1[..., :mid]).sum() > 0 and np.all(g1[..., mid:] == 0)
+  g2 = grads[pw2.kernel.path].numpy()
+  assert np.abs(g2[:, :, :mid]).sum() > 0 and np.all(g2[:, :, mid:] == 0)
+  bn = layers[f"{block.name}_choice_3_pw1_bn"]
+  assert np.all(grads[bn.gamma.path].numpy()[mid:] == 0)
+  other = layers[f"{block.name}_choice_7_pw1_conv"]  # a path that did not run
+  assert grads[other.kernel.path] is None
+  # One plain SGD step moves the slice only; BN moving statistics of the slice only.
+  before = {n: l.kernel.numpy().copy() for n, l in layers.items() if isinstance(l, SlicedConv)}
+  mm_before = bn.moving_mean.numpy().copy()
+  opt = keras.optimizers.SGD(0.1)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(net(images, ops=ops, chans=chans, bn_mode="train") ** 2)
+  opt.apply_gradients([(g, v) for g, v in zip(tape.gradient(loss, variables), variables)
+                       if g is not None])
+  after = pw1.kernel.numpy()
+  assert np.any(after[..., :mid] != before[pw1.name][..., :mid])
+  np.testing.assert_array_equal(after[..., mid:], before[pw1.name][..., mid:])
+  np.testing.assert_array_equal(other.kernel.numpy(), before[other.name])
+  assert np.any(bn.moving_mean.numpy()[:mid] != mm_before[:mid])
+  np.testing.assert_array_equal(bn.moving_mean.numpy()[mid:], mm_before[mid:])
+
+
+def test_recalibration_is_exact_and_touches_only_the_active_path(space, net):
+  arch = _arch(space, 3)
+  ops, chans = net.arch_tensors(arch)
+  batches = [tf.random.stateless_normal((4, 32, 32, 3), [7, i]) for i in range(3)]
+  inactive = [l for l in net.bns if l.name.startswith(
+      f"{space.choice_blocks[0].name}_{space.choice_blocks[0].ops[(arch.ops[0] + 1) % 4].name}")]
+  untouched = [bn.moving_mean.numpy().copy() for bn in inactive]
+  eager = lambda im, o, c: net(im, ops=o, chans=c, bn_mode="calib")
+  net.recalibrate(batches, ops, chans, step_fn=eager)
+  # The stem BN's statistics are the exact mean/variance of the stem conv over every pixel.
+  stem_conv = next(l for l in net.sliced_layers if l.name == "stem_stem_conv")
+  feats = tf.concat([stem_conv(b) for b in batches], 0).numpy().reshape(-1, stem_conv.filters)
+  stem_bn = next(l for l in net.bns if l.name == "stem_stem_bn")
+  np.testing.assert_allclose(stem_bn.moving_mean.numpy(), feats.mean(0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(stem_bn.moving_variance.numpy(), feats.var(0), rtol=1e-3, atol=1e-5)
+  for bn, mm in zip(inactive, untouched):
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), mm)
+
+
+def test_inherited_child_reproduces_the_supernet_path(space, net):
+  for seed in (5, 6):
+    arch = _arch(space, seed)
+    ops, chans = net.arch_tensors(arch)
+    batches = [tf.random.stateless_normal((4, 32, 32, 3), [seed, i]) for i in range(2)]
+    net.recalibrate(batches, ops, chans,
+                    step_fn=lambda im, o, c: net(im, ops=o, chans=c, bn_mode="calib"))
+    x = tf.random.stateless_normal((3, 32, 32, 3), [seed, 9])
+    want = net(x, ops=ops, chans=chans, bn_mode="eval").numpy()
+    child = net.inherit_child(arch)
+    got = child(x, training=False).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert child.count_params() == total(space, arch).params  # the sampled widths, not the max
+
+
+@pytest.mark.parametrize("name,resolution", [("proxyless_cifar", 32), ("fbnet_cifar", 32),
+                                             ("spos_shufflenet", 64)])
+def test_same_machinery_serves_other_spaces(name, resolution):
+  """Op choices only ('zero' ops, fixed blocks, grouped convs + shuffle), or the paper's space."""
+  space = get_space(name, resolution=resolution, width=0.25)
+  net = SPOSSupernet(space)
+  arch = Arch.create(space, space.reference("largest")) if not space.has_channel_choices else \
+      _arch(space, 4)
+  ops, chans = net.arch_tensors(arch)
+  x = tf.random.stateless_normal((2, resolution, resolution, 3), [3, 3])
+  net.recalibrate([x], ops, chans, step_fn=lambda im, o, c: net(im, ops=o, chans=c,
+                                                                  bn_mode="calib"))
+  want = net(x, ops=ops, chans=chans, bn_mode="eval").numpy()
+  np.testing.assert_allclose(net.inherit_child(arch)(x, training=False).numpy(), want,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_sliced_bn_rejects_unknown_mode():
+  bn = SlicedBN(name="x_bn")
+  with pytest.raises(ValueError, match="unknown BN mode"):
+    bn(tf.zeros((1, 2, 2, 4)), mode="training")
+
+
+def _toy_problem():
+  # 12 genes of 3 choices; score rewards choice 2, constraint: at most 6 genes at choice 2.
+  choices = [3] * 12
+  feasible = lambda g: sum(x == 2 for x in g) <= 6
+  calls = []
+
+  def evaluate(g):
+    calls.append(g)
+    return sum(g) / 24 + 0.001 * g[0]
+  return choices, feasible, evaluate, calls
+
+
+def test_evolution_meets_constraints_finds_the_optimum_and_resumes(tmp_path):
+  choices, feasible, evaluate, calls = _toy_problem()
+  opts = EvolutionOptions(population=10, generations=6, top_k=4, crossovers=4, mutations=4,
+                          mutation_prob=0.2, seed=1)
+  full = Evolution(choices, feasible, evaluate, opts).run(log=lambda *a: None)
+  assert all(feasible(g) for g in calls)  # constraints checked before every evaluation
+  assert len(calls) == len(set(calls)) == full["evaluations"]
+  best_genes, best = full["top"][0]
+  assert sum(x == 2 for x in best_genes) == 6 and best >= 0.7
+  assert full["history"][-1]["best_score"] >= full["history"][0]["best_score"]
+  # Killed after 3 generations, resumed: the same result as uninterrupted.
+  state = tmp_path / "evo.json"
+  Evolution(choices, feasible, evaluate, EvolutionOptions(**{**opts.__dict__, "generations": 3})
+            ).run(str(state), log=lambda *a: None)
+  resumed = Evolution(choices, feasible, evaluate, opts).run(str(state), log=lambda *a: None)
+  assert resumed["top"] == full["top"] and resumed["evaluations"] == full["evaluations"]
+  # Random search with the same budget: feasible, distinct, and resumable.
+  calls.clear()
+  rand = random_search(choices, feasible, evaluate, full["evaluations"], 1, 10,
+                       str(tmp_path / "rand.json"), log=lambda *a: None)
+  assert rand["evaluations"] == full["evaluations"] and all(feasible(g) for g in calls)
+  again = random_search(choices, feasible, evaluate, full["evaluations"], 1, 10,
+                        str(tmp_path / "rand.json"), log=lambda *a: None)
+  assert again["top"] == rand["top"]
+  assert best >= rand["top"][0][1]
+
+
+SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.train_limit=64",
+             "--config.val_size=32", "--config.batch_size=8", "--config.eval_batch_size=8",
+             "--config.steps=4", "--config.log_every=2", "--config.checkpoint_every=2",
+             "--config.width=0.25", "--config.population=4", "--config.generations=2",
+             "--config.top_k=2", "--config.crossovers=1", "--config.mutations=1",
+             "--config.calib_images=16", "--config.val_images=16",
+             "--config.searches=macs_m<=9;macs_m<=10.5"]
+
+
+def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
+  workdir = tmp_path / "spos"
+  args = [*SPOS_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
+  r = run_bin("tfnas.bin.search", *args)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "search macs_m<=9: best" in r.stdout and "random search, same" in r.stdout
+  report = json.load(open(workdir / "search_report.json"))
+  assert report["method"] == "spos" and report["space"] == "spos_cifar"
+  assert report["measured_ms"] > 0 and report["supernet"]["resumed_at"] == 0
+  assert [s["constraints"] for s in report["searches"]] == [["macs_m<=9"], ["macs_m<=10.5"]]
+  for s, limit in zip(report["searches"], (9, 10.5)):
+    assert s["top"] and all(c["macs_m"] <= limit for c in s["top"])
+    assert {"accuracy", "latency_MMACs", "macs_m", "params_m", "arch"} <= set(s["best"])
+    assert s["random"]["evaluations"] == s["evolution"]["evaluations"]
+  results = json.load(open(workdir / "search_results.json"))
+  for s, limit in zip(results, (9, 10.5)):  # every evaluated candidate met its limit
+    assert all(c["macs_m"] <= limit for c in s["all"] + s["all_random"])
+  arch = json.load(open(workdir / "arch.json"))
+  assert arch["canonical"] == report["arch"] and len(arch["channels"]) == 20
+  assert os.path.getsize(workdir / "search_progress.png") > 10000
+  assert (workdir / "child.tflite").exists() and (workdir / "child.weights.h5").exists()
+  evaluated = len(open(workdir / "candidates.jsonl").read().splitlines())
+  # Rerun: the supernet is trained and every candidate is cached; nothing is redone.
+  again = run_bin("tfnas.bin.search", *args, "--config.measure_host=false")
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "[supernet] step" not in again.stdout
+  report2 = json.load(open(workdir / "search_report.json"))
+  assert report2["arch"] == report["arch"] and report2["supernet"]["resumed_at"] == 4
+  assert all(s["evolution"]["new_evaluations_this_run"] == 0 for s in report2["searches"])
+  assert len(open(workdir / "candidates.jsonl").read().splitlines()) == evaluated
+
+
+def test_search_binary_spos_bad_input(tmp_path):
+  r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
+              "--config.dataset=folder:/nonexistent", "--config.searches=flops<=3")
+  last = r.stderr.strip().splitlines()[-1]
+  assert r.returncode == 2 and last.startswith("error: ") and "unknown metric 'flops'" in last
+  assert "Traceback" not in r.stderr
+  r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
+              "--config.dataset=folder:/nonexistent", "--config.searches=latency_ms<=3")
+  assert r.returncode == 2 and "needs a latency model in ms" in r.stderr, r.stderr
+  r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
+              "--config.dataset=folder:/nonexistent")
+  assert r.returncode == 2 and "/nonexistent" in r.stderr, r.stderr
+  assert not (tmp_path / "w" / "search_report.json").exists()

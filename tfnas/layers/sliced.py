@@ -1,0 +1,162 @@
+"""Channel-sliceable layers for the SPOS supernet.
+
+Weights are allocated at the largest width the space allows; a call uses the
+leading slice `[:c_in, :c_out]` that the sampled architecture asks for, so one
+traced graph serves every width and only the sliced weights receive gradients.
+BatchNorm is sliced the same way and has three modes (a Python string fixed per
+traced function):
+
+- "train": batch statistics; moving statistics of the active channels updated
+  with momentum (inactive channels untouched);
+- "eval": the moving statistics;
+- "calib": batch statistics for the forward pass (as the SPOS code's BN
+  recalibration, which runs the net in train mode), while exact per-channel sums
+  of x and x^2 over every calibration pixel are accumulated; `finish_calibration`
+  turns them into the moving statistics of the channels that were active.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+BN_MODES = ("train", "eval", "calib")
+
+
+def _leading(x, n):
+  """x[..., :n] along the last axis, skipped when n is statically the full size."""
+  if n is None:
+    return x
+  if isinstance(n, int) and n == x.shape[-1]:
+    return x
+  return x[..., :n]
+
+
+class SlicedConv(keras.layers.Layer):
+  """Conv2D / DepthwiseConv2D without bias whose kernel is sliced to the input's
+  channels and to `out_channels`.
+
+  Example:
+    >>> conv = SlicedConv(64, 1, name="b01_pw1_conv")
+    >>> y = conv(x, out_channels=tf.constant(24))  # uses kernel[:, :, :x_channels, :24]
+
+  Args:
+    filters: Output channels at full width (ignored for depthwise).
+    kernel: Kernel size.
+    stride: Stride ('same' padding, as the child's Keras layers).
+    depthwise: Depthwise conv (multiplier 1).
+    groups: Groups of a regular conv (only at full width).
+  """
+
+  def __init__(self, filters: int, kernel: int, stride: int = 1, depthwise: bool = False,
+               groups: int = 1, **kwargs):
+    super().__init__(**kwargs)
+    self.filters, self.kernel_size, self.stride = filters, kernel, stride
+    self.depthwise, self.groups = depthwise, groups
+
+  def build(self, input_shape):
+    cin = int(input_shape[-1])
+    k = self.kernel_size
+    shape = (k, k, cin, 1) if self.depthwise else (k, k, cin // self.groups, self.filters)
+    self.kernel = self.add_weight(shape=shape, initializer="he_normal", name="kernel")
+
+  def call(self, x, out_channels=None):
+    strides = (1, self.stride, self.stride, 1)
+    cin = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
+    if self.depthwise:
+      full = isinstance(cin, int) and cin == self.kernel.shape[2]
+      k = self.kernel if full else self.kernel[:, :, :cin, :]
+      return tf.nn.depthwise_conv2d(x, k, strides, "SAME")
+    k = self.kernel
+    if self.groups == 1 and not (isinstance(cin, int) and cin == k.shape[2]):
+      k = k[:, :, :cin, :]
+    k = _leading(k, out_channels)
+    return tf.nn.conv2d(x, k, strides, "SAME")
+
+  def get_config(self):
+    return {**super().get_config(), "filters": self.filters, "kernel": self.kernel_size,
+            "stride": self.stride, "depthwise": self.depthwise, "groups": self.groups}
+
+
+class SlicedBN(keras.layers.Layer):
+  """BatchNormalization over the leading channels of a full-width parameter set.
+
+  Weights in Keras' order (gamma, beta, moving_mean, moving_variance), same
+  epsilon and momentum convention as `keras.layers.BatchNormalization`, so a
+  child's BN takes the leading slice of each.
+
+  Example:
+    >>> bn = SlicedBN(name="b01_pw1_bn")
+    >>> y = bn(x, mode="calib")
+
+  Args:
+    momentum: Moving-average momentum (Keras convention).
+    epsilon: Added to the variance.
+  """
+
+  def __init__(self, momentum: float = 0.9, epsilon: float = 1e-3, **kwargs):
+    super().__init__(**kwargs)
+    self.momentum, self.epsilon = momentum, epsilon
+
+  def build(self, input_shape):
+    c = int(input_shape[-1])
+    add = lambda name, init, trainable=True: self.add_weight(
+        shape=(c,), initializer=init, name=name, trainable=trainable,
+        aggregation="mean" if not trainable else "none")
+    self.gamma = add("gamma", "ones")
+    self.beta = add("beta", "zeros")
+    self.moving_mean = add("moving_mean", "zeros", False)
+    self.moving_variance = add("moving_variance", "ones", False)
+    # Calibration accumulators: per-channel sums over pixels, and the pixel count.
+    self.calib_sum = add("calib_sum", "zeros", False)
+    self.calib_sq = add("calib_sq", "zeros", False)
+    self.calib_count = add("calib_count", "zeros", False)
+
+  def _pad(self, v):
+    return tf.pad(v, [[0, self.gamma.shape[0] - tf.shape(v)[0]]])
+
+  def _mask(self, c):
+    return tf.range(self.gamma.shape[0]) < c
+
+  def call(self, x, mode: str = "eval"):
+    if mode not in BN_MODES:
+      raise ValueError(f"unknown BN mode {mode!r}; expected one of {BN_MODES}")
+    c = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
+    gamma, beta = _leading(self.gamma, c), _leading(self.beta, c)
+    if mode == "eval":
+      mean, var = _leading(self.moving_mean, c), _leading(self.moving_variance, c)
+    else:
+      mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+      mask = self._mask(c)
+      if mode == "train":
+        m = self.momentum
+        for v, new in ((self.moving_mean, mean), (self.moving_variance, var)):
+          v.assign(tf.where(mask, v * m + self._pad(new) * (1 - m), v))
+      else:
+        n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        self.calib_sum.assign_add(self._pad(tf.reduce_sum(x, [0, 1, 2])))
+        self.calib_sq.assign_add(self._pad(tf.reduce_sum(tf.square(x), [0, 1, 2])))
+        self.calib_count.assign_add(tf.where(mask, n, 0.0))
+    return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
+
+  def start_calibration(self):
+    for v in (self.calib_sum, self.calib_sq, self.calib_count):
+      v.assign(tf.zeros_like(v))
+
+  def finish_calibration(self):
+    """Moving statistics := exact mean and (biased) variance of the channels seen."""
+    n = self.calib_count
+    seen = n > 0
+    safe = tf.maximum(n, 1.0)
+    mean = self.calib_sum / safe
+    var = tf.maximum(self.calib_sq / safe - tf.square(mean), 0.0)
+    self.moving_mean.assign(tf.where(seen, mean, self.moving_mean))
+    self.moving_variance.assign(tf.where(seen, var, self.moving_variance))
+
+  @property
+  def keras_weights(self) -> list:
+    """The four weights a `keras.layers.BatchNormalization` holds, in its order."""
+    return [self.gamma, self.beta, self.moving_mean, self.moving_variance]
+
+  def get_config(self):
+    return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}

@@ -1,0 +1,215 @@
+"""The Single Path One-Shot supernet: one path per choice block, channels sliced.
+
+Every layer is built once at its largest width from the space spec (one
+candidate sub-graph per op of a choice block, at the block's largest mid-channel
+scale). A call takes the architecture as two int tensors, `ops` and `chans`
+(one entry per choice block): `tf.switch_case` runs the chosen op only, and the
+chosen mid-channel count slices that op's weights, so one traced graph serves
+every architecture. BatchNorm runs in "train", "eval" or "calib" mode (see
+`tfnas.layers.sliced`); `recalibrate` gives a candidate exact BN statistics
+over calibration images touching only its active path, without building a
+model per candidate. `inherit_child` copies the (sliced) weights into a plain
+child built by `build_child`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas.errors import TfnasError
+from tfnas.layers.sliced import SlicedBN, SlicedConv
+from tfnas.models.child import ChannelShuffle, ChannelSplit, build_child
+from tfnas.spaces import SearchSpace, parse_arch
+from tfnas.spaces.spec import Block, LayerSpec, Op
+
+
+class _Chain:
+  """The sliced layers of one chain of `LayerSpec`s; `mid_roles` take the sampled width."""
+
+  def __init__(self, owner, layers: tuple[LayerSpec, ...], prefix: str, activation: str,
+               bn_momentum: float, mid_roles=frozenset()):
+    self.steps = []
+    for spec in layers:
+      name = f"{prefix}_{spec.role}"
+      if spec.type in ("conv", "dwconv"):
+        layer = SlicedConv(spec.out_shape[2], spec.kernel, spec.stride,
+                           depthwise=spec.type == "dwconv", groups=spec.groups, name=name)
+        layer.build((None,) + spec.in_shape)
+      elif spec.type == "bn":
+        layer = SlicedBN(bn_momentum, 1e-3, name=name)
+        layer.build((None,) + spec.in_shape)
+      elif spec.type == "act":
+        layer = keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
+      elif spec.type == "shuffle":
+        layer = ChannelShuffle(spec.groups, name=name)
+      else:
+        raise AssertionError(spec.type)
+      owner.sliced_layers.append(layer)
+      self.steps.append((spec, layer, spec.role in mid_roles))
+
+  def __call__(self, x, mid, bn_mode: str, training: bool):
+    for spec, layer, is_mid in self.steps:
+      if spec.type in ("conv", "dwconv"):
+        x = layer(x, out_channels=mid if is_mid else None)
+      elif spec.type == "bn":
+        x = layer(x, mode=bn_mode)
+      else:
+        x = layer(x)
+    return x
+
+
+class _Path:
+  """One op of one block (or a fixed block): its `OpGraph` with sliced layers."""
+
+  def __init__(self, owner, block: Block, op: Op, prefix: str, activation: str,
+               bn_momentum: float):
+    scales = block.mid_scales or (1.0,)
+    graph = block.graph(op, activation, max(scales))
+    self.graph = graph
+    # The roles whose width follows the mid-channel choice: compare the spec at two scales.
+    mid_roles, self.mids = set(), None
+    if len(scales) > 1:
+      small = {l.role: l.out_shape[2] for l in block.graph(op, activation, min(scales)).layers()}
+      mid_roles = {l.role for l in graph.layers()
+                   if l.type == "conv" and small[l.role] != l.out_shape[2]}
+      role = next(iter(sorted(mid_roles)), None)
+      if role is not None:
+        self.mids = [next(l.out_shape[2] for l in block.graph(op, activation, s).layers()
+                          if l.role == role) for s in block.mid_scales]
+    self.name = prefix
+    self.main = _Chain(owner, graph.main, prefix, activation, bn_momentum, frozenset(mid_roles))
+    self.proj = None if graph.proj is None else _Chain(owner, graph.proj, prefix, activation,
+                                                       bn_momentum, frozenset(mid_roles))
+    self.split = ChannelSplit(name=f"{prefix}_split") if graph.split else None
+
+  def __call__(self, x, chan, bn_mode, training):
+    mid = None if self.mids is None else tf.gather(tf.constant(self.mids, tf.int32), chan)
+    g = self.graph
+    if g.split:
+      keep, x_main = self.split(x)
+      return tf.concat([keep, self.main(x_main, mid, bn_mode, training)], -1)
+    if g.proj is not None:
+      return tf.concat([self.proj(x, mid, bn_mode, training),
+                        self.main(x, mid, bn_mode, training)], -1)
+    if not g.main:
+      return x
+    y = self.main(x, mid, bn_mode, training)
+    return x + y if g.residual else y
+
+
+class SPOSSupernet(keras.Model):
+  """Single-path supernet over a space; the arch is an input of the call.
+
+  Example:
+    >>> net = SPOSSupernet(get_space("spos_cifar", width=0.25))
+    >>> ops, chans = net.arch_tensors(arch)
+    >>> logits = net(images, ops=ops, chans=chans, bn_mode="train")
+
+  Args:
+    space: The (sized) search space.
+    dropout: Dropout before the classifier.
+    bn_momentum: BatchNorm momentum (Keras convention).
+  """
+
+  def __init__(self, space: SearchSpace, dropout: float = 0.0, bn_momentum: float = 0.9,
+               **kwargs):
+    super().__init__(name=kwargs.pop("name", f"{space.name}_spos"), **kwargs)
+    self.space = space
+    act = space.activation
+    self.sliced_layers = []
+    self.stem = _Chain(self, space.stem_layers, "stem", act, bn_momentum)
+    choice = space.choice_blocks
+    self.parts = []  # (block, [paths]) ; a fixed block has one path
+    for block in space.blocks:
+      if block in choice:
+        paths = [_Path(self, block, op, f"{block.name}_{op.name}", act, bn_momentum)
+                 for op in block.ops]
+      else:
+        paths = [_Path(self, block, block.ops[0], block.name, act, bn_momentum)]
+      self.parts.append((block, block in choice, paths))
+    self.head_chain = _Chain(self, space.head_layers, "head", act, bn_momentum)
+    self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+    self.dropout = keras.layers.Dropout(dropout, name="dropout") if dropout else None
+    self.classifier = keras.layers.Dense(space.head.num_classes, name="classifier")
+    self.classifier.build((None, space.feature_channels))
+    self.bns = [l for l in self.sliced_layers if isinstance(l, SlicedBN)]
+    self.num_choice = len(choice)
+
+  def arch_tensors(self, arch) -> tuple[tf.Tensor, tf.Tensor]:
+    """(ops, chans) int32 tensors for an `Arch` (chans all 0 without channel choices)."""
+    arch = parse_arch(self.space, arch)
+    chans = arch.channels or (0,) * len(arch.ops)
+    return tf.constant(arch.ops, tf.int32), tf.constant(chans, tf.int32)
+
+  def call(self, images, ops, chans, bn_mode: str = "eval", training=None):
+    training = bool(training) if training is not None else bn_mode == "train"
+    x = self.stem(images, None, bn_mode, training)
+    j = 0
+    for block, is_choice, paths in self.parts:
+      if not is_choice:
+        x = paths[0](x, tf.constant(0), bn_mode, training)
+        continue
+      chan = chans[j]
+      branches = [(lambda p=p, x=x, chan=chan: p(x, chan, bn_mode, training)) for p in paths]
+      x = tf.switch_case(ops[j], branches)
+      x.set_shape((None,) + block.out_shape)
+      j += 1
+    x = self.head_chain(x, None, bn_mode, training)
+    x = self.pool(x)
+    if self.dropout is not None:
+      x = self.dropout(x, training=training)
+    return self.classifier(x)
+
+  # --- BN recalibration ---------------------------------------------------------------
+  def recalibrate(self, batches, ops, chans, step_fn=None):
+    """Exact BN statistics for the arch (`ops`, `chans` tensors) over `batches`
+    (an iterable of image batches); only the active path's BN layers change.
+
+    `step_fn(images, ops, chans)` is a traced calibration forward pass (see
+    `calibration_fn`), so recalibrating many candidates traces once.
+    """
+    for bn in self.bns:
+      bn.start_calibration()
+    fn = step_fn or self.calibration_fn()
+    n = 0
+    for images in batches:
+      fn(images, ops, chans)
+      n += 1
+    if not n:
+      raise TfnasError("BN recalibration got no images")
+    for bn in self.bns:
+      bn.finish_calibration()
+
+  def calibration_fn(self):
+    @tf.function
+    def calib(images, ops, chans):
+      self(images, ops=ops, chans=chans, bn_mode="calib", training=False)
+    return calib
+
+  # --- child ------------------------------------------------------------------------------
+  def inherit_child(self, arch, **kwargs) -> keras.Model:
+    """A plain child of `arch` holding the supernet's weights (leading slices) for it."""
+    arch = parse_arch(self.space, arch)
+    child = build_child(self.space, arch, **kwargs)
+    by_name = {l.name: l for l in self.sliced_layers}
+    by_name["classifier"] = self.classifier
+    choice_names = {b.name: j for j, b in enumerate(self.space.choice_blocks)}
+    for layer in child.layers:
+      if not layer.weights:
+        continue
+      source = by_name.get(layer.name)
+      block = layer.name.split("_", 1)[0]
+      if source is None and block in choice_names:
+        op = self.space.choice_blocks[choice_names[block]].ops[arch.ops[choice_names[block]]]
+        source = by_name.get(f"{block}_{op.name}_{layer.name.split('_', 1)[1]}")
+      if source is None:
+        raise KeyError(f"no supernet weights for child layer {layer.name!r}")
+      weights = source.keras_weights if isinstance(source, SlicedBN) else source.weights
+      values = []
+      for src, dst in zip(weights, layer.weights):
+        v = np.asarray(src.numpy())
+        values.append(v[tuple(slice(0, d) for d in dst.shape)])
+      layer.set_weights(values)
+    return child

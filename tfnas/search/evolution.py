@@ -1,0 +1,182 @@
+"""Evolutionary search (SPOS Algorithm 1) and the random-search baseline.
+
+Genomes are tuples of ints, gene i taking values 0..choices[i]-1. Constraints are
+checked before evaluation (`feasible(genes)`), hard: an infeasible genome is never
+evaluated. Each generation evaluates the population, keeps the top-k of everything
+evaluated so far, and makes the next population from `crossovers` crossovers
+(each gene from one of two random top-k parents) and `mutations` mutations (each
+gene of a random top-k parent resampled with `mutation_prob`), new genomes only,
+topped up with random feasible ones. One random stream per generation and the state
+saved after every generation, so a killed search resumes and ends exactly as an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tfnas.errors import TfnasError
+from tfnas.io import atomic_write_json, read_json
+
+Genes = tuple[int, ...]
+
+
+@dataclasses.dataclass
+class EvolutionOptions:
+  population: int = 50
+  generations: int = 20
+  top_k: int = 10
+  crossovers: int = 25
+  mutations: int = 25
+  mutation_prob: float = 0.1
+  seed: int = 0
+  max_tries: int = 10000  # per random genome / per child, before giving up
+
+  def check(self):
+    if self.population < 1 or self.generations < 1 or not 1 <= self.top_k:
+      raise TfnasError(f"need population >= 1, generations >= 1, top_k >= 1; got "
+                       f"{self.population}, {self.generations}, {self.top_k}")
+    if self.crossovers < 0 or self.mutations < 0 or self.crossovers + self.mutations > \
+        self.population:
+      raise TfnasError(f"crossovers {self.crossovers} + mutations {self.mutations} must be "
+                       f"between 0 and the population {self.population}")
+    if not 0 <= self.mutation_prob <= 1:
+      raise TfnasError(f"mutation_prob {self.mutation_prob} must be in [0, 1]")
+
+
+def random_genes(rng, choices: Sequence[int], feasible: Callable[[Genes], bool],
+                 max_tries: int = 10000, what: str = "constraints") -> Genes:
+  """Uniform over the genomes that satisfy `feasible` (rejection sampling)."""
+  for _ in range(max_tries):
+    genes = tuple(int(rng.integers(n)) for n in choices)
+    if feasible(genes):
+      return genes
+  raise TfnasError(f"no architecture met the {what} in {max_tries} uniform draws; "
+                   "loosen the constraints")
+
+
+class Evolution:
+  """Algorithm 1 over `choices` with `feasible` and `evaluate` (higher is better).
+
+  Example:
+    >>> evo = Evolution([4] * 20, feasible=lambda g: sum(g) < 40, evaluate=score)
+    >>> result = evo.run(state_path="evo.json")
+  """
+
+  def __init__(self, choices: Sequence[int], feasible: Callable[[Genes], bool],
+               evaluate: Callable[[Genes], float], opts: EvolutionOptions,
+               what: str = "constraints"):
+    opts.check()
+    self.choices, self.feasible, self.evaluate = list(choices), feasible, evaluate
+    self.opts, self.what = opts, what
+
+  def _random(self, rng) -> Genes:
+    return random_genes(rng, self.choices, self.feasible, self.opts.max_tries, self.what)
+
+  def _children(self, rng, parents, n, make, seen, out):
+    made, tries = 0, 0
+    while made < n and tries < self.opts.max_tries and parents:
+      tries += 1
+      genes = make(rng, parents)
+      if genes in seen or genes in out or not self.feasible(genes):
+        continue
+      out.append(genes)
+      made += 1
+
+  def _crossover(self, rng, parents):
+    a, b = (parents[rng.integers(len(parents))] for _ in range(2))
+    return tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b))
+
+  def _mutate(self, rng, parents):
+    a = parents[rng.integers(len(parents))]
+    return tuple(int(rng.integers(n)) if rng.random() < self.opts.mutation_prob else g
+                 for g, n in zip(a, self.choices))
+
+  def run(self, state_path: str | None = None, log=print, tag: str = "evolution") -> dict:
+    """Runs (or resumes) the search; returns history, top-k and every evaluated genome."""
+    o = self.opts
+    state = read_json(state_path, "search state") if state_path and os.path.exists(
+        state_path) else {"history": [], "scores": []}
+    scores: dict[Genes, float] = {tuple(g): s for g, s in state["scores"]}
+    history = state["history"]
+    if history:
+      population = [tuple(g) for g in history[-1]["next"]]
+    else:
+      rng = np.random.default_rng([o.seed, 0])
+      population, seen = [], set()
+      while len(population) < o.population:
+        g = self._random(rng)
+        if g not in seen:
+          population.append(g)
+          seen.add(g)
+        elif len(seen) >= o.population * 50:
+          break
+    for gen in range(len(history), o.generations):
+      rng = np.random.default_rng([o.seed, gen + 1])
+      for g in population:
+        if not self.feasible(g):  # cannot happen: every genome is checked before
+          raise AssertionError(f"infeasible genome {g} reached evaluation")
+        if g not in scores:
+          scores[g] = float(self.evaluate(g))
+      ranked = sorted(scores, key=lambda g: -scores[g])
+      parents = ranked[:o.top_k]
+      nxt: list[Genes] = []
+      self._children(rng, parents, o.crossovers, self._crossover, scores, nxt)
+      self._children(rng, parents, o.mutations, self._mutate, scores, nxt)
+      tries = 0
+      while len(nxt) < o.population and tries < o.max_tries:
+        tries += 1
+        g = self._random(rng)
+        if g not in scores and g not in nxt:
+          nxt.append(g)
+      history.append({"generation": gen, "population": [list(g) for g in population],
+                      "best": list(parents[0]), "best_score": scores[parents[0]],
+                      "evaluated": len(scores), "next": [list(g) for g in nxt]})
+      log(f"[{tag}] generation {gen + 1}/{o.generations}: best {scores[parents[0]]:.4f}, "
+          f"{len(scores)} evaluated")
+      population = nxt
+      if state_path:
+        atomic_write_json(state_path, {"history": history,
+                                       "scores": [[list(g), s] for g, s in scores.items()]})
+    ranked = sorted(scores, key=lambda g: -scores[g])
+    return {"history": history, "top": [(g, scores[g]) for g in ranked[:o.top_k]],
+            "scores": scores, "evaluations": len(scores)}
+
+
+def random_search(choices: Sequence[int], feasible, evaluate, budget: int, seed: int,
+                  chunk: int, state_path: str | None = None, log=print,
+                  what: str = "constraints", max_tries: int = 10000) -> dict:
+  """Uniform feasible genomes until `budget` distinct ones are evaluated; the history
+  has the best score after every `chunk` evaluations (a 'generation' for plotting)."""
+  state = read_json(state_path, "search state") if state_path and os.path.exists(
+      state_path) else {"scores": []}
+  scores: dict[Genes, float] = {tuple(g): s for g, s in state["scores"]}
+  order = [tuple(g) for g, _ in state["scores"]]
+  rng = np.random.default_rng([seed, 7919, len(order)])
+  stale = 0
+  while len(order) < budget:
+    g = random_genes(rng, choices, feasible, max_tries, what)
+    if g in scores:
+      stale += 1
+      if stale > max_tries:
+        break  # the feasible set is smaller than the budget
+      continue
+    scores[g] = float(evaluate(g))
+    order.append(g)
+    if state_path and (len(order) % chunk == 0 or len(order) == budget):
+      atomic_write_json(state_path, {"scores": [[list(x), scores[x]] for x in order]})
+      log(f"[random] {len(order)}/{budget} evaluated, best {max(scores.values()):.4f}")
+    if len(order) % chunk == 0:
+      rng = np.random.default_rng([seed, 7919, len(order)])
+  history, best = [], -np.inf
+  for i, g in enumerate(order):
+    best = max(best, scores[g])
+    if (i + 1) % chunk == 0 or i + 1 == len(order):
+      history.append({"evaluated": i + 1, "best_score": best})
+  ranked = sorted(order, key=lambda g: -scores[g])
+  return {"history": history, "top": [(g, scores[g]) for g in ranked[:10]], "scores": scores,
+          "evaluations": len(order)}

@@ -1,0 +1,474 @@
+"""Single Path One-Shot: supernet training with uniform sampling, then evolution.
+
+1. **Supernet training.** Each step samples one architecture (op and mid-channel
+   scale per choice block) uniformly, or uniformly among the architectures that
+   meet `config.sample_constraints` (rejection sampling, the paper's default
+   with a FLOPs range), seeded by (seed, step), and trains that single path with
+   SGD (Nesterov momentum, cosine, label smoothing, weight decay). The arch is a
+   tensor input of one traced step.
+2. **Search.** Every search in `config.searches` (e.g. three latency budgets) runs
+   on the same trained supernet: evolution (Algorithm 1) with hard constraints
+   checked before evaluation, and a random-search baseline with the same number
+   of evaluations. A candidate is scored by recalibrating BatchNorm exactly over
+   `calib_images` training images (its active path only) and taking top-1 on
+   `val_images` held-out validation images. Scores are cached per architecture
+   across searches and appended to `candidates.jsonl`, so a killed search
+   resumes without re-evaluating.
+3. **Outputs.** `search_report.json` (constraints; top candidates with accuracy,
+   predicted latency, MMACs, params; evolution vs random), `arch.json` (best of
+   the first search) and `arch_<search>.json` for each, `search_progress.png`
+   (best accuracy per generation, evolution vs random, and the accuracy-MACs
+   front), the child with inherited (sliced) weights after the same BN
+   recalibration (`child.weights.h5`, `child.tflite`).
+
+Constraint strings: searches are separated by ";", the limits of one search by
+","; a limit is `<metric><=<value>` or `<metric>>=<value>` with metric
+`latency_ms` (the latency model's `predict`; needs a model in ms), `macs_m`
+(millions of multiply-accumulates) or `params_m` (millions of parameters), e.g.
+"latency_ms<=1.2,params_m<=1.5; macs_m<=40".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas import data as data_lib
+from tfnas import latency as latency_lib
+from tfnas.errors import TfnasError
+from tfnas.export import tflite as tflite_lib
+from tfnas.io import atomic_write_bytes, atomic_write_json, read_json
+from tfnas.models.spos import SPOSSupernet
+from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
+from tfnas.spaces import Arch, get_space, parse_arch, total
+from tfnas.train import make_strategy, supernet_graphs
+
+METRICS = ("latency_ms", "macs_m", "params_m")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+  metric: str
+  op: str  # "<=" or ">="
+  value: float
+
+  def ok(self, x: float) -> bool:
+    return x <= self.value if self.op == "<=" else x >= self.value
+
+  def __str__(self):
+    return f"{self.metric}{self.op}{self.value:g}"
+
+
+def parse_constraints(text: str) -> tuple[Limit, ...]:
+  """"macs_m<=40,params_m>=0.5" -> Limits; "" -> no limits."""
+  out = []
+  for part in filter(None, (p.strip() for p in (text or "").split(","))):
+    m = re.fullmatch(r"([a-z_]+)\s*(<=|>=)\s*([0-9.eE+-]+)", part)
+    if not m:
+      raise TfnasError(f"constraint {part!r} is not '<metric><=<value>' or "
+                       f"'<metric>>=<value>' with metric one of {METRICS}")
+    metric, op, value = m.groups()
+    if metric not in METRICS:
+      raise TfnasError(f"constraint {part!r}: unknown metric {metric!r}; expected one of "
+                       f"{METRICS}")
+    try:
+      out.append(Limit(metric, op, float(value)))
+    except ValueError:
+      raise TfnasError(f"constraint {part!r}: {value!r} is not a number") from None
+  return tuple(out)
+
+
+def parse_searches(text: str) -> list[tuple[Limit, ...]]:
+  searches = [parse_constraints(s) for s in (text or "").split(";") if s.strip()]
+  return searches or [()]
+
+
+def gene_choices(space) -> list[int]:
+  """Choices per gene: the op of every choice block, then its mid-channel scale (if any)."""
+  blocks = space.choice_blocks
+  return [len(b.ops) for b in blocks] + (
+      [len(b.mid_scales) for b in blocks] if space.has_channel_choices else [])
+
+
+def arch_of(space, genes) -> Arch:
+  n = len(space.choice_blocks)
+  return Arch.create(space, list(genes[:n]),
+                     list(genes[n:]) if space.has_channel_choices else None)
+
+
+def metrics(space, latency, arch: Arch) -> dict:
+  """Predicted latency (in the model's unit), MMACs and Mparams of `arch`."""
+  cost = total(space, arch)
+  name = "latency_ms" if latency.unit == "ms" else f"latency_{latency.unit}"
+  return {name: float(latency.predict(arch)), "macs_m": cost.macs / 1e6,
+          "params_m": cost.params / 1e6}
+
+
+def meets(space, latency, arch: Arch, limits) -> bool:
+  """Whether `arch` meets every limit (no limits: always)."""
+  if not limits:
+    return True
+  m = metrics(space, latency, arch)
+  return all(l.ok(m[l.metric]) for l in limits)
+
+
+def _check_config(config):
+  o = EvolutionOptions(config.population, config.generations, config.top_k,
+                       config.crossovers, config.mutations, config.mutation_prob)
+  o.check()
+  if config.val_size <= 0 or config.val_images <= 0:
+    raise TfnasError("val_size and val_images must be > 0: candidates are scored on the "
+                     "held-out validation split")
+  if config.calib_images <= 0:
+    raise TfnasError(f"calib_images {config.calib_images} must be > 0 (BN recalibration)")
+  if config.steps < 0:
+    raise TfnasError(f"steps {config.steps} must be >= 0")
+
+
+class SPOSSearch:
+  """State of one SPOS run; `run()` trains (or resumes) the supernet, then searches."""
+
+  def __init__(self, config, workdir: str):
+    _check_config(config)
+    self.config, self.workdir = config, workdir
+    self.searches = parse_searches(config.searches)
+    self.sample_limits = parse_constraints(config.sample_constraints)
+    self.space = get_space(config.space, config.resolution, config.width,
+                           config.get("num_classes"))
+    _check_workdir(workdir, self.space.name)
+    self.latency = latency_lib.load(config.latency_model, self.space)
+    for limits in self.searches + [self.sample_limits]:
+      for l in limits:
+        if l.metric == "latency_ms" and self.latency.unit != "ms":
+          raise TfnasError(f"constraint {l} needs a latency model in ms; "
+                           f"--config.latency_model={config.latency_model!r} is in "
+                           f"{self.latency.unit} (give a lut: or fitted latency_model.json)")
+    self.strategy = make_strategy(config)
+    keras.utils.set_random_seed(config.seed)
+    self.data = data_lib.load_from_config(config)
+    if self.data.sizes["val"] < config.val_images:
+      raise TfnasError(f"val_images {config.val_images} is more than the validation split "
+                       f"({self.data.sizes['val']} examples; raise val_size)")
+    if self.data.num_classes != self.space.head.num_classes:
+      self.space = get_space(config.space, config.resolution, config.width,
+                             self.data.num_classes)
+      self.latency = latency_lib.load(config.latency_model, self.space)
+    self.choices = gene_choices(self.space)
+    with self.strategy.scope():
+      self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum)
+      self.net(tf.zeros((1,) + self.space.input_shape), *self._tensors(self.genes_of(
+          self.largest())), bn_mode="eval")
+      schedule = keras.optimizers.schedules.CosineDecay(
+          config.lr * config.batch_size / 256, decay_steps=max(1, config.steps))
+      self.opt = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
+                                      weight_decay=config.weight_decay)
+      self.opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+      self.opt.build(self.net.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.ckpt = tf.train.Checkpoint(net=self.net, opt=self.opt, step=self.step)
+    self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(workdir, "ckpt"),
+                                              max_to_keep=2)
+    self.ce = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=config.label_smoothing, reduction="sum")
+    self.scores: dict[str, float] = {}
+    self._calib = self._eval = None
+    self._calib_batches = self._val_batches = None
+
+  # --- architectures as genes ---------------------------------------------------------
+  def largest(self) -> Arch:
+    blocks = self.space.choice_blocks
+    chans = [len(b.mid_scales) - 1 for b in blocks] if self.space.has_channel_choices else None
+    return Arch.create(self.space, self.space.reference("largest"), chans)
+
+  def arch_of(self, genes) -> Arch:
+    return arch_of(self.space, genes)
+
+  def genes_of(self, arch: Arch) -> tuple[int, ...]:
+    return tuple(arch.ops) + tuple(arch.channels or ())
+
+  def _tensors(self, genes):
+    n = len(self.space.choice_blocks)
+    chans = genes[n:] if self.space.has_channel_choices else (0,) * n
+    return tf.constant(genes[:n], tf.int32), tf.constant(chans, tf.int32)
+
+  def metrics(self, genes) -> dict:
+    return metrics(self.space, self.latency, self.arch_of(genes))
+
+  def feasible(self, genes, limits) -> bool:
+    return meets(self.space, self.latency, self.arch_of(genes), limits)
+
+  # --- supernet training ----------------------------------------------------------------
+  def _train_step(self, images, labels, ops, chans):
+    batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
+    with tf.GradientTape() as tape:
+      logits = self.net(images, ops=ops, chans=chans, bn_mode="train", training=True)
+      onehot = tf.one_hot(tf.cast(labels, tf.int32), self.space.head.num_classes)
+      loss = self.ce(onehot, logits) / batch
+    variables = self.net.trainable_variables
+    self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                          tf.cast(labels, tf.int32)), tf.float32))
+    return loss * self.strategy.num_replicas_in_sync, acc
+
+  def train(self) -> dict:
+    c, wd, s = self.config, self.workdir, self.strategy
+    self.manager.restore_or_initialize()
+    start = int(self.step.numpy())
+    if start >= c.steps:
+      return {"steps": c.steps, "resumed_at": start}
+
+    @tf.function
+    def step_fn(images, labels, ops, chans):
+      loss, acc = s.run(self._train_step, args=(images, labels, ops, chans))
+      return s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None)
+
+    train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
+    writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
+    what = "sample_constraints " + ",".join(map(str, self.sample_limits))
+    t0, seconds = time.time(), 0.0
+    for step in range(start, c.steps):
+      rng = np.random.default_rng([c.seed, 31, step])
+      genes = random_genes(rng, self.choices, lambda g: self.feasible(g, self.sample_limits),
+                           what=what)
+      images, labels = next(train)
+      loss, acc = step_fn(images, labels, *self._tensors(genes))
+      self.step.assign(step + 1)
+      done = step + 1 == c.steps
+      if (step + 1) % c.log_every == 0 or done:
+        with writer.as_default(step=step + 1):
+          tf.summary.scalar("train/loss", loss)
+          tf.summary.scalar("train/accuracy", acc)
+        seconds = time.time() - t0
+        rate = seconds / (step + 1 - start)
+        print(f"[supernet] step {step + 1}/{c.steps} loss {float(loss):.3f} acc "
+              f"{float(acc):.3f} ({rate:.3f} s/step, ETA {rate * (c.steps - step - 1):.0f} s)",
+              flush=True)
+      if (step + 1) % c.checkpoint_every == 0 or done:
+        self.manager.save(checkpoint_number=step + 1)
+    writer.flush()
+    return {"steps": c.steps, "resumed_at": start, "seconds": time.time() - t0}
+
+  # --- candidate evaluation ---------------------------------------------------------------
+  def _prepare_eval(self):
+    if self._eval is not None:
+      return
+    c = self.config
+    self._calib = self.net.calibration_fn()
+    self._calib_batches = [x for x, _ in self.data.calib]
+    val, n = [], 0
+    for x, y in self.data.val:
+      take = min(int(x.shape[0]), c.val_images - n)
+      val.append((x[:take], tf.cast(y[:take], tf.int32)))
+      n += take
+      if n >= c.val_images:
+        break
+    self._val_batches = val
+
+    @tf.function
+    def correct(images, labels, ops, chans):
+      logits = self.net(images, ops=ops, chans=chans, bn_mode="eval", training=False)
+      return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                            labels), tf.int32))
+    self._eval = correct
+
+  def recalibrate(self, genes):
+    self._prepare_eval()
+    ops, chans = self._tensors(genes)
+    self.net.recalibrate(self._calib_batches, ops, chans, self._calib)
+
+  def evaluate(self, genes) -> float:
+    """Validation top-1 of `genes` with inherited weights after exact BN recalibration."""
+    key = self.arch_of(genes).key()
+    if key in self.scores:
+      return self.scores[key]
+    self.recalibrate(genes)
+    ops, chans = self._tensors(genes)
+    hits = sum(int(self._eval(x, y, ops, chans)) for x, y in self._val_batches)
+    acc = hits / sum(int(y.shape[0]) for _, y in self._val_batches)
+    self.scores[key] = acc
+    with open(os.path.join(self.workdir, "candidates.jsonl"), "a") as f:
+      f.write(json.dumps({"key": key, "genes": list(genes), "accuracy": acc}) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    return acc
+
+  def _load_scores(self):
+    path = os.path.join(self.workdir, "candidates.jsonl")
+    if not os.path.exists(path):
+      return
+    with open(path) as f:
+      for line in f:
+        try:
+          row = json.loads(line)
+        except json.JSONDecodeError:
+          continue  # a line torn by a kill: that candidate is evaluated again
+        self.scores[row["key"]] = row["accuracy"]
+
+  # --- search -------------------------------------------------------------------------------
+  def search(self, log=print) -> list[dict]:
+    c, wd = self.config, self.workdir
+    self._load_scores()
+    opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
+                            c.mutation_prob, c.seed)
+    results = []
+    for i, limits in enumerate(self.searches):
+      name = _search_name(limits)
+      feasible = lambda g, limits=limits: self.feasible(g, limits)
+      what = f"constraints {name}"
+      t0, n0 = time.time(), len(self.scores)
+      evo = Evolution(self.choices, feasible, self.evaluate, opts, what).run(
+          os.path.join(wd, f"evolution_{i}.json"), log, tag=f"evolution {name}")
+      evo_seconds = time.time() - t0
+      rand = None
+      if c.random_baseline:
+        rand = random_search(self.choices, feasible, self.evaluate, evo["evaluations"],
+                             c.seed, c.population, os.path.join(wd, f"random_{i}.json"), log,
+                             what)
+      results.append(self._summarize(name, limits, evo, rand, evo_seconds,
+                                     len(self.scores) - n0))
+    return results
+
+  def _row(self, genes, score) -> dict:
+    arch = self.arch_of(genes)
+    return {"arch": arch.to_string(self.space), "accuracy": score, **self.metrics(genes)}
+
+  def _summarize(self, name, limits, evo, rand, seconds, new_evals) -> dict:
+    c = self.config
+    top = [self._row(g, s) for g, s in evo["top"][:c.report_top]]
+    out = {"name": name, "constraints": [str(l) for l in limits],
+           "evolution": {"evaluations": evo["evaluations"], "seconds": seconds,
+                         "new_evaluations_this_run": new_evals,
+                         "best_per_generation": [h["best_score"] for h in evo["history"]]},
+           "top": top, "best": top[0] if top else None,
+           "all": [self._row(g, s) for g, s in evo["scores"].items()]}
+    if rand is not None:
+      best = self._row(*rand["top"][0]) if rand["top"] else None
+      out["random"] = {"evaluations": rand["evaluations"], "best": best,
+                       "best_per_generation": [h["best_score"] for h in rand["history"]]}
+      out["all_random"] = [self._row(g, s) for g, s in rand["scores"].items()]
+    for l in limits:  # every reported candidate met the limits (checked before evaluation)
+      for r in out["all"] + out.get("all_random", []):
+        assert l.ok(r[l.metric]), (l, r)
+    return out
+
+  # --- the whole run ----------------------------------------------------------------------
+  def run(self) -> dict:
+    c, wd = self.config, self.workdir
+    os.makedirs(wd, exist_ok=True)
+    atomic_write_json(os.path.join(wd, "search_space.json"),
+                      {"space": self.space.name, "resolution": self.space.input_shape[0]})
+    atomic_write_json(os.path.join(wd, "config.json"), json.loads(c.to_json_best_effort()))
+    atomic_write_json(os.path.join(wd, "data.json"), {**self.data.info(), "dataset": c.dataset})
+    with supernet_graphs():
+      trained = self.train()
+      t0 = time.time()
+      results = self.search()
+      search_seconds = time.time() - t0
+    for r in results:
+      if r["best"] is not None:
+        atomic_write_json(os.path.join(wd, f"arch_{_slug(r['name'])}.json"),
+                          parse_arch(self.space, r["best"]["arch"]).to_json(self.space))
+    first = results[0]
+    if first["best"] is None:
+      raise TfnasError(f"search {first['name']} found no candidate")
+    best = parse_arch(self.space, first["best"]["arch"])
+    atomic_write_json(os.path.join(wd, "arch.json"), best.to_json(self.space))
+    # The child: the same BN recalibration, then the (sliced) weights copied over.
+    with supernet_graphs():
+      self.recalibrate(self.genes_of(best))
+    child = self.net.inherit_child(best)
+    child.save_weights(os.path.join(wd, "child.weights.h5"))
+    child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    report = {
+        "method": "spos", "space": self.space.name, "resolution": self.space.input_shape[0],
+        "width": c.width, "arch": best.to_string(self.space), "latency_model": c.latency_model,
+        "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
+        "predicted_ms": float(self.latency.predict(best)) if self.latency.unit == "ms"
+        else None, "predicted_latency": float(self.latency.predict(best)),
+        "sample_constraints": [str(l) for l in self.sample_limits],
+        "supernet": {"steps": c.steps, **trained}, "search_seconds": search_seconds,
+        "searches": [{k: v for k, v in r.items() if not k.startswith("all")} for r in results],
+        "target_ms": min((l.value for l in self.searches[0] if l.metric == "latency_ms"
+                          and l.op == "<="), default=None),
+        "calib_images": c.calib_images, "val_images": c.val_images,
+        "val_accuracy_inherited": float(child.evaluate(self.data.val, verbose=0)[1]),
+    }
+    tflite_lib.convert_float(child, os.path.join(wd, "child.tflite"))
+    if c.measure_host:
+      from tflite_bench.host import HostRunner
+      from tflite_bench.protocol import FIXED
+      with open(os.path.join(wd, "child.tflite"), "rb") as f:
+        stats, _ = HostRunner().measure(f.read(), FIXED)
+      report["measured_ms"] = stats.median_ms
+      report["measured_on"] = "host LiteRT, 1 thread, XNNPACK"
+    plot(results, os.path.join(wd, "search_progress.png"))
+    atomic_write_json(os.path.join(wd, "search_results.json"), results)
+    atomic_write_json(os.path.join(wd, "search_report.json"), report)
+    return report
+
+
+def _search_name(limits) -> str:
+  return ",".join(map(str, limits)) or "unconstrained"
+
+
+def _slug(name: str) -> str:
+  return re.sub(r"[^A-Za-z0-9.]+", "_", name.replace("<=", "_le_").replace(">=", "_ge_")).strip("_")
+
+
+def _check_workdir(workdir, space_name):
+  path = os.path.join(workdir, "search_space.json")
+  if os.path.exists(path):
+    prev = read_json(path, "search space file")
+    if prev.get("space") != space_name:
+      raise TfnasError(f"workdir {workdir!r} holds a search of space {prev.get('space')!r}, "
+                       f"not {space_name!r}; use another --workdir")
+
+
+def plot(results: list[dict], path: str) -> None:
+  """Best accuracy per generation (evolution vs random, paper Fig. 3) and accuracy vs MACs."""
+  import io
+
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+  for k, r in enumerate(results):
+    color = f"C{k}"
+    evo = r["evolution"]["best_per_generation"]
+    a1.plot(range(1, len(evo) + 1), evo, "-o", color=color, ms=3, label=f"evolution {r['name']}")
+    if "random" in r:
+      rnd = r["random"]["best_per_generation"]
+      a1.plot(range(1, len(rnd) + 1), rnd, "--", color=color, label=f"random {r['name']}")
+    pts = sorted(r["all"] + r.get("all_random", []), key=lambda x: x["macs_m"])
+    a2.scatter([p["macs_m"] for p in pts], [p["accuracy"] for p in pts], s=8, color=color,
+               alpha=0.5, label=r["name"])
+    front, best = [], -1.0
+    for p in pts:
+      if p["accuracy"] > best:
+        front.append(p)
+        best = p["accuracy"]
+    a2.step([p["macs_m"] for p in front], [p["accuracy"] for p in front], where="post",
+            color=color)
+  a1.set_xlabel("generation (random: per population-size batch)")
+  a1.set_ylabel("best validation top-1 so far")
+  a1.legend(fontsize=7)
+  a2.set_xlabel("MMACs")
+  a2.set_ylabel("validation top-1 (inherited weights)")
+  a2.legend(fontsize=7)
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=110)
+  plt.close(fig)
+  atomic_write_bytes(path, buf.getvalue())
+
+
+def search(config, workdir: str) -> dict:
+  return SPOSSearch(config, workdir).run()
