@@ -46,6 +46,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.latency_beta = 0.6
   c.reinforce_beta = -0.07  # TuNAS absolute reward: acc + beta * |lat / target - 1|
   c.reinforce_baseline_decay = 0.95
+  # "argmax": the most likely op per block (the paper); "target": the most likely arch whose
+  # predicted latency is within derive_tolerance of target_ms (exact, the model is additive).
+  c.derive = "argmax"
+  c.derive_tolerance = 0.05
   c.measure_host = True
   c.seed = 0
   c.strategy = "default"

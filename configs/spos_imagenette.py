@@ -32,7 +32,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.batch_size = 64
   c.eval_batch_size = 100
   c.steps = 30000
-  c.calib_images = 5000
+  c.calib_images = 1000
   c.val_images = 1000
   # spos_shufflenet at 160 px: about 49 (smallest, narrowest) to 342 (largest, widest) MMACs.
   c.searches = "macs_m<=120;macs_m<=160;macs_m<=200"

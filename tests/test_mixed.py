@@ -166,6 +166,39 @@ def test_toy_search_where_latency_decides(block_and_op, mode):
   assert int(np.argmax(p)) == 6, p
 
 
+def _toy_reinforce(op, x, target, steps, lat_costs=None, target_ms=1.0, beta=-0.5, seed=0):
+  """REINFORCE on the toy task with the search's update (Eq. 8, moving-average baseline);
+  reward = -loss (+ TuNAS's beta * |lat / T - 1| with the predicted latency)."""
+  from tfnas.search.proxyless import reinforce_gradients
+  opt = keras.optimizers.Adam(0.05, beta_1=0.0, beta_2=0.999)
+  rng = np.random.default_rng(seed)
+  op.alpha.assign(tf.zeros(op.num_paths))
+  baseline = None
+  for _ in range(steps):
+    p = op.probs().numpy().astype(np.float64)
+    path = int(rng.choice(op.num_paths, p=p / p.sum()))
+    reward = -float(loss_fn(op.run_path(tf.constant(path), x, training=False), target))
+    if lat_costs is not None:
+      reward += beta * abs(lat_costs[path] / target_ms - 1.0)
+    baseline = reward if baseline is None else 0.9 * baseline + 0.1 * reward
+    grads = reinforce_gradients([op.alpha], [tf.constant(path)], reward - baseline)
+    opt.apply_gradients([(grads[0], op.alpha)])
+  return op.probs().numpy()
+
+
+def test_reinforce_converges_on_the_toy_tasks(block_and_op):
+  op, x, _ = block_and_op
+  best = 4
+  target = op.run_path(tf.constant(best), x, training=False)
+  p = _toy_reinforce(op, x, target, steps=300)
+  assert int(np.argmax(p)) == best, p
+  # Latency decides: candidate 0 fits exactly, 'zero' (6) meets the 1.0 target exactly.
+  target = op.run_path(tf.constant(0), x, training=False)
+  costs = [9.0, 9.0, 6.0, 8.0, 7.0, 10.0, 1.0]
+  p = _toy_reinforce(op, x, target, steps=300, lat_costs=costs, beta=-0.5)
+  assert int(np.argmax(p)) == 6, p
+
+
 def test_abs_latency_loss_pulls_towards_the_target_from_both_sides():
   import tensorflow as tf
   from tfnas.models.supernet import latency_loss
@@ -176,3 +209,26 @@ def test_abs_latency_loss_pulls_towards_the_target_from_both_sides():
     g = float(tape.gradient(loss, expected))
     assert np.isclose(g, sign * 0.2 / 0.5)
     assert np.isclose(float(loss), 1.0 + 0.2 * abs(e / 0.5 - 1))
+
+
+def test_derive_within_target_is_the_most_probable_arch_in_the_window():
+  import itertools
+
+  from tfnas.errors import TfnasError
+  from tfnas.search.proxyless import derive_within_target
+  rng = np.random.default_rng(0)
+  for trial in range(5):
+    probs = [rng.dirichlet(np.ones(3)) for _ in range(5)]
+    costs = [list(rng.uniform(0.1, 1.0, 3)) for _ in range(5)]
+    target, tol, const = 2.5, 0.05, 0.3
+    feasible = [ops for ops in itertools.product(range(3), repeat=5)
+                if abs(const + sum(c[i] for c, i in zip(costs, ops)) - target) <= tol * target]
+    if not feasible:
+      with pytest.raises(TfnasError, match="no architecture"):
+        derive_within_target(probs, costs, const, target, tol)
+      continue
+    want = max(feasible, key=lambda ops: sum(np.log(p[i]) for p, i in zip(probs, ops)))
+    got = derive_within_target(probs, costs, const, target, tol)
+    score = lambda ops: sum(np.log(p[i]) for p, i in zip(probs, ops))
+    assert abs(const + sum(c[i] for c, i in zip(costs, got)) - target) <= tol * target
+    assert np.isclose(score(got), score(want)), (trial, got, want)

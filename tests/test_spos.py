@@ -235,14 +235,26 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   assert os.path.getsize(workdir / "search_progress.png") > 10000
   assert (workdir / "child.tflite").exists() and (workdir / "child.weights.h5").exists()
   evaluated = len(open(workdir / "candidates.jsonl").read().splitlines())
-  # Rerun: the supernet is trained and every candidate is cached; nothing is redone.
-  again = run_bin("tfnas.bin.search", *args, "--config.measure_host=false")
+  # Rerun with more steps, on two replicas (MirroredStrategy over two logical CPUs):
+  # training resumes at step 4, and the searches start again on the new weights.
+  more = [*args, "--config.steps=6", "--config.measure_host=false",
+          "--config.strategy=mirrored", "--config.logical_cpus=2"]
+  again = run_bin("tfnas.bin.search", *more)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert "[supernet] step" not in again.stdout
+  assert "[supernet] step 6/6" in again.stdout and "step 2/6" not in again.stdout
   report2 = json.load(open(workdir / "search_report.json"))
-  assert report2["arch"] == report["arch"] and report2["supernet"]["resumed_at"] == 4
-  assert all(s["evolution"]["new_evaluations_this_run"] == 0 for s in report2["searches"])
-  assert len(open(workdir / "candidates.jsonl").read().splitlines()) == evaluated
+  assert report2["supernet"]["resumed_at"] == 4
+  assert all(s["evolution"]["new_evaluations_this_run"] > 0 for s in report2["searches"][:1])
+  rows = [json.loads(l) for l in open(workdir / "candidates.jsonl")]
+  assert {r["supernet_step"] for r in rows} == {4, 6} and len(rows) > evaluated
+  # The same command again: trained, searched, every candidate cached; nothing is redone.
+  third = run_bin("tfnas.bin.search", *more)
+  assert third.returncode == 0, third.stderr[-3000:]
+  assert "[supernet] step" not in third.stdout and "generation" not in third.stdout
+  report3 = json.load(open(workdir / "search_report.json"))
+  assert report3["arch"] == report2["arch"] and report3["supernet"]["resumed_at"] == 6
+  assert all(s["evolution"]["new_evaluations_this_run"] == 0 for s in report3["searches"])
+  assert len(open(workdir / "candidates.jsonl").read().splitlines()) == len(rows)
 
 
 def test_search_binary_spos_bad_input(tmp_path):

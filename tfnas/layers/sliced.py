@@ -100,9 +100,15 @@ class SlicedBN(keras.layers.Layer):
 
   def build(self, input_shape):
     c = int(input_shape[-1])
-    add = lambda name, init, trainable=True: self.add_weight(
-        shape=(c,), initializer=init, name=name, trainable=trainable,
-        aggregation="mean" if not trainable else "none")
+    # Statistics are replica-local (on read: the mean over replicas), so a replica updates
+    # its own copy inside `switch_case` without a cross-replica sync point.
+    def add(name, init, trainable=True):
+      if trainable:
+        return self.add_weight(shape=(c,), initializer=init, name=name)
+      with keras.name_scope(self.name, caller=self):
+        return keras.Variable(keras.initializers.get(init), shape=(c,), dtype="float32",
+                              trainable=False, name=name, aggregation="mean",
+                              synchronization="on_read")
     self.gamma = add("gamma", "ones")
     self.beta = add("beta", "zeros")
     self.moving_mean = add("moving_mean", "zeros", False)

@@ -33,7 +33,7 @@ from tfnas.export import tflite as tflite_lib
 from tfnas.io import atomic_write_json
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
-from tfnas.spaces import get_space
+from tfnas.spaces import Arch, get_space
 from tfnas.train import make_strategy, supernet_graphs
 
 ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
@@ -196,12 +196,7 @@ class ProxylessSearch:
       lat = tf.numpy_function(
           lambda p: np.float32(self.latency.predict(list(map(int, p)))), [paths], tf.float32)
       reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target_ms - 1.0)
-      advantage = reward - self.baseline
-      grads = []
-      for j, a in enumerate(self.net.alphas):
-        p = tf.nn.softmax(a)
-        # grad of -(R - b) log p(path) w.r.t. alpha: -(R - b) (onehot - p)   (Eq. 8)
-        grads.append(-advantage * (tf.one_hot(paths[j], tf.shape(p)[0]) - p))
+      grads = reinforce_gradients(self.net.alphas, paths, reward - self.baseline)
       self.a_opt.apply_gradients(zip(grads, self.net.alphas))
       m = self.config.reinforce_baseline_decay
       self.baseline.assign(m * self.baseline + (1 - m) * reward)
@@ -270,7 +265,16 @@ class ProxylessSearch:
 
   def finish(self, history_path: str) -> dict:
     c, wd = self.config, self.workdir
-    arch = self.net.derive()
+    argmax = self.net.derive()
+    arch = argmax
+    derive = c.get("derive", "argmax")
+    if derive == "target":
+      probs = [m.probs().numpy() for m in self.net.mixed]
+      ops = derive_within_target(probs, self.costs, self.latency.constant, c.target_ms,
+                                 c.get("derive_tolerance", 0.05))
+      arch = Arch.create(self.space, ops)
+    elif derive != "argmax":
+      raise TfnasError(f"unknown derive {derive!r}; expected 'argmax' or 'target'")
     atomic_write_json(os.path.join(wd, "arch.json"), arch.to_json(self.space))
     child = self.net.inherit_child(arch)
     child.save_weights(os.path.join(wd, "child.weights.h5"))
@@ -279,7 +283,9 @@ class ProxylessSearch:
         "resolution": self.space.input_shape[0], "arch": arch.to_string(self.space),
         "target_ms": c.target_ms, "latency_model": c.latency_model,
         "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
-        "predicted_ms": self.latency.predict(arch), "expected_latency_final":
+        "predicted_ms": self.latency.predict(arch), "derive": derive,
+        "argmax_arch": argmax.to_string(self.space),
+        "argmax_predicted_ms": self.latency.predict(argmax), "expected_latency_final":
         float(self.expected_latency()), "steps": self.total_steps,
         "probs": {m.block.name: dict(zip(m.block.op_names, map(float, m.probs().numpy())))
                   for m in self.net.mixed},
@@ -298,6 +304,68 @@ class ProxylessSearch:
     tflite_lib.convert_float(child, os.path.join(wd, "child.tflite"))
     atomic_write_json(os.path.join(wd, "search_report.json"), report)
     return report
+
+
+def derive_within_target(probs: list, costs: list[list[float]], constant: float,
+                         target: float, tolerance: float = 0.05) -> list[int]:
+  """The most probable architecture whose predicted latency is within `tolerance` of
+  `target`: max sum_j log p_j(o_j) s.t. |constant + sum_j F(o_j) - target| <= tol * target.
+
+  The argmax per block is the most probable architecture overall, but its latency can be
+  far from E[lat] when the probabilities are still broad (E[lat] averages over paths the
+  argmax does not take). The latency model is additive, so an exact dynamic program over
+  blocks with latencies on a grid of target/1000 solves it (the grid's rounding is
+  checked against the exact sum afterwards). Raises TfnasError when no arch fits.
+  """
+  if any(min(c) < 0 for c in costs):
+    raise TfnasError("derive='target' needs non-negative block costs")
+  step = target / 1000.0
+  lo, hi = target * (1 - tolerance) - constant, target * (1 + tolerance) - constant
+  grid = [np.round(np.asarray(c, np.float64) / step).astype(np.int64) for c in costs]
+  scores = [np.log(np.maximum(np.asarray(p, np.float64), 1e-30)) for p in probs]
+  top = int(np.floor(hi / step)) + len(costs)  # latencies above `hi` are never useful
+  if top < 0:
+    raise TfnasError(f"target {target} is below the latency model's constant {constant:.4g}")
+  best = np.full(top + 1, -np.inf)
+  best[0] = 0.0
+  choice = []
+  for g, sc in zip(grid, scores):
+    new = np.full(top + 1, -np.inf)
+    arg = np.full(top + 1, -1, np.int64)
+    for i, (c, v) in enumerate(zip(g, sc)):
+      if c > top:
+        continue
+      cand = np.full(top + 1, -np.inf)
+      cand[c:] = best[:top + 1 - c] + v
+      better = cand > new
+      new[better], arg[better] = cand[better], i
+    best = new
+    choice.append(arg)
+  exact = lambda ops: sum(float(c[i]) for c, i in zip(costs, ops))
+  order = np.argsort(-best)
+  for t in order:
+    if not np.isfinite(best[t]):
+      break
+    ops, cur = [], int(t)
+    for g, arg in zip(reversed(grid), reversed(choice)):
+      i = int(arg[cur])
+      ops.append(i)
+      cur -= int(g[i])
+    ops.reverse()
+    if lo <= exact(ops) <= hi:
+      return ops
+  raise TfnasError(f"no architecture of the space has a predicted latency within "
+                   f"{100 * tolerance:g} % of target {target}")
+
+
+def reinforce_gradients(alphas, paths, advantage) -> list:
+  """REINFORCE (Eq. 8) for one sampled architecture: the gradient of
+  -(R - b) log p(paths) with respect to each block's alpha, -(R - b) (onehot(path) - p)."""
+  grads = []
+  for j, a in enumerate(alphas):
+    p = tf.nn.softmax(a)
+    grads.append(-advantage * (tf.one_hot(paths[j], tf.shape(p)[0]) - p))
+  return grads
 
 
 def _write_jsonl(path, rows):

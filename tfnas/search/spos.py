@@ -294,13 +294,15 @@ class SPOSSearch:
     acc = hits / sum(int(y.shape[0]) for _, y in self._val_batches)
     self.scores[key] = acc
     with open(os.path.join(self.workdir, "candidates.jsonl"), "a") as f:
-      f.write(json.dumps({"key": key, "genes": list(genes), "accuracy": acc}) + "\n")
+      f.write(json.dumps({"key": key, "genes": list(genes), "accuracy": acc,
+                          "supernet_step": int(self.step.numpy())}) + "\n")
       f.flush()
       os.fsync(f.fileno())
     return acc
 
   def _load_scores(self):
     path = os.path.join(self.workdir, "candidates.jsonl")
+    step = int(self.step.numpy())
     if not os.path.exists(path):
       return
     with open(path) as f:
@@ -309,7 +311,8 @@ class SPOSSearch:
           row = json.loads(line)
         except json.JSONDecodeError:
           continue  # a line torn by a kill: that candidate is evaluated again
-        self.scores[row["key"]] = row["accuracy"]
+        if row.get("supernet_step") == step:  # scores of other weights do not count
+          self.scores[row["key"]] = row["accuracy"]
 
   # --- search -------------------------------------------------------------------------------
   def search(self, log=print) -> list[dict]:
@@ -323,14 +326,17 @@ class SPOSSearch:
       feasible = lambda g, limits=limits: self.feasible(g, limits)
       what = f"constraints {name}"
       t0, n0 = time.time(), len(self.scores)
+      # State files are per supernet step: training further (a larger --config.steps)
+      # makes new weights, and every search starts again on them.
+      step = int(self.step.numpy())
       evo = Evolution(self.choices, feasible, self.evaluate, opts, what).run(
-          os.path.join(wd, f"evolution_{i}.json"), log, tag=f"evolution {name}")
+          os.path.join(wd, f"evolution_{i}_step{step}.json"), log, tag=f"evolution {name}")
       evo_seconds = time.time() - t0
       rand = None
       if c.random_baseline:
         rand = random_search(self.choices, feasible, self.evaluate, evo["evaluations"],
-                             c.seed, c.population, os.path.join(wd, f"random_{i}.json"), log,
-                             what)
+                             c.seed, c.population,
+                             os.path.join(wd, f"random_{i}_step{step}.json"), log, what)
       results.append(self._summarize(name, limits, evo, rand, evo_seconds,
                                      len(self.scores) - n0))
     return results
