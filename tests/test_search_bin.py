@@ -24,7 +24,8 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
   assert [h["step"] for h in history] == [2, 4, 6]
   assert not np.allclose(history[-1]["alpha"][0], 0.0)  # architecture steps 5 and 6 happened
-  assert json.load(open(workdir / "search_report.json"))["arch"] == arch["canonical"]
+  final = json.load(open(workdir / "search_report.json"))
+  assert final["arch"] == arch["canonical"] and final["replicas"] == 2
 
 
 def test_search_bad_config(tmp_path):

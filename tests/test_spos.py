@@ -89,7 +89,8 @@ def test_sliced_channels_train_only_the_sliced_weights(space, net):
   g2 = grads[pw2.kernel.path].numpy()
   assert np.abs(g2[:, :, :mid]).sum() > 0 and np.all(g2[:, :, mid:] == 0)
   bn = layers[f"{block.name}_choice_3_pw1_bn"]
-  assert np.all(grads[bn.gamma.path].numpy()[mid:] == 0)
+  assert not bn.affine and bn.gamma.path not in grads  # choice-block BN: no affine (SPOS)
+  assert layers["stem_stem_bn"].gamma.path in grads
   other = layers[f"{block.name}_choice_7_pw1_conv"]  # a path that did not run
   assert grads[other.kernel.path] is None
   # One plain SGD step moves the slice only; BN moving statistics of the slice only.
@@ -157,6 +158,64 @@ def test_same_machinery_serves_other_spaces(name, resolution):
   want = net(x, ops=ops, chans=chans, bn_mode="eval").numpy()
   np.testing.assert_allclose(net.inherit_child(arch)(x, training=False).numpy(), want,
                              rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["proxyless_cifar", "fbnet_cifar"])
+def test_shared_expansion_widths_are_slices_of_the_widest(name):
+  """MBConv/IRF channel search: k3_e3 runs the leading slice of k3_e6's expand conv; the
+  child inherits that slice and reproduces the path; a step on e3 trains only the slice."""
+  space = get_space(name, resolution=32, width=0.25)
+  shared, plain = SPOSSupernet(space, share_expansion=True), SPOSSupernet(space)
+  size = lambda net: sum(int(np.prod(v.shape)) for v in net.weights)
+  assert size(shared) < size(plain)
+  block = space.choice_blocks[1]
+  names = {block.ops[k].name: shared.path_names[(block.name, k)] for k in range(len(block.ops))}
+  if name == "proxyless_cifar":
+    assert names["k3_e3"] == names["k3_e6"] == f"{block.name}_k3_shared"
+    assert names["k5_e3"] != names["k3_e3"]
+    assert names.get("zero", f"{block.name}_zero") == f"{block.name}_zero"
+  else:
+    assert names["k3_e1"] == names["k3_e3"] == names["k3_e6"] != names["k3_e1_g2"]
+  rng = np.random.default_rng(7)
+  x = tf.random.stateless_normal((2, 32, 32, 3), [5, 5])
+  for _ in range(2):
+    arch = Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks])
+    ops, chans = shared.arch_tensors(arch)
+    shared.recalibrate([x], ops, chans)
+    want = shared(x, ops=ops, chans=chans, bn_mode="eval").numpy()
+    child = shared.inherit_child(arch)
+    np.testing.assert_allclose(child(x, training=False).numpy(), want, rtol=1e-5, atol=1e-5)
+    assert child.count_params() == total(space, arch).params
+  # One SGD step on a net whose block 1 is the narrow expansion: only its slice moves.
+  narrow = min((k for k in range(len(block.ops)) if names[block.ops[k].name] ==
+                names[block.ops[0].name]), key=lambda k: block.ops[k].expand)
+  genes = [0] * len(space.choice_blocks)
+  genes[1] = narrow
+  ops, chans = shared.arch_tensors(Arch.create(space, genes))
+  kernel = next(l for l in shared.sliced_layers
+                if l.name == f"{names[block.ops[narrow].name]}_expand_conv").kernel
+  before = kernel.numpy()
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(shared(x, ops=ops, chans=chans, bn_mode="train") ** 2)
+  grads = tape.gradient(loss, [kernel])
+  keras.optimizers.SGD(0.1).apply_gradients(zip(grads, [kernel]))
+  mid = next(block.graph(block.ops[narrow], space.activation).layers()).out_shape[2]
+  moved = np.abs(kernel.numpy() - before).max(axis=(0, 1, 2))
+  assert mid < kernel.shape[-1] and moved[:mid].min() > 0 and moved[mid:].max() == 0
+
+
+def test_sliced_bn_affine_gradients_stay_on_the_slice():
+  bn = SlicedBN(name="x_bn")
+  bn.build((None, 4, 4, 6))
+  x = tf.random.stateless_normal((2, 4, 4, 3), [2, 2])
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(bn(x, mode="train") * tf.range(1.0, 4.0))
+  g_gamma, g_beta = tape.gradient(loss, [bn.gamma, bn.beta])
+  assert np.all(g_beta.numpy()[:3] > 0) and np.all(g_beta.numpy()[3:] == 0)
+  assert np.all(g_gamma.numpy()[3:] == 0)
+  fixed = SlicedBN(affine=False, name="y_bn")
+  fixed.build((None, 4, 4, 6))
+  assert not fixed.trainable_variables and len(fixed.keras_weights) == 4
 
 
 def test_sliced_bn_rejects_unknown_mode():

@@ -22,14 +22,14 @@ from tfnas.errors import TfnasError
 from tfnas.layers.sliced import SlicedBN, SlicedConv
 from tfnas.models.child import ChannelShuffle, ChannelSplit, build_child
 from tfnas.spaces import SearchSpace, parse_arch
-from tfnas.spaces.spec import Block, LayerSpec, Op
+from tfnas.spaces.spec import IRF, MBCONV, Block, LayerSpec, Op
 
 
 class _Chain:
   """The sliced layers of one chain of `LayerSpec`s; `mid_roles` take the sampled width."""
 
   def __init__(self, owner, layers: tuple[LayerSpec, ...], prefix: str, activation: str,
-               bn_momentum: float, mid_roles=frozenset()):
+               bn_momentum: float, mid_roles=frozenset(), affine: bool = True):
     self.steps = []
     for spec in layers:
       name = f"{prefix}_{spec.role}"
@@ -38,7 +38,7 @@ class _Chain:
                            depthwise=spec.type == "dwconv", groups=spec.groups, name=name)
         layer.build((None,) + spec.in_shape)
       elif spec.type == "bn":
-        layer = SlicedBN(bn_momentum, 1e-3, name=name)
+        layer = SlicedBN(bn_momentum, 1e-3, affine=affine, name=name)
         layer.build((None,) + spec.in_shape)
       elif spec.type == "act":
         layer = keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
@@ -60,28 +60,61 @@ class _Chain:
     return x
 
 
+def _mid_widths(graphs: list) -> tuple[set, list | None]:
+  """The conv roles whose width differs across `graphs` (one op's spec at several mid
+  widths, widest first), and that width in each graph."""
+  widest, narrowest = graphs[0], graphs[-1]
+  small = {l.role: l.out_shape[2] for l in narrowest.layers()}
+  roles = {l.role for l in widest.layers() if l.type == "conv" and small[l.role] != l.out_shape[2]}
+  role = next(iter(sorted(roles)), None)
+  if role is None:
+    return set(), None
+  return roles, [next(l.out_shape[2] for l in g.layers() if l.role == role) for g in graphs]
+
+
+def expansion_groups(block: Block) -> list[list[int]]:
+  """Op indices of `block` grouped so that ops differing only in expansion ratio share
+  one set of weights (MBConv / ungrouped IRF ops with an expand conv), widest first;
+  every other op is a group of its own."""
+  groups: dict = {}
+  for k, op in enumerate(block.ops):
+    shares = (op.kind == MBCONV and op.expand != 1) or (op.kind == IRF and op.groups == 1)
+    key = (op.kind, op.kernel) if shares else ("own", k)
+    groups.setdefault(key, []).append(k)
+  return [sorted(g, key=lambda k: -block.ops[k].expand) for g in groups.values()]
+
+
 class _Path:
-  """One op of one block (or a fixed block): its `OpGraph` with sliced layers."""
+  """One op of one block (or a fixed block): its `OpGraph` with sliced layers.
+
+  `members` (ops of the block differing from `op` only in expansion ratio, `op`
+  the widest) makes the path serve all of them: their expanded width is the
+  leading slice of `op`'s, chosen by the `chan` index of the call.
+  """
 
   def __init__(self, owner, block: Block, op: Op, prefix: str, activation: str,
-               bn_momentum: float):
+               bn_momentum: float, members: tuple[Op, ...] = (), affine: bool = True):
     scales = block.mid_scales or (1.0,)
     graph = block.graph(op, activation, max(scales))
     self.graph = graph
-    # The roles whose width follows the mid-channel choice: compare the spec at two scales.
+    # The roles whose width follows the mid-channel choice: compare the spec at two widths.
     mid_roles, self.mids = set(), None
-    if len(scales) > 1:
-      small = {l.role: l.out_shape[2] for l in block.graph(op, activation, min(scales)).layers()}
-      mid_roles = {l.role for l in graph.layers()
-                   if l.type == "conv" and small[l.role] != l.out_shape[2]}
-      role = next(iter(sorted(mid_roles)), None)
-      if role is not None:
-        self.mids = [next(l.out_shape[2] for l in block.graph(op, activation, s).layers()
-                          if l.role == role) for s in block.mid_scales]
+    if len(members) > 1:
+      if len(scales) > 1:
+        raise TfnasError(f"block {block.name}: shared expansion widths and mid-channel "
+                         "scales cannot be combined")
+      mid_roles, self.mids = _mid_widths([block.graph(m, activation) for m in members])
+    elif len(scales) > 1:
+      mid_roles, self.mids = _mid_widths(
+          [block.graph(op, activation, s) for s in sorted(block.mid_scales, reverse=True)])
+      if self.mids is not None:  # indexed by the arch's scale index (the spec's order)
+        order = sorted(block.mid_scales, reverse=True)
+        self.mids = [self.mids[order.index(s)] for s in block.mid_scales]
     self.name = prefix
-    self.main = _Chain(owner, graph.main, prefix, activation, bn_momentum, frozenset(mid_roles))
+    roles = frozenset(mid_roles)
+    self.main = _Chain(owner, graph.main, prefix, activation, bn_momentum, roles, affine)
     self.proj = None if graph.proj is None else _Chain(owner, graph.proj, prefix, activation,
-                                                       bn_momentum, frozenset(mid_roles))
+                                                       bn_momentum, roles, affine)
     self.split = ChannelSplit(name=f"{prefix}_split") if graph.split else None
 
   def __call__(self, x, chan, bn_mode, training):
@@ -111,24 +144,47 @@ class SPOSSupernet(keras.Model):
     space: The (sized) search space.
     dropout: Dropout before the classifier.
     bn_momentum: BatchNorm momentum (Keras convention).
+    share_expansion: Channel search for MBConv/IRF spaces: ops that differ only in
+      expansion ratio (k3_e3, k3_e6) share one kernel allocated at the largest
+      expansion, each using the leading slice of its expanded width (as the
+      mid-channel choice of ShuffleNet blocks). The arch encoding is unchanged.
+    choice_bn_affine: Learn BN gamma/beta inside choice blocks. Off by default, as in
+      the SPOS code: with paths switching every step they blow up and the supernet
+      collapses (see `SlicedBN`). Stem, head and fixed blocks keep affine BN.
   """
 
   def __init__(self, space: SearchSpace, dropout: float = 0.0, bn_momentum: float = 0.9,
-               **kwargs):
+               share_expansion: bool = False, choice_bn_affine: bool = False, **kwargs):
     super().__init__(name=kwargs.pop("name", f"{space.name}_spos"), **kwargs)
     self.space = space
+    self.share_expansion = share_expansion
     act = space.activation
     self.sliced_layers = []
     self.stem = _Chain(self, space.stem_layers, "stem", act, bn_momentum)
     choice = space.choice_blocks
-    self.parts = []  # (block, [paths]) ; a fixed block has one path
+    # (block, is_choice, paths, path of each op, width index of each op or None)
+    self.parts = []
+    self.path_names = {}  # (block name, op index) -> layer-name prefix of its weights
     for block in space.blocks:
-      if block in choice:
-        paths = [_Path(self, block, op, f"{block.name}_{op.name}", act, bn_momentum)
-                 for op in block.ops]
-      else:
+      if block not in choice:
         paths = [_Path(self, block, block.ops[0], block.name, act, bn_momentum)]
-      self.parts.append((block, block in choice, paths))
+        self.parts.append((block, False, paths, None, None))
+        continue
+      groups = (expansion_groups(block) if share_expansion
+                else [[k] for k in range(len(block.ops))])
+      paths, path_of, member_of = [], [0] * len(block.ops), [0] * len(block.ops)
+      for g in groups:
+        op = block.ops[g[0]]
+        name = (f"{block.name}_{op.name}" if len(g) == 1
+                else f"{block.name}_k{op.kernel}_shared")
+        for i, k in enumerate(g):
+          path_of[k], member_of[k] = len(paths), i
+          self.path_names[(block.name, k)] = name
+        paths.append(_Path(self, block, op, name, act, bn_momentum,
+                           tuple(block.ops[k] for k in g), choice_bn_affine))
+      shared = any(len(g) > 1 for g in groups)
+      self.parts.append((block, True, paths, tuple(path_of),
+                         tuple(member_of) if shared else None))
     self.head_chain = _Chain(self, space.head_layers, "head", act, bn_momentum)
     self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
     self.dropout = keras.layers.Dropout(dropout, name="dropout") if dropout else None
@@ -147,13 +203,17 @@ class SPOSSupernet(keras.Model):
     training = bool(training) if training is not None else bn_mode == "train"
     x = self.stem(images, None, bn_mode, training)
     j = 0
-    for block, is_choice, paths in self.parts:
+    for block, is_choice, paths, path_of, member_of in self.parts:
       if not is_choice:
         x = paths[0](x, tf.constant(0), bn_mode, training)
         continue
-      chan = chans[j]
+      if member_of is None:
+        chan, index = chans[j], ops[j]
+      else:  # shared expansion widths: the op picks the path and the width
+        chan = tf.gather(tf.constant(member_of, tf.int32), ops[j])
+        index = tf.gather(tf.constant(path_of, tf.int32), ops[j])
       branches = [(lambda p=p, x=x, chan=chan: p(x, chan, bn_mode, training)) for p in paths]
-      x = tf.switch_case(ops[j], branches)
+      x = tf.switch_case(index, branches)
       x.set_shape((None,) + block.out_shape)
       j += 1
     x = self.head_chain(x, None, bn_mode, training)
@@ -202,8 +262,8 @@ class SPOSSupernet(keras.Model):
       source = by_name.get(layer.name)
       block = layer.name.split("_", 1)[0]
       if source is None and block in choice_names:
-        op = self.space.choice_blocks[choice_names[block]].ops[arch.ops[choice_names[block]]]
-        source = by_name.get(f"{block}_{op.name}_{layer.name.split('_', 1)[1]}")
+        prefix = self.path_names[(block, arch.ops[choice_names[block]])]
+        source = by_name.get(f"{prefix}_{layer.name.split('_', 1)[1]}")
       if source is None:
         raise KeyError(f"no supernet weights for child layer {layer.name!r}")
       weights = source.keras_weights if isinstance(source, SlicedBN) else source.weights

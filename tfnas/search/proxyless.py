@@ -33,6 +33,7 @@ from tfnas.export import tflite as tflite_lib
 from tfnas.io import atomic_write_json
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
+from tfnas.search import workdir as workdir_lib
 from tfnas.spaces import Arch, get_space
 from tfnas.train import make_strategy, supernet_graphs
 
@@ -51,16 +52,6 @@ def _check_config(config):
     raise TfnasError("val_size must be > 0: architecture steps use the held-out validation split")
 
 
-def _check_workdir(workdir, space_name):
-  path = os.path.join(workdir, "search_space.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      prev = json.load(f)
-    if prev.get("space") != space_name:
-      raise TfnasError(f"workdir {workdir!r} holds a search of space {prev.get('space')!r}, "
-                       f"not {space_name!r}; use another --workdir")
-
-
 class ProxylessSearch:
   """State and steps of one search; `run()` does the whole loop."""
 
@@ -69,7 +60,8 @@ class ProxylessSearch:
     self.config, self.workdir = config, workdir
     self.space = get_space(config.space, config.resolution, config.width,
                            config.get("num_classes"))
-    _check_workdir(workdir, self.space.name)
+    self.ident = workdir_lib.identity(self.space, config)
+    workdir_lib.check(workdir, self.ident)
     self.latency = latency_lib.load(config.latency_model, self.space)
     self.strategy = make_strategy(config)
     keras.utils.set_random_seed(config.seed)
@@ -207,11 +199,7 @@ class ProxylessSearch:
   # --- loop -------------------------------------------------------------------------------
   def run(self) -> dict:
     c, wd = self.config, self.workdir
-    os.makedirs(wd, exist_ok=True)
-    atomic_write_json(os.path.join(wd, "search_space.json"),
-                      {"space": self.space.name, "resolution": self.space.input_shape[0]})
-    atomic_write_json(os.path.join(wd, "config.json"), json.loads(c.to_json_best_effort()))
-    atomic_write_json(os.path.join(wd, "data.json"), {**self.data.info(), "dataset": c.dataset})
+    workdir_lib.write_inputs(wd, self.ident, c, self.data)
     self.manager.restore_or_initialize()
     start = int(self.step.numpy())
     history_path = os.path.join(wd, "alpha_history.jsonl")
@@ -280,6 +268,7 @@ class ProxylessSearch:
     child.save_weights(os.path.join(wd, "child.weights.h5"))
     report = {
         "method": "proxylessnas", "arch_mode": c.arch_mode, "space": self.space.name,
+        "replicas": self.strategy.num_replicas_in_sync,
         "resolution": self.space.input_shape[0], "arch": arch.to_string(self.space),
         "target_ms": c.target_ms, "latency_model": c.latency_model,
         "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,

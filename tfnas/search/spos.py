@@ -44,11 +44,12 @@ from tfnas import data as data_lib
 from tfnas import latency as latency_lib
 from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_write_bytes, atomic_write_json, read_json
+from tfnas.io import atomic_write_bytes, atomic_write_json
 from tfnas.models.spos import SPOSSupernet
+from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, parse_arch, total
-from tfnas.train import make_strategy, supernet_graphs
+from tfnas.train import make_optimizer, make_strategy, supernet_graphs
 
 METRICS = ("latency_ms", "macs_m", "params_m")
 
@@ -142,7 +143,10 @@ class SPOSSearch:
     self.sample_limits = parse_constraints(config.sample_constraints)
     self.space = get_space(config.space, config.resolution, config.width,
                            config.get("num_classes"))
-    _check_workdir(workdir, self.space.name)
+    self.ident = workdir_lib.identity(
+        self.space, config, share_expansion=bool(config.get("share_expansion", False)),
+        choice_bn_affine=bool(config.get("choice_bn_affine", False)))
+    workdir_lib.check(workdir, self.ident)
     self.latency = latency_lib.load(config.latency_model, self.space)
     for limits in self.searches + [self.sample_limits]:
       for l in limits:
@@ -162,14 +166,12 @@ class SPOSSearch:
       self.latency = latency_lib.load(config.latency_model, self.space)
     self.choices = gene_choices(self.space)
     with self.strategy.scope():
-      self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum)
+      self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum,
+                              share_expansion=self.ident["share_expansion"],
+                              choice_bn_affine=self.ident["choice_bn_affine"])
       self.net(tf.zeros((1,) + self.space.input_shape), *self._tensors(self.genes_of(
           self.largest())), bn_mode="eval")
-      schedule = keras.optimizers.schedules.CosineDecay(
-          config.lr * config.batch_size / 256, decay_steps=max(1, config.steps))
-      self.opt = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
-                                      weight_decay=config.weight_decay)
-      self.opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+      self.opt = make_optimizer(config, config.steps)  # warm-up, cosine, no decay on BN
       self.opt.build(self.net.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.ckpt = tf.train.Checkpoint(net=self.net, opt=self.opt, step=self.step)
@@ -367,11 +369,7 @@ class SPOSSearch:
   # --- the whole run ----------------------------------------------------------------------
   def run(self) -> dict:
     c, wd = self.config, self.workdir
-    os.makedirs(wd, exist_ok=True)
-    atomic_write_json(os.path.join(wd, "search_space.json"),
-                      {"space": self.space.name, "resolution": self.space.input_shape[0]})
-    atomic_write_json(os.path.join(wd, "config.json"), json.loads(c.to_json_best_effort()))
-    atomic_write_json(os.path.join(wd, "data.json"), {**self.data.info(), "dataset": c.dataset})
+    workdir_lib.write_inputs(wd, self.ident, c, self.data)
     with supernet_graphs():
       trained = self.train()
       t0 = time.time()
@@ -427,15 +425,6 @@ def _search_name(limits) -> str:
 
 def _slug(name: str) -> str:
   return re.sub(r"[^A-Za-z0-9.]+", "_", name.replace("<=", "_le_").replace(">=", "_ge_")).strip("_")
-
-
-def _check_workdir(workdir, space_name):
-  path = os.path.join(workdir, "search_space.json")
-  if os.path.exists(path):
-    prev = read_json(path, "search space file")
-    if prev.get("space") != space_name:
-      raise TfnasError(f"workdir {workdir!r} holds a search of space {prev.get('space')!r}, "
-                       f"not {space_name!r}; use another --workdir")
 
 
 def plot(results: list[dict], path: str) -> None:
