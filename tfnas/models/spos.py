@@ -60,10 +60,9 @@ class _Chain:
     return x
 
 
-def _mid_widths(graphs: list) -> tuple[set, list | None]:
-  """The conv roles whose width differs across `graphs` (one op's spec at several mid
-  widths, widest first), and that width in each graph."""
-  widest, narrowest = graphs[0], graphs[-1]
+def _mid_widths(graphs: list, widest, narrowest) -> tuple[set, list | None]:
+  """The conv roles whose width differs between the `widest` and `narrowest` spec of one
+  op, and that width in each of `graphs`."""
   small = {l.role: l.out_shape[2] for l in narrowest.layers()}
   roles = {l.role for l in widest.layers() if l.type == "conv" and small[l.role] != l.out_shape[2]}
   role = next(iter(sorted(roles)), None)
@@ -103,13 +102,12 @@ class _Path:
       if len(scales) > 1:
         raise TfnasError(f"block {block.name}: shared expansion widths and mid-channel "
                          "scales cannot be combined")
-      mid_roles, self.mids = _mid_widths([block.graph(m, activation) for m in members])
-    elif len(scales) > 1:
+      graphs = [block.graph(m, activation) for m in members]  # widest first
+      mid_roles, self.mids = _mid_widths(graphs, graphs[0], graphs[-1])
+    elif len(scales) > 1:  # indexed by the arch's scale index (the spec's order)
       mid_roles, self.mids = _mid_widths(
-          [block.graph(op, activation, s) for s in sorted(block.mid_scales, reverse=True)])
-      if self.mids is not None:  # indexed by the arch's scale index (the spec's order)
-        order = sorted(block.mid_scales, reverse=True)
-        self.mids = [self.mids[order.index(s)] for s in block.mid_scales]
+          [block.graph(op, activation, s) for s in block.mid_scales], graph,
+          block.graph(op, activation, min(scales)))
     self.name = prefix
     roles = frozenset(mid_roles)
     self.main = _Chain(owner, graph.main, prefix, activation, bn_momentum, roles, affine)
@@ -157,7 +155,6 @@ class SPOSSupernet(keras.Model):
                share_expansion: bool = False, choice_bn_affine: bool = False, **kwargs):
     super().__init__(name=kwargs.pop("name", f"{space.name}_spos"), **kwargs)
     self.space = space
-    self.share_expansion = share_expansion
     act = space.activation
     self.sliced_layers = []
     self.stem = _Chain(self, space.stem_layers, "stem", act, bn_momentum)
