@@ -2,6 +2,7 @@
 
   .venv/bin/python benchmarks/bench_spos.py --part=step [--width=1.0 --batch=128 --archs=3]
   .venv/bin/python benchmarks/bench_spos.py --part=search [--width=0.5 --steps=2000 ...]
+  .venv/bin/python benchmarks/bench_spos.py --part=cost [--rounds=15]
 
 `step`: the supernet's training step (sliced channels, one path) against the sampled
 child's (a plain Keras model of the same arch) at the same batch, for a few random
@@ -18,6 +19,14 @@ held-out validation images. Reports the best accuracy per generation, the time p
 candidate evaluation, the time of a 1,000-candidate evolution (from the measured time
 per evaluation) and its ratio to the supernet's training time at the same configuration
 (measured step time x the full config's steps). Writes benchmarks/results/spos_search.json.
+
+`cost`: the search-cost ratio at the full CIFAR-10 config itself (configs/spos_cifar10.py:
+width, batch, calib_images, val_images and steps as written there, real images). Rounds
+interleave one candidate evaluation (a fresh random arch: exact BN recalibration + top-1)
+with a few supernet training steps, so host drift hits both alike; the ratio is
+1,000 x median evaluation / (median step x the config's steps). Both costs are independent
+of the weights' values, so the supernet is not trained first. Writes
+benchmarks/results/spos_cost.json.
 """
 
 import argparse
@@ -214,6 +223,69 @@ def part_search(args):
   _plot(result, os.path.join(RESULTS, "spos_search.png"))
 
 
+def part_cost(args):
+  import numpy as np
+  import tensorflow as tf
+
+  from tfnas.search import spos
+  from tfnas.search.evolution import random_genes
+  from tfnas.train import supernet_graphs
+  config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
+  config.dataset = f"folder:{args.data}"
+  config.measure_host = False
+  search = spos.SPOSSearch(config, args.workdir)
+  os.makedirs(args.workdir, exist_ok=True)
+  s = search.strategy
+
+  @tf.function
+  def step_fn(images, labels, ops, chans):
+    return s.run(search._train_step, args=(images, labels, ops, chans))
+
+  train = iter(search.data.train.repeat())
+  rng = np.random.default_rng(args.seeds[0])
+  evals, steps = [], []
+  with supernet_graphs():
+    search._prepare_eval()
+    for i in range(args.rounds + 1):  # round 0 traces both functions
+      genes = random_genes(rng, search.choices, lambda g: True)
+      search.scores.pop(search.arch_of(genes).key(), None)
+      t = time.perf_counter()
+      search.evaluate(genes)
+      e = time.perf_counter() - t
+      st = []
+      for _ in range(args.steps_per_round):
+        images, labels = next(train)
+        t = time.perf_counter()
+        step_fn(images, labels, *search._tensors(random_genes(rng, search.choices,
+                                                               lambda g: True)))[0].numpy()
+        st.append(time.perf_counter() - t)
+      if i:
+        evals.append(e)
+        steps.extend(st[1:])  # the first step after an evaluation pays its cache misses
+      print(f"round {i}: evaluation {e:.2f} s, steps {statistics.median(st):.3f} s", flush=True)
+  per_eval, step_s = statistics.median(evals), statistics.median(steps)
+  ratio = 1000 * per_eval / (step_s * config.steps)
+  result = {
+      "space": config.space, "width": config.width, "batch": config.batch_size,
+      "calib_images": config.calib_images, "val_images": config.val_images,
+      "config_steps": config.steps, "rounds": args.rounds,
+      "candidate_eval_seconds_median": per_eval,
+      "candidate_eval_seconds_p10_p90": [float(np.percentile(evals, 10)),
+                                         float(np.percentile(evals, 90))],
+      "train_step_seconds_median": step_s,
+      "train_steps_timed": len(steps),
+      "evolution_1000_seconds": 1000 * per_eval,
+      "supernet_train_seconds": step_s * config.steps,
+      "evolution_1000_over_training": ratio,
+      "command": "python benchmarks/bench_spos.py " + " ".join(sys.argv[1:])}
+  print(f"full config ({config.space} width {config.width}, batch {config.batch_size}, "
+        f"{config.calib_images} calib + {config.val_images} val images): evaluation "
+        f"{per_eval:.2f} s, step {step_s:.3f} s; 1,000 candidates {1000 * per_eval:.0f} s = "
+        f"{100 * ratio:.1f} % of {config.steps} training steps ({step_s * config.steps:.0f} s)")
+  with open(os.path.join(RESULTS, "spos_cost.json"), "w") as f:
+    json.dump(result, f, indent=2)
+
+
 def load_config(path, arg):
   import importlib.util
   spec = importlib.util.spec_from_file_location("bench_config", path)
@@ -269,7 +341,7 @@ def _plot(result, path):
 
 def main():
   p = argparse.ArgumentParser()
-  p.add_argument("--part", choices=("step", "step_worker", "search"), required=True)
+  p.add_argument("--part", choices=("step", "step_worker", "search", "cost"), required=True)
   p.add_argument("--variant")
   p.add_argument("--width", type=float, default=None)
   p.add_argument("--batch", type=int, default=128)
@@ -288,9 +360,15 @@ def main():
   p.add_argument("--generations", type=int, default=5)
   p.add_argument("--top_k", type=int, default=5)
   p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+  p.add_argument("--rounds", type=int, default=15, help="cost: evaluations timed")
+  p.add_argument("--steps_per_round", type=int, default=6, help="cost: steps per round")
   args = p.parse_args()
   if args.part == "step_worker":
     print(json.dumps(measure_step(args.variant, args.width, args.batch, args.steps, args.archs)))
+  elif args.part == "cost":
+    if args.workdir == os.path.join(ROOT, "runs", "bench_spos"):
+      args.workdir = os.path.join(ROOT, "runs", "bench_spos_cost")
+    part_cost(args)
   elif args.part == "step":
     args.width = args.width or 1.0
     args.steps = args.steps or 3

@@ -149,9 +149,11 @@ class SlicedBN(keras.layers.Layer):
         for v, new in ((self.moving_mean, mean), (self.moving_variance, var)):
           v.assign(tf.where(mask, v * m + self._pad(new) * (1 - m), v))
       else:
+        # The sums follow from the batch moments already computed (sum = n·mean,
+        # sum of squares = n·(var + mean²)): two fewer passes over the activation.
         n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-        self.calib_sum.assign_add(self._pad(tf.reduce_sum(x, [0, 1, 2])))
-        self.calib_sq.assign_add(self._pad(tf.reduce_sum(tf.square(x), [0, 1, 2])))
+        self.calib_sum.assign_add(self._pad(mean * n))
+        self.calib_sq.assign_add(self._pad((var + tf.square(mean)) * n))
         self.calib_count.assign_add(tf.where(mask, n, 0.0))
     return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
 

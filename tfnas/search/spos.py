@@ -235,15 +235,18 @@ class SPOSSearch:
     writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
     what = "sample_constraints " + ",".join(map(str, self.sample_limits))
     t0, seconds = time.time(), 0.0
+    window = []  # (loss, acc) of the steps since the last log line: their mean is logged
     for step in range(start, c.steps):
       rng = np.random.default_rng([c.seed, 31, step])
       genes = random_genes(rng, self.choices, lambda g: self.feasible(g, self.sample_limits),
                            what=what)
       images, labels = next(train)
-      loss, acc = step_fn(images, labels, *self._tensors(genes))
+      window.append(step_fn(images, labels, *self._tensors(genes)))
       self.step.assign(step + 1)
       done = step + 1 == c.steps
       if (step + 1) % c.log_every == 0 or done:
+        loss, acc = np.mean([[float(l), float(a)] for l, a in window], axis=0)
+        window = []
         with writer.as_default(step=step + 1):
           tf.summary.scalar("train/loss", loss)
           tf.summary.scalar("train/accuracy", acc)
