@@ -225,7 +225,6 @@ def part_search(args):
 
 def part_cost(args):
   import numpy as np
-  import tensorflow as tf
 
   from tfnas.search import spos
   from tfnas.search.evolution import random_genes
@@ -235,12 +234,7 @@ def part_cost(args):
   config.measure_host = False
   search = spos.SPOSSearch(config, args.workdir)
   os.makedirs(args.workdir, exist_ok=True)
-  s = search.strategy
-
-  @tf.function
-  def step_fn(images, labels, ops, chans):
-    return s.run(search._train_step, args=(images, labels, ops, chans))
-
+  step_fn = _step_fn(search)
   train = iter(search.data.train.repeat())
   rng = np.random.default_rng(args.seeds[0])
   evals, steps = [], []
@@ -294,19 +288,24 @@ def load_config(path, arg):
   return module.get_config(arg)
 
 
-def _train_step_seconds(search, batch, n=20):
-  """Median time of the supernet training step (random archs, real pipeline)."""
-  import numpy as np
+def _step_fn(search):
+  """The search's training step, traced once (the step the supernet loop runs)."""
   import tensorflow as tf
-
-  from tfnas.search.evolution import random_genes
-  from tfnas.train import supernet_graphs
   s = search.strategy
 
   @tf.function
   def step_fn(images, labels, ops, chans):
     return s.run(search._train_step, args=(images, labels, ops, chans))
+  return step_fn
 
+
+def _train_step_seconds(search, batch, n=20):
+  """Median time of the supernet training step (random archs, real pipeline)."""
+  import numpy as np
+
+  from tfnas.search.evolution import random_genes
+  from tfnas.train import supernet_graphs
+  step_fn = _step_fn(search)
   train = iter(search.data.train.repeat())
   # These steps continue training the supernet (as the loop would), after the search.
   rng = np.random.default_rng(123)
