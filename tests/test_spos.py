@@ -18,6 +18,7 @@ from tfnas.models.spos import SPOSSupernet, expansion_groups
 from tfnas.search import spos
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, total
+from tfnas.train import supernet_graphs
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,54 @@ def test_inherited_child_reproduces_the_supernet_path(space, net):
     got = child(x, training=False).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert child.count_params() == total(space, arch).params  # the sampled widths, not the max
+
+
+def test_traced_step_gives_each_path_the_childs_gradients(space):
+  """One traced train-mode step serves every path; for each sampled arch its gradients equal
+  the inherited plain child's (leading slices), and every other weight gets exactly zero."""
+  net = SPOSSupernet(space)
+  x = tf.random.stateless_normal((4, 32, 32, 3), [3, 1])
+  y = tf.one_hot([0, 1, 2, 3], space.head.num_classes)
+  ce = keras.losses.CategoricalCrossentropy(from_logits=True)
+  archs = [_arch(space, seed) for seed in (11, 12)]
+  ops, chans = net.arch_tensors(archs[0])
+  net(x, ops=ops, chans=chans, bn_mode="eval")
+  variables = net.trainable_variables
+
+  @tf.function
+  def grads(ops, chans):
+    with tf.GradientTape() as tape:
+      loss = ce(y, net(x, ops=ops, chans=chans, bn_mode="train", training=True))
+    return tape.gradient(loss, variables)
+
+  with supernet_graphs():
+    for arch in archs:
+      got = {id(v): g.numpy() for v, g in zip(variables, grads(*net.arch_tensors(arch)))}
+      child = net.inherit_child(arch)
+      with tf.GradientTape() as tape:
+        loss = ce(y, child(x, training=True))
+      want = dict(zip([id(w) for w in child.trainable_weights],
+                      tape.gradient(loss, child.trainable_weights)))
+      compared = set()
+      for layer in child.layers:
+        if not layer.trainable_weights:
+          continue
+        for src, dst in zip(net.source_weights(arch, layer.name), layer.weights):
+          if not (dst.trainable and src.trainable):  # non-affine choice BN: fixed in both
+            continue
+          g = got[id(src)]
+          inside = tuple(slice(0, d) for d in dst.shape)
+          gc = want[id(dst)].numpy()
+          err = np.linalg.norm(g[inside] - gc) / (np.linalg.norm(gc) + 1e-12)
+          assert err < 5e-3, (layer.name, dst.name, err)
+          rest = g.copy()
+          rest[inside] = 0
+          assert not rest.any(), (layer.name, "gradient outside the sampled slice")
+          compared.add(id(src))
+      assert len(compared) > 40
+      for v in variables:  # inactive paths: exactly zero
+        if id(v) not in compared:
+          assert not got[id(v)].any(), v.path
 
 
 @pytest.mark.parametrize("name,resolution", [("proxyless_cifar", 32), ("fbnet_cifar", 32),

@@ -141,25 +141,21 @@ class SlicedBN(keras.layers.Layer):
     gamma, beta = _leading(self.gamma, c), _leading(self.beta, c)
     if mode == "eval":
       mean, var = _leading(self.moving_mean, c), _leading(self.moving_variance, c)
-      return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
-    # One fused kernel (and one for its gradient) computes the batch moments and normalizes,
-    # instead of moments + batch_normalization's three passes over the activation. It
-    # normalizes with the biased batch variance but returns that variance Bessel-corrected.
-    y, mean, var = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon,
-                                                    is_training=True)
-    n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-    var = var * ((n - 1.0) / n)
-    mask = self._mask(c)
-    if mode == "train":
-      m = self.momentum
-      for v, new in ((self.moving_mean, mean), (self.moving_variance, var)):
-        v.assign(tf.where(mask, v * m + self._pad(new) * (1 - m), v))
     else:
-      # Sums from the batch moments: sum = n·mean, sum of squares = n·(var + mean²).
-      self.calib_sum.assign_add(self._pad(mean * n))
-      self.calib_sq.assign_add(self._pad((var + tf.square(mean)) * n))
-      self.calib_count.assign_add(tf.where(mask, n, 0.0))
-    return y
+      mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+      mask = self._mask(c)
+      if mode == "train":
+        m = self.momentum
+        for v, new in ((self.moving_mean, mean), (self.moving_variance, var)):
+          v.assign(tf.where(mask, v * m + self._pad(new) * (1 - m), v))
+      else:
+        # The sums follow from the batch moments already computed (sum = n·mean,
+        # sum of squares = n·(var + mean²)): two fewer passes over the activation.
+        n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        self.calib_sum.assign_add(self._pad(mean * n))
+        self.calib_sq.assign_add(self._pad((var + tf.square(mean)) * n))
+        self.calib_count.assign_add(tf.where(mask, n, 0.0))
+    return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
 
   def start_calibration(self):
     for v in (self.calib_sum, self.calib_sq, self.calib_count):

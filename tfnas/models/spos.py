@@ -246,24 +246,29 @@ class SPOSSupernet(keras.Model):
     return calib
 
   # --- child ------------------------------------------------------------------------------
+  def source_weights(self, arch, layer_name: str) -> list:
+    """The supernet weights behind the child layer `layer_name` of `arch` (an `Arch`), in
+    the child layer's weight order; the child takes their leading slices."""
+    by_name = {l.name: l for l in self.sliced_layers}
+    by_name["classifier"] = self.classifier
+    source = by_name.get(layer_name)
+    block = layer_name.split("_", 1)[0]
+    choice = [b.name for b in self.space.choice_blocks]
+    if source is None and block in choice:
+      prefix = self.path_names[(block, arch.ops[choice.index(block)])]
+      source = by_name.get(f"{prefix}_{layer_name.split('_', 1)[1]}")
+    if source is None:
+      raise KeyError(f"no supernet weights for child layer {layer_name!r}")
+    return source.keras_weights if isinstance(source, SlicedBN) else source.weights
+
   def inherit_child(self, arch, **kwargs) -> keras.Model:
     """A plain child of `arch` holding the supernet's weights (leading slices) for it."""
     arch = parse_arch(self.space, arch)
     child = build_child(self.space, arch, **kwargs)
-    by_name = {l.name: l for l in self.sliced_layers}
-    by_name["classifier"] = self.classifier
-    choice_names = {b.name: j for j, b in enumerate(self.space.choice_blocks)}
     for layer in child.layers:
       if not layer.weights:
         continue
-      source = by_name.get(layer.name)
-      block = layer.name.split("_", 1)[0]
-      if source is None and block in choice_names:
-        prefix = self.path_names[(block, arch.ops[choice_names[block]])]
-        source = by_name.get(f"{prefix}_{layer.name.split('_', 1)[1]}")
-      if source is None:
-        raise KeyError(f"no supernet weights for child layer {layer.name!r}")
-      weights = source.keras_weights if isinstance(source, SlicedBN) else source.weights
+      weights = self.source_weights(arch, layer.name)
       values = []
       for src, dst in zip(weights, layer.weights):
         v = np.asarray(src.numpy())
