@@ -1,0 +1,69 @@
+"""The SPOS search binary end to end on real CIFAR-10 images (resume, bad input).
+
+A module of its own so that, with `--dist loadscope`, it runs on one worker while the
+rest of the SPOS tests run on another."""
+
+import json
+import os
+
+from conftest import run_bin
+
+
+SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.train_limit=64",
+             "--config.val_size=32", "--config.batch_size=8", "--config.eval_batch_size=8",
+             "--config.steps=4", "--config.log_every=2", "--config.checkpoint_every=2",
+             "--config.width=0.25", "--config.population=4", "--config.generations=2",
+             "--config.top_k=2", "--config.crossovers=1", "--config.mutations=1",
+             "--config.calib_images=16", "--config.val_images=16",
+             "--config.searches=macs_m<=9;macs_m<=10.5"]
+
+
+def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
+  workdir = tmp_path / "spos"
+  args = [*SPOS_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
+  r = run_bin("tfnas.bin.search", *args)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "search macs_m<=9: best" in r.stdout and "random search, same" in r.stdout
+  report = json.load(open(workdir / "search_report.json"))
+  assert report["method"] == "spos" and report["space"] == "spos_cifar"
+  assert report["measured_ms"] > 0 and report["supernet"]["resumed_at"] == 0
+  assert [s["constraints"] for s in report["searches"]] == [["macs_m<=9"], ["macs_m<=10.5"]]
+  for s, limit in zip(report["searches"], (9, 10.5)):
+    assert s["top"] and all(c["macs_m"] <= limit for c in s["top"])
+    assert {"accuracy", "latency_MMACs", "macs_m", "params_m", "arch"} <= set(s["best"])
+    assert s["random"]["evaluations"] == s["evolution"]["evaluations"]
+  results = json.load(open(workdir / "search_results.json"))
+  for s, limit in zip(results, (9, 10.5)):  # every evaluated candidate met its limit
+    assert all(c["macs_m"] <= limit for c in s["all"] + s["all_random"])
+  arch = json.load(open(workdir / "arch.json"))
+  assert arch["canonical"] == report["arch"] and len(arch["channels"]) == 20
+  assert os.path.getsize(workdir / "search_progress.png") > 10000
+  assert (workdir / "child.tflite").exists() and (workdir / "child.weights.h5").exists()
+  evaluated = len(open(workdir / "candidates.jsonl").read().splitlines())
+  # Rerun with more steps, on two replicas (MirroredStrategy over two logical CPUs):
+  # training resumes at step 4, and the searches start again on the new weights.
+  more = [*args, "--config.steps=6", "--config.measure_host=false",
+          "--config.strategy=mirrored", "--config.logical_cpus=2"]
+  again = run_bin("tfnas.bin.search", *more)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "[supernet] step 6/6" in again.stdout and "step 2/6" not in again.stdout
+  report2 = json.load(open(workdir / "search_report.json"))
+  assert report2["supernet"]["resumed_at"] == 4
+  assert all(s["evolution"]["new_evaluations_this_run"] > 0 for s in report2["searches"][:1])
+  rows = [json.loads(l) for l in open(workdir / "candidates.jsonl")]
+  assert {r["supernet_step"] for r in rows} == {4, 6} and len(rows) > evaluated
+
+
+def test_search_binary_spos_bad_input(tmp_path):
+  r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
+              "--config.dataset=folder:/nonexistent", "--config.searches=flops<=3")
+  last = r.stderr.strip().splitlines()[-1]
+  assert r.returncode == 2 and last.startswith("error: ") and "unknown metric 'flops'" in last
+  assert "Traceback" not in r.stderr
+  r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
+              "--config.dataset=folder:/nonexistent", "--config.searches=latency_ms<=3")
+  assert r.returncode == 2 and "needs a latency model in ms" in r.stderr, r.stderr
+  r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
+              "--config.dataset=folder:/nonexistent")
+  assert r.returncode == 2 and "/nonexistent" in r.stderr, r.stderr
+  assert not (tmp_path / "w" / "search_report.json").exists()
