@@ -128,33 +128,35 @@ class SlicedBN(keras.layers.Layer):
     self.calib_sq = stat("calib_sq", "zeros")
     self.calib_count = stat("calib_count", "zeros")
 
-  def _pad(self, v):
-    return tf.pad(v, [[0, self.gamma.shape[0] - tf.shape(v)[0]]])
-
-  def _mask(self, c):
-    return tf.range(self.gamma.shape[0]) < c
+  def _pad(self, v, c):
+    """`v` (the `c` active channels) zero-padded to the full width."""
+    return tf.pad(v, [[0, self.gamma.shape[0] - c]])
 
   def call(self, x, mode: str = "eval"):
     if mode not in BN_MODES:
       raise ValueError(f"unknown BN mode {mode!r}; expected one of {BN_MODES}")
     c = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
-    gamma, beta = _leading(self.gamma, c), _leading(self.beta, c)
+    # Without affine parameters gamma is 1 and beta 0: leaving them out is the same
+    # function with fewer ops (graph building time is most of a supernet's first step).
+    gamma = _leading(self.gamma, c) if self.affine else None
+    beta = _leading(self.beta, c) if self.affine else None
     if mode == "eval":
       mean, var = _leading(self.moving_mean, c), _leading(self.moving_variance, c)
     else:
       mean, var = tf.nn.moments(x, axes=[0, 1, 2])
-      mask = self._mask(c)
       if mode == "train":
+        # v <- m·v + (1 - m)·new on the active channels, written as an increment
+        # padded with zeros, so the inactive channels are left exactly as they were.
         m = self.momentum
         for v, new in ((self.moving_mean, mean), (self.moving_variance, var)):
-          v.assign(tf.where(mask, v * m + self._pad(new) * (1 - m), v))
+          v.assign_add(self._pad((new - _leading(v, c)) * (1 - m), c))
       else:
         # The sums follow from the batch moments already computed (sum = n·mean,
         # sum of squares = n·(var + mean²)): two fewer passes over the activation.
         n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-        self.calib_sum.assign_add(self._pad(mean * n))
-        self.calib_sq.assign_add(self._pad((var + tf.square(mean)) * n))
-        self.calib_count.assign_add(tf.where(mask, n, 0.0))
+        self.calib_sum.assign_add(self._pad(mean * n, c))
+        self.calib_sq.assign_add(self._pad((var + tf.square(mean)) * n, c))
+        self.calib_count.assign_add(self._pad(tf.fill(tf.shape(mean), n), c))
     return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
 
   def start_calibration(self):
