@@ -69,10 +69,10 @@ SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.val_size
 
 @pytest.fixture(scope="session")
 def searched(tiny_cifar, tmp_path_factory):
-  """A quick ProxylessNAS search on tiny CIFAR-10: 4 warm-up (weight-only) steps, then a
-  rerun to 6 steps under MirroredStrategy (two logical CPUs) that resumes and runs the
-  architecture steps 5 and 6 (each process
-  traces only the step functions it needs: tracing the supernet is what costs here).
+  """A quick ProxylessNAS search on tiny CIFAR-10: 4 warm-up (weight-only) steps under
+  MirroredStrategy (two logical CPUs), then a rerun to 6 steps (default strategy) that
+  resumes and runs the architecture steps 5 and 6 (each process traces only the step
+  functions it needs, once per replica: tracing the supernet is what costs here).
 
   Returns (workdir, first run, second run, alpha history after the first run, report
   after the first run). Shared by the search tests and the export tests (export from a
@@ -93,14 +93,15 @@ def searched(tiny_cifar, tmp_path_factory):
       return (workdir, *pickle.loads(done.read_bytes()))
     workdir.parent.mkdir(exist_ok=True)
     args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
-    first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false")
+    # The first run on two replicas (MirroredStrategy over two logical CPUs): the MixedOps'
+    # Keras BatchNorm updates run per replica inside switch_case.
+    first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false",
+                    "--config.strategy=mirrored", "--config.logical_cpus=2")
     assert first.returncode == 0, first.stderr[-3000:]
     history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
     report = json.load(open(workdir / "search_report.json"))
-    # The rerun under MirroredStrategy on two logical CPUs: the same checkpoint resumes,
-    # and the MixedOps' Keras BatchNorm updates run per replica inside switch_case.
-    second = run_bin("tfnas.bin.search", *args, "--config.steps=6", "--config.strategy=mirrored",
-                     "--config.logical_cpus=2")
+    # The rerun on one replica resumes the same checkpoint.
+    second = run_bin("tfnas.bin.search", *args, "--config.steps=6")
     assert second.returncode == 0, second.stderr[-3000:]
     result = (first, second, history, report)
     done.write_bytes(pickle.dumps(result))

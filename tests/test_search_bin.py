@@ -12,6 +12,7 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   arch = json.load(open(workdir / "arch.json"))
   assert report["arch"].startswith("proxyless_cifar:") and arch["space"] == "proxyless_cifar"
   assert "measured_ms" not in report  # the first run had measure_host off
+  assert report["replicas"] == 2
   assert [h["step"] for h in history] == [2, 4]
   assert np.allclose(history[-1]["alpha"][0], 0.0)  # warm-up only: weights, no arch steps
   assert (workdir / "child.weights.h5").exists() and (workdir / "child.tflite").exists()
@@ -25,7 +26,7 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   assert [h["step"] for h in history] == [2, 4, 6]
   assert not np.allclose(history[-1]["alpha"][0], 0.0)  # architecture steps 5 and 6 happened
   final = json.load(open(workdir / "search_report.json"))
-  assert final["arch"] == arch["canonical"] and final["replicas"] == 2
+  assert final["arch"] == arch["canonical"] and final["replicas"] == 1
 
 
 def test_search_bad_config(tmp_path):

@@ -1,4 +1,5 @@
-"""The SPOS search binary end to end on real CIFAR-10 images (resume, bad input).
+"""The SPOS search binary end to end on real CIFAR-10 images (two replicas, resume, bad
+input).
 
 A module of its own so that, with `--dist loadscope`, it runs on one worker while the
 rest of the SPOS tests run on another."""
@@ -21,7 +22,9 @@ SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.train_limit=64"
 def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   workdir = tmp_path / "spos"
   args = [*SPOS_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
-  r = run_bin("tfnas.bin.search", *args)
+  # Trained on two replicas (MirroredStrategy over two logical CPUs): each updates its own
+  # copy of the sliced BN statistics inside switch_case.
+  r = run_bin("tfnas.bin.search", *args, "--config.strategy=mirrored", "--config.logical_cpus=2")
   assert r.returncode == 0, r.stderr[-3000:]
   assert "search macs_m<=9: best" in r.stdout and "random search, same" in r.stdout
   report = json.load(open(workdir / "search_report.json"))
@@ -39,19 +42,28 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   assert arch["canonical"] == report["arch"] and len(arch["channels"]) == 20
   assert os.path.getsize(workdir / "search_progress.png") > 10000
   assert (workdir / "child.tflite").exists() and (workdir / "child.weights.h5").exists()
-  evaluated = len(open(workdir / "candidates.jsonl").read().splitlines())
-  # Rerun with more steps, on two replicas (MirroredStrategy over two logical CPUs):
-  # training resumes at step 4, and the searches start again on the new weights.
-  more = [*args, "--config.steps=6", "--config.measure_host=false",
-          "--config.strategy=mirrored", "--config.logical_cpus=2"]
-  again = run_bin("tfnas.bin.search", *more)
+  rows = [json.loads(l) for l in open(workdir / "candidates.jsonl")]
+  assert {r["supernet_step"] for r in rows} == {4}
+  # Rerun on one replica with one more generation: the step-4 checkpoint is restored (no
+  # training step), each evolution resumes from its saved population, every candidate
+  # already scored comes from candidates.jsonl, and the random baseline grows to the new
+  # evaluation count.
+  again = run_bin("tfnas.bin.search", *args, "--config.generations=3",
+                  "--config.measure_host=false")
   assert again.returncode == 0, again.stderr[-3000:]
-  assert "[supernet] step 6/6" in again.stdout and "step 2/6" not in again.stdout
+  assert "[supernet] step" not in again.stdout
+  assert "generation 3/3" in again.stdout and "generation 1/3" not in again.stdout
   report2 = json.load(open(workdir / "search_report.json"))
   assert report2["supernet"]["resumed_at"] == 4
-  assert all(s["evolution"]["new_evaluations_this_run"] > 0 for s in report2["searches"][:1])
-  rows = [json.loads(l) for l in open(workdir / "candidates.jsonl")]
-  assert {r["supernet_step"] for r in rows} == {4, 6} and len(rows) > evaluated
+  for s1, s2 in zip(report["searches"], report2["searches"]):
+    assert s2["evolution"]["best_per_generation"][:2] == s1["evolution"]["best_per_generation"]
+    assert len(s2["evolution"]["best_per_generation"]) == 3
+    assert s2["evolution"]["new_evaluations_this_run"] < s2["evolution"]["evaluations"]
+    assert s2["random"]["evaluations"] == s2["evolution"]["evaluations"]
+  assert report2["searches"][0]["evolution"]["new_evaluations_this_run"] > 0
+  rows2 = [json.loads(l) for l in open(workdir / "candidates.jsonl")]
+  assert rows2[:len(rows)] == rows and len(rows2) > len(rows)
+  assert {r["supernet_step"] for r in rows2} == {4}
 
 
 def test_search_binary_spos_bad_input(tmp_path):
