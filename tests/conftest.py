@@ -18,7 +18,7 @@ PIXEL1_LUT = os.path.join(SHARED_DATA, "latency", "proxylessnas_mobile_trim.yaml
 # Modules that take longest, longest first (`--durations` in the CI log). The run uses
 # `--dist loadscope --no-loadscope-reorder`: each module goes whole to one worker, in this
 # order, so the long binary tests start at once instead of running alone at the end (the
-# default reorder puts modules with few tests, like these, last: 30 min instead of ~22).
+# default reorder puts modules with few tests, like these, last; CI took 30 min).
 LONGEST_FIRST = ("test_spos_bin.py", "test_search_bin.py", "test_spos.py", "test_train_bin.py",
                  "test_colab.py")
 
