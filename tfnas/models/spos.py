@@ -246,11 +246,14 @@ class SPOSSupernet(keras.Model):
     return calib
 
   # --- child ------------------------------------------------------------------------------
-  def source_weights(self, arch, layer_name: str) -> list:
+  def _layers_by_name(self) -> dict:
+    return {**{l.name: l for l in self.sliced_layers}, "classifier": self.classifier}
+
+  def source_weights(self, arch, layer_name: str, by_name: dict | None = None) -> list:
     """The supernet weights behind the child layer `layer_name` of `arch` (an `Arch`), in
-    the child layer's weight order; the child takes their leading slices."""
-    by_name = {l.name: l for l in self.sliced_layers}
-    by_name["classifier"] = self.classifier
+    the child layer's weight order; the child takes their leading slices. `by_name`: the
+    supernet's layers by name, when a caller looks up many layers."""
+    by_name = by_name or self._layers_by_name()
     source = by_name.get(layer_name)
     block = layer_name.split("_", 1)[0]
     choice = [b.name for b in self.space.choice_blocks]
@@ -265,10 +268,11 @@ class SPOSSupernet(keras.Model):
     """A plain child of `arch` holding the supernet's weights (leading slices) for it."""
     arch = parse_arch(self.space, arch)
     child = build_child(self.space, arch, **kwargs)
+    by_name = self._layers_by_name()
     for layer in child.layers:
       if not layer.weights:
         continue
-      weights = self.source_weights(arch, layer.name)
+      weights = self.source_weights(arch, layer.name, by_name)
       values = []
       for src, dst in zip(weights, layer.weights):
         v = np.asarray(src.numpy())
