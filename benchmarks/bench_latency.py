@@ -112,8 +112,10 @@ def main(argv):
         f"{r['within_10pct'] * 100:.1f}%, Spearman {r['spearman']:.4f}, Kendall "
         f"{r['kendall']:.4f}")
   if "test_retest" in r:
+    by = ", ".join(f"{t} {v * 100:.2f}%" for t, v in r["test_retest_by_target"].items())
     print(f"test-retest RMSPE {r['test_retest']['rmspe'] * 100:.2f}% "
-          f"(fit / noise = {r['rmspe_over_noise_floor']:.2f})")
+          f"(fit / noise = {r['rmspe_over_noise_floor']:.2f}); fitted {r['target']} medians "
+          f"(test-retest by target: {by})")
   if "lut" in r:
     print(f"micro-benchmark LUT on the same split: RMSPE {r['lut']['rmspe'] * 100:.2f}%, "
           f"with fitted overhead {r['lut_plus_overhead']['rmspe'] * 100:.2f}%")

@@ -118,6 +118,13 @@ def test_profile_is_resumable_and_writes_schema_records(profiled):
   assert len([r for r in archs if not r["extra"]["retest"]]) == 24
   assert len([r for r in archs if r["extra"]["retest"]]) == 4
   assert 8 <= partial < len(recs)
+  # Re-measurements are spread over the run (a tenth of it after the first measurement),
+  # not bunched at the end.
+  order = [r["id"] for r in archs]
+  for rid in (i for i in order if i.endswith("/retest")):
+    first = order.index(rid[:-len("/retest")])
+    assert 1 <= order.index(rid) - first <= 2 + 4, (rid, order)  # gap 2, <= 4 retests
+  assert any(i.endswith("/retest") for i in order[:-4])
   r = archs[0]
   assert r["schema"] == 1 and r["resolution"] == 32 and r["delegate"] == "xnnpack"
   assert r["delegate_partitions"] == 1 and r["device"]["kind"] == "host"
@@ -142,8 +149,41 @@ def test_latency_fit_binary_reports_on_real_records(profiled, tmp_path):
     assert key in report
   assert report["n_fit"] == 18 and report["n_test"] == 6
   assert report["test_retest"]["n"] == 4
+  # --target=auto fits the latency whose re-measurements agree best.
+  floors = report["test_retest_by_target"]
+  assert set(floors) == {"raw", "corrected", "smoothed"}
+  assert report["target"] == min(floors, key=floors.get)
+  assert report["test_retest"]["rmspe"] == floors[report["target"]]
   model = json.load(open(tmp_path / "latency_model.json"))
   assert model["kind"] == "fitted" and model["space"] == "proxyless_cifar"
+
+
+def _rec(rid, ms, reference=False):
+  return {"id": rid, "stats": {"median_ms": ms}, "extra": {"reference": reference},
+          "drift": None}
+
+
+def test_smoothed_latencies_divide_by_the_references_around_each_record():
+  from tflite_bench.record import RecordError, latencies, smoothed_latencies
+  # References 10, 10, 20 (a slow spell), 10, 10: median 10.
+  recs = [_rec("r0", 10, True), _rec("a", 5), _rec("r1", 10, True), _rec("b", 6),
+          _rec("r2", 20, True), _rec("c", 12), _rec("r3", 10, True), _rec("d", 5),
+          _rec("r4", 10, True)]
+  got = smoothed_latencies(recs)
+  assert set(got) == {"a", "b", "c", "d"}
+  # c sits after the slow reference: refs r1..r4 around it, median 10 -> no correction
+  # from one outlying reference (the single-reference correction would halve it).
+  assert got["c"] == pytest.approx(12.0)
+  assert got["a"] == pytest.approx(5.0)  # refs r0..r2: median 10
+  recs[4]["stats"]["median_ms"] = 10
+  recs[6]["stats"]["median_ms"] = 20
+  recs[8]["stats"]["median_ms"] = 20   # refs 10, 10, 10, 20, 20: a lasting slowdown
+  assert smoothed_latencies(recs)["d"] == pytest.approx(2.5)  # refs r2..r4 median 20
+  assert latencies(recs, "raw") == {"a": 5, "b": 6, "c": 12, "d": 5}
+  with pytest.raises(RecordError, match="'median' is not one of raw, corrected, smoothed"):
+    latencies(recs, "median")
+  no_refs = [_rec("a", 5), _rec("b", 6)]
+  assert smoothed_latencies(no_refs) == {"a": 5.0, "b": 6.0}
 
 
 def test_lut_import_binary_and_spaces_prediction(tmp_path):

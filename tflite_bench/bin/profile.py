@@ -8,7 +8,8 @@ it skips the records already written (a half-written last line is cut) and
 continues. A fixed reference model is measured every --reference_every archs;
 each record keeps its raw statistics and a drift-corrected median (raw median
 divided by the reference's latency relative to the file's first reference).
-After the archs, --retest of them are measured again (test-retest noise floor).
+--retest of the archs are measured a second time, each about a tenth of the run
+after its first measurement (test-retest noise floor).
 
 This binary is where tflite_bench meets tfnas: it uses tfnas's spaces and fast
 piece-stitching generator; the runners and the record schema do not.
@@ -41,7 +42,8 @@ _REF_EVERY = flags.DEFINE_integer("reference_every", 10,
                                   "Measure the reference model every N archs (0: never).")
 _REFERENCE = flags.DEFINE_string("reference", "all_k3_e3",
                                  "Reference arch for drift correction (a reference name).")
-_RETEST = flags.DEFINE_integer("retest", 0, "Re-measure this many archs at the end.")
+_RETEST = flags.DEFINE_integer("retest", 0, "Re-measure this many archs (each ~N/10 archs "
+                               "after its first measurement).")
 _CACHE = flags.DEFINE_string("piece_cache", None, "Folder for converted pieces "
                              "(default: ~/.cache/tfnas/pieces).")
 flags.mark_flags_as_required(["space", "out"])
@@ -109,9 +111,22 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
   current_ref = refs[-1]["stats"]["median_ms"] if refs else None
   cache = PieceCache(space, _CACHE.value)
   ref_arch = parse_arch(space, _REFERENCE.value)
-  todo = [(f"{prefix}/i{i}", a, False) for i, a in enumerate(archs)]
-  retest_idx = np.random.default_rng(_SEED.value + 7).permutation(len(archs))[:_RETEST.value]
-  todo += [(f"{prefix}/i{i}/retest", archs[i], True) for i in sorted(retest_idx)]
+  # Each re-measured arch is measured again about a tenth of the run after its first
+  # measurement, so the re-measurements spread over the run and the noise floor covers
+  # its conditions (all at the end, they saw only the last minutes' load).
+  gap = max(1, len(archs) // 10)
+  if _RETEST.value < 0:
+    raise rec_lib.RecordError(f"--retest={_RETEST.value} must be >= 0")
+  n_retest = min(_RETEST.value, len(archs))
+  order = np.random.default_rng(_SEED.value + 7).permutation(len(archs))
+  retest_idx = sorted(order[:n_retest])
+  again = {}
+  for i in retest_idx:
+    again.setdefault(min(len(archs) - 1, i + gap), []).append(i)
+  todo = []
+  for i, a in enumerate(archs):
+    todo.append((f"{prefix}/i{i}", a, False))
+    todo += [(f"{prefix}/i{j}/retest", archs[j], True) for j in again.get(i, [])]
   pending = [t for t in todo if t[0] not in done]
   print(f"{space.name} at {res}: {len(todo) - len(pending)} of {len(todo)} measurements "
         f"already in {_OUT.value}; {len(pending)} to go", file=sys.stderr)

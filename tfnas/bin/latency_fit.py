@@ -4,7 +4,8 @@
       # writes DIR/latency_model.json and DIR/report.json (rmse_ms, rmspe,
       # within_5pct, within_10pct, spearman, kendall on the held-out split; the
       # lookup table's error on the same split with --lut; the test-retest
-      # noise floor from re-measured archs)
+      # noise floor from re-measured archs; --target picks raw, drift-corrected
+      # or smoothed-reference medians, by default the one with the lowest floor)
   python -m tfnas.bin.latency_fit --import_lut=FILE.yaml --space=proxyless_mobile --out=DIR
       # writes DIR/latency_model.json from a ProxylessNAS-format table
   python -m tfnas.bin.latency_fit --measure_lut --space=NAME [--resolution=R] --out=DIR
@@ -25,7 +26,12 @@ _TEST = flags.DEFINE_integer("test_size", None, "Held-out archs (default: 20%, i
 _SEED = flags.DEFINE_integer("seed", 0, "Split seed.")
 _LUT = flags.DEFINE_string("lut", None, "A lookup-table model (latency_model.json or "
                            "lut:FILE.yaml) to evaluate on the same split and use as prior.")
-_RAW = flags.DEFINE_bool("raw", False, "Fit raw medians instead of drift-corrected ones.")
+_TARGET = flags.DEFINE_enum(
+    "target", "auto", ["auto", "raw", "corrected", "smoothed"],
+    "Latency to fit: the raw median; the write-time drift-corrected one (single reference); "
+    "'smoothed' (divided by the median of the references around each record); 'auto': the "
+    "one whose test-retest noise floor is lowest (re-measured archs needed; else smoothed).")
+_RAW = flags.DEFINE_bool("raw", False, "Same as --target=raw (kept for old commands).")
 _IMPORT = flags.DEFINE_string("import_lut", None, "ProxylessNAS-format YAML to import.")
 _MEASURE = flags.DEFINE_bool("measure_lut", False, "Measure a micro-benchmark LUT on this host.")
 _SPACE = flags.DEFINE_string("space", None, "Space (with --import_lut / --measure_lut).")
@@ -83,14 +89,26 @@ def main(argv):
   (space_name, res, width), = spaces
   space = get_space(space_name, res, width)
   archs = [parse_arch(space, r["arch"]) for r in main_recs]
-  y = np.array([rec_lib.latency_ms(r, corrected=not _RAW.value) for r in main_recs])
+  by_id = {r["id"]: r for r in records}
+  pairs = [(r["id"][:-len("/retest")], r["id"]) for r in records
+           if r.get("extra", {}).get("retest") and r["id"][:-len("/retest")] in by_id]
+  values = {t: rec_lib.latencies(records, t) for t in rec_lib.TARGETS}
+  floors = {}
+  for t, v in values.items():
+    if pairs:
+      floors[t] = fit.metrics(np.array([v[b] for _, b in pairs]),
+                              np.array([v[a] for a, _ in pairs]))
+  target = "raw" if _RAW.value else _TARGET.value
+  if target == "auto":
+    target = min(floors, key=lambda t: floors[t]["rmspe"]) if floors else "smoothed"
+  y = np.array([values[target][r["id"]] for r in main_recs])
   fit_idx, test_idx = fit.split(len(y), _TEST.value, _SEED.value)
   prior = models.load(_LUT.value, space) if _LUT.value else None
   model = fit.fit_additive(space, [archs[i] for i in fit_idx], y[fit_idx], prior)
   pred = model.predict_many([archs[i] for i in test_idx])
   report = {"space": space_name, "resolution": res, "records": _RECORDS.value,
             "n_fit": int(len(fit_idx)), "n_test": int(len(test_idx)), "seed": _SEED.value,
-            "target": "raw median" if _RAW.value else "drift-corrected median",
+            "target": target, "target_flag": "raw" if _RAW.value else _TARGET.value,
             **fit.metrics(pred, y[test_idx])}
   if prior is not None:
     lut_pred = prior.predict_many([archs[i] for i in test_idx])
@@ -99,13 +117,9 @@ def main(argv):
     offset = float(np.mean(y[fit_idx] - prior.predict_many([archs[i] for i in fit_idx])))
     report["lut_plus_overhead"] = {"overhead_ms": offset,
                                    **fit.metrics(lut_pred + offset, y[test_idx])}
-  by_id = {r["id"]: r for r in records}
-  pairs = [(by_id[r["id"][:-len("/retest")]], r) for r in records
-           if r.get("extra", {}).get("retest") and r["id"][:-len("/retest")] in by_id]
-  if pairs:
-    a = np.array([rec_lib.latency_ms(p, not _RAW.value) for p, _ in pairs])
-    b = np.array([rec_lib.latency_ms(q, not _RAW.value) for _, q in pairs])
-    report["test_retest"] = fit.metrics(b, a)
+  if floors:
+    report["test_retest"] = floors[target]
+    report["test_retest_by_target"] = {t: m["rmspe"] for t, m in floors.items()}
     report["rmspe_over_noise_floor"] = (report["rmspe"] / report["test_retest"]["rmspe"]
                                         if report["test_retest"]["rmspe"] else None)
   model.meta["report"] = {k: report[k] for k in ("rmse_ms", "rmspe", "n_fit")}
@@ -118,8 +132,9 @@ def main(argv):
           "kendall")
   print(json.dumps({k: report[k] for k in keys}, indent=2))
   if "test_retest" in report:
+    by = ", ".join(f"{t} {v:.4f}" for t, v in report["test_retest_by_target"].items())
     print(f"test-retest noise floor: RMSPE {report['test_retest']['rmspe']:.4f} over "
-          f"{len(pairs)} re-measured archs")
+          f"{len(pairs)} re-measured archs ({by}; fitted: {target})")
   if "lut" in report:
     print(f"lookup table on the same split: RMSPE {report['lut']['rmspe']:.4f}, "
           f"+overhead {report['lut_plus_overhead']['rmspe']:.4f}")
