@@ -100,6 +100,13 @@ def main(argv):
   span = (datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start))
   results["profile_span_s"] = span.total_seconds()
   results["records"] = len(recs)
+  import numpy as np
+  steal = np.array([r["host_load"]["steal"] for r in recs
+                    if (r.get("host_load") or {}).get("steal") is not None])
+  if len(steal):  # how quiet the host was: the hypervisor's share of the CPUs
+    results["host_steal"] = {"records": int(len(steal)), "median": float(np.median(steal)),
+                             "p90": float(np.percentile(steal, 90)),
+                             "share_over_5pct": float(np.mean(steal > 0.05))}
   fit_dir = os.path.join(work, "fit")
   subprocess.run([py, "-m", "tfnas.bin.latency_fit", f"--records={records}", f"--out={fit_dir}",
                   f"--lut={os.path.join(lut_dir, 'latency_model.json')}"], check=True, cwd=ROOT)
@@ -107,6 +114,10 @@ def main(argv):
   r = results["fit"]
   print(f"dataset: {len(recs)} records in {results['profile_span_s'] / 60:.1f} min "
         f"(first to last record)")
+  if "host_steal" in results:
+    h = results["host_steal"]
+    print(f"host steal during the measurements: median {h['median'] * 100:.1f}%, p90 "
+          f"{h['p90'] * 100:.1f}%, {h['share_over_5pct'] * 100:.0f}% of records over 5%")
   print(f"fitted model on {r['n_test']} held-out: RMSE {r['rmse_ms']:.3f} ms, RMSPE "
         f"{r['rmspe'] * 100:.2f}%, within 5% {r['within_5pct'] * 100:.1f}%, within 10% "
         f"{r['within_10pct'] * 100:.1f}%, Spearman {r['spearman']:.4f}, Kendall "

@@ -167,6 +167,26 @@ def test_host_runner_rejects_a_corrupt_file(tmp_path):
     HostRunner().measure(str(tmp_path / "missing.tflite"))
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="HostLoad reads /proc/stat")
+def test_host_load_sees_another_process_busy():
+  import subprocess
+  from tflite_bench.host import HostLoad
+  with HostLoad() as idle:
+    time.sleep(0.3)
+  burner = subprocess.Popen([sys.executable, "-c",
+                             "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+  try:
+    time.sleep(0.3)  # let it start
+    with HostLoad() as busy:
+      time.sleep(1.0)
+  finally:
+    burner.wait()
+  for load in (idle.result(), busy.result()):
+    assert 0.0 <= load["steal"] <= 1.0 and 0.0 <= load["other_busy"] <= 1.0
+  # One busy core out of os.cpu_count(): its share of all cores' time (what steal leaves).
+  assert busy.result()["other_busy"] >= 0.5 / (os.cpu_count() or 1) - busy.result()["steal"]
+
+
 @pytest.fixture(scope="session")
 def piece_caches(tmp_path_factory):
   from tfnas.export.fastgen import PieceCache

@@ -131,6 +131,7 @@ def test_profile_is_resumable_and_writes_schema_records(profiled):
   assert r["runtime_version"].startswith("ai-edge-litert")
   assert r["stats"]["p10_ms"] <= r["stats"]["median_ms"] <= r["stats"]["p90_ms"]
   assert r["drift"]["corrected_median_ms"] > 0
+  assert 0 <= r["host_load"]["steal"] <= 1 and 0 <= r["host_load"]["other_busy"] <= 1
   # Rerunning a finished dataset measures nothing new.
   again = run_bin("tflite_bench.bin.profile", "--space=proxyless_cifar", "--num_archs=24",
                   "--resolution=32", "--seed=1", f"--out={path}", "--reference_every=6",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import time
 
 import numpy as np
 
@@ -24,6 +25,54 @@ def cpu_model() -> str:
   except OSError:
     pass
   return platform.processor() or platform.machine()
+
+
+def _cpu_times() -> list[int] | None:
+  """Aggregate CPU time counters from /proc/stat (user nice system idle iowait irq softirq
+  steal), or None where there is no /proc/stat."""
+  try:
+    with open("/proc/stat") as f:
+      fields = f.readline().split()
+  except OSError:
+    return None
+  if not fields or fields[0] != "cpu" or len(fields) < 9:
+    return None
+  return [int(v) for v in fields[1:9]]
+
+
+class HostLoad:
+  """What else the machine did while a measurement ran, as fractions of all cores' time.
+
+  `steal`: time the hypervisor gave this VM's CPUs to other guests (a loaded cloud
+  host; it slowed this project's measurements by up to ~2x). `other_busy`: CPU time
+  spent by everything except this process. Both None without /proc/stat (not Linux).
+
+  Example:
+    >>> with HostLoad() as load:
+    ...   run_something()
+    >>> load.result()   # {"steal": 0.01, "other_busy": 0.02}
+  """
+
+  def __enter__(self):
+    self._t0, self._p0, self._w0 = _cpu_times(), time.process_time(), time.monotonic()
+    return self
+
+  def __exit__(self, *exc):
+    self._t1, self._p1, self._w1 = _cpu_times(), time.process_time(), time.monotonic()
+    return False
+
+  def result(self) -> dict:
+    if self._t0 is None or self._t1 is None:
+      return {"steal": None, "other_busy": None}
+    d = [b - a for a, b in zip(self._t0, self._t1)]
+    total = sum(d)
+    if total <= 0:
+      return {"steal": 0.0, "other_busy": 0.0}
+    user, nice, system, idle, iowait, irq, softirq, steal = d
+    busy = (user + nice + system + irq + softirq) / total
+    cores = os.cpu_count() or 1
+    own = (self._p1 - self._p0) / max(1e-9, (self._w1 - self._w0) * cores)
+    return {"steal": round(steal / total, 4), "other_busy": round(max(0.0, busy - own), 4)}
 
 
 def runtime_version() -> str:
@@ -133,10 +182,11 @@ class HostRunner:
       old = os.sched_getaffinity(0)
       os.sched_setaffinity(0, self.cpus)
     try:
-      stats = (protocol or self.protocol).run(interp.invoke)
+      with HostLoad() as load:
+        stats = (protocol or self.protocol).run(interp.invoke)
     finally:
       if old is not None:
         os.sched_setaffinity(0, old)
     info = {"delegate_partitions": self.delegate_partitions(interp),
-            "nodes": len(interp._get_ops_details())}
+            "nodes": len(interp._get_ops_details()), "host_load": load.result()}
     return stats, info

@@ -20,6 +20,9 @@ One JSON object per line (JSONL). Schema version 1 fields:
                      "max_ms", "runs", "warmup_runs", "ci_rel"}
   drift             {"reference_ms", "baseline_ms", "factor", "corrected_median_ms"}
                     (raw values stay in "stats"; corrected = median / factor)
+  host_load         optional (host runner): {"steal", "other_busy"}, fractions of all
+                    cores' time during the measurement taken by the hypervisor's other
+                    guests and by other processes (see `tflite_bench.host.HostLoad`)
   extra             free-form (sampler seed, generation method, ...)
 
 Appends are one `write` of a whole line followed by fsync; readers drop a

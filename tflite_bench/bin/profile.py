@@ -145,9 +145,11 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
                 quantization="float32", runtime=runtime, runtime_version=version,
                 threads=_THREADS.value, delegate=runner.delegate,
                 delegate_partitions=info.get("delegate_partitions"), device=device,
-                started_at=started, finished_at=rec_lib.now_iso(), stats=stats)
+                started_at=started, finished_at=rec_lib.now_iso(), stats=stats,
+                **({"host_load": info["host_load"]} if info.get("host_load") else {}))
 
   start = time.time()
+  steals = []
   with rec_lib.RecordWriter(_OUT.value) as writer:
     for k, (rid, arch, retest) in enumerate(pending):
       if _REF_EVERY.value and (current_ref is None or k % _REF_EVERY.value == 0):
@@ -168,11 +170,20 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
           id=rid, **base_fields(arch, stats, info, started), drift=drift,
           extra={"seed": _SEED.value, "retest": retest, "generator": "stitched-pieces",
                  "arch_key": arch.key()}))
+      steal = (info.get("host_load") or {}).get("steal")
+      if steal is not None:
+        steals.append(steal)
       if (k + 1) % 10 == 0 or k + 1 == len(pending):
         rate = (time.time() - start) / (k + 1)
         eta = rate * (len(pending) - k - 1)
+        load = ""
+        if steals:  # a busy cloud host slows and scatters every measurement
+          load = f"  host steal {100 * sum(steals) / len(steals):.0f}%"
+          if sum(steals) / len(steals) > 0.05:
+            load += " (a loaded host: figures will be noisy)"
+          steals.clear()
         print(f"  {k + 1}/{len(pending)}  {rate:.2f} s/arch  ETA {eta / 60:.1f} min  "
-              f"last {stats.median_ms:.2f} ms ({stats.runs} runs)", file=sys.stderr)
+              f"last {stats.median_ms:.2f} ms ({stats.runs} runs){load}", file=sys.stderr)
 
 
 if __name__ == "__main__":
