@@ -54,6 +54,19 @@ def test_constrained_sampling_respects_its_range(space):
     random_genes(rng, spos.gene_choices(space), lambda g: False, max_tries=50)
 
 
+def test_supernet_check_tells_chance_from_learning():
+  at_chance = [0.09, 0.11, 0.1, 0.13, 0.08, 0.12, 0.104]
+  check = spos.supernet_check(at_chance, num_classes=10, val_images=1000)
+  assert check["threshold"] == pytest.approx(0.1 + 3 * (0.09 / 1000) ** 0.5)
+  assert not check["learned"] and check["candidates"] == 7
+  # One lucky candidate does not count: the median decides.
+  assert not spos.supernet_check(at_chance + [0.6], 10, 1000)["learned"]
+  assert spos.supernet_check([0.42, 0.55, 0.38, 0.61], 10, 1000)["learned"]
+  # Fewer validation images: wider noise band.
+  assert not spos.supernet_check([0.25, 0.3], 10, 16)["learned"]
+  assert not spos.supernet_check([], 10, 1000)["learned"]
+
+
 def test_bad_constraints_are_named():
   for text, match in (("flops<=3", "unknown metric 'flops'"), ("macs_m<3", "is not"),
                       ("macs_m<=x", "is not")):

@@ -42,6 +42,11 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   assert arch["canonical"] == report["arch"] and len(arch["channels"]) == 20
   assert os.path.getsize(workdir / "search_progress.png") > 10000
   assert (workdir / "child.tflite").exists() and (workdir / "child.weights.h5").exists()
+  # Four training steps cannot teach it anything: the report and the log say so.
+  check = report["supernet_check"]
+  assert check["candidates"] >= 4 and check["chance"] == 0.1
+  assert check["learned"] is False and "warning: the supernet scores candidates at chance" \
+      in r.stdout
   rows = [json.loads(l) for l in open(workdir / "candidates.jsonl")]
   assert {r["supernet_step"] for r in rows} == {4}
   # Rerun on one replica with one more generation: the step-4 checkpoint is restored (no

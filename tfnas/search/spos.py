@@ -407,7 +407,16 @@ class SPOSSearch:
                           and l.op == "<="), default=None),
         "calib_images": c.calib_images, "val_images": c.val_images,
         "val_accuracy_inherited": float(child.evaluate(self.data.val, verbose=0)[1]),
+        "supernet_check": supernet_check(list(self.scores.values()),
+                                         self.space.head.num_classes, c.val_images),
     }
+    check = report["supernet_check"]
+    if not check["learned"]:
+      print(f"warning: the supernet scores candidates at chance (median "
+            f"{check['median_candidate_accuracy']:.3f} over {check['candidates']} candidates, "
+            f"chance {check['chance']:.3f}), so this search ranked noise. Train it longer "
+            "(--config.steps) before trusting arch.json; see BENCHMARKS.md (Single Path "
+            "One-Shot).", flush=True)
     tflite_lib.convert_float(child, os.path.join(wd, "child.tflite"))
     if c.measure_host:
       from tflite_bench.host import HostRunner
@@ -420,6 +429,21 @@ class SPOSSearch:
     atomic_write_json(os.path.join(wd, "search_results.json"), results)
     atomic_write_json(os.path.join(wd, "search_report.json"), report)
     return report
+
+
+def supernet_check(accuracies, num_classes: int, val_images: int) -> dict:
+  """Whether the supernet ranks candidates by more than chance.
+
+  A supernet that has not learned scores every candidate near 1/num_classes, and the
+  search then picks among noise. `learned` is False when the median evaluated candidate
+  is within three binomial standard deviations (over `val_images`) of chance.
+  """
+  chance = 1.0 / num_classes
+  threshold = chance + 3 * float(np.sqrt(chance * (1 - chance) / max(1, val_images)))
+  median = float(np.median(accuracies)) if len(accuracies) else float("nan")
+  return {"median_candidate_accuracy": median, "chance": chance,
+          "threshold": threshold, "candidates": len(accuracies),
+          "learned": bool(median > threshold)}
 
 
 def _search_name(limits) -> str:
