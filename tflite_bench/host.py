@@ -44,7 +44,9 @@ class HostLoad:
   """What else the machine did while a measurement ran, as fractions of all cores' time.
 
   `steal`: time the hypervisor gave this VM's CPUs to other guests (a loaded cloud
-  host; it slowed this project's measurements by up to ~2x). `other_busy`: CPU time
+  host; at 33 % steal this project's dataset runs went ~4x slower and noisy, see
+  BENCHMARKS.md). It misses contention the VM cannot see (shared memory bandwidth and
+  caches), so a quiet reading is necessary, not sufficient. `other_busy`: CPU time
   spent by everything except this process. Both None without /proc/stat (not Linux).
 
   Example:
