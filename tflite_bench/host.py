@@ -44,7 +44,7 @@ class HostLoad:
   """What else the machine did while a measurement ran, as fractions of all cores' time.
 
   `steal`: time the hypervisor gave this VM's CPUs to other guests (a loaded cloud
-  host; at 33 % steal this project's dataset runs went ~4x slower and noisy, see
+  host; at 33 % steal this project's dataset run went ~5x slower (2 s vs 0.42 s per arch), see
   BENCHMARKS.md). It misses contention the VM cannot see (shared memory bandwidth and
   caches), so a quiet reading is necessary, not sufficient. `other_busy`: CPU time
   spent by everything except this process. Both None without /proc/stat (not Linux).
