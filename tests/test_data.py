@@ -52,6 +52,20 @@ def test_pipelines_shapes_normalization_and_disjoint_validation(tiny_cifar):
   assert d.preprocess.to_json()["image_size"] == 32
 
 
+def test_small_shuffle_buffer_still_mixes_classes(tiny_cifar):
+  # Folder trees list files class by class; a buffer smaller than the split must not
+  # feed batches of a few classes (the training files are put in a seeded random order
+  # first). An epoch still holds every training example once.
+  d = data.load(f"folder:{tiny_cifar}", image_size=32, batch_size=8, val_size=40, seed=3,
+                shuffle_buffer=8)
+  labels = np.concatenate([y.numpy() for _, y in d.train.take(15)])
+  assert len(set(labels[:16].tolist())) >= 5, labels[:16]
+  assert np.bincount(labels, minlength=10).tolist() == np.bincount(
+      sources.load_folder(tiny_cifar).train.labels[d.index["train"]], minlength=10).tolist()
+  with pytest.raises(TfnasError, match="shuffle_buffer 0"):
+    data.load(f"folder:{tiny_cifar}", image_size=32, batch_size=8, shuffle_buffer=0)
+
+
 def test_imagenet_style_augmentation_resizes(tiny_cifar):
   d = data.load(f"folder:{tiny_cifar}", image_size=24, batch_size=4, augment="imagenet")
   x, _ = next(iter(d.train))

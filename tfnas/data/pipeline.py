@@ -123,7 +123,7 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
          seed: int = 0, augment: str = "cifar", data_dir: str | None = None,
          train_limit: int | None = None, test_limit: int | None = None, cache: bool = True,
          eval_batch_size: int | None = None, drop_remainder: bool = True,
-         calib_size: int = 0) -> Data:
+         calib_size: int = 0, shuffle_buffer: int = 20000) -> Data:
   """Builds train / validation / test pipelines for `dataset`.
 
   Args:
@@ -148,6 +148,11 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
     calib_size: Also build `Data.calib`: this many training examples (a fixed
       random subset in a fixed shuffled order, evaluation transform) for BatchNorm
       recalibration; 0 for none.
+    shuffle_buffer: Training shuffle buffer (capped at the split's size). The
+      training files are put in a seeded random order first, so a buffer smaller
+      than the split still mixes every class (folder trees list them class by
+      class; without that, a 20,000 buffer over CIFAR-10's 45,000 training
+      images fed batches of four classes at a time).
   """
   if augment not in AUGMENTS:
     raise TfnasError(f"unknown augmentation {augment!r}; expected one of {AUGMENTS}")
@@ -203,9 +208,12 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
   if len(train_idx) < batch_size and drop_remainder:
     raise TfnasError(f"training split has {len(train_idx)} examples, fewer than one batch "
                      f"of {batch_size}")
-  train = _pipeline(make(train_files, train_idx), train=True, batch_size=batch_size,
-                    shuffle_buffer=min(len(train_idx), 20000), drop_remainder=drop_remainder,
-                    **common)
+  if shuffle_buffer < 1:
+    raise TfnasError(f"shuffle_buffer {shuffle_buffer} must be >= 1")
+  train_order = np.random.default_rng(seed + 3).permutation(train_idx)
+  train = _pipeline(make(train_files, train_order), train=True, batch_size=batch_size,
+                    shuffle_buffer=min(len(train_idx), shuffle_buffer),
+                    drop_remainder=drop_remainder, **common)
   train_eval = _pipeline(make(train_files, train_idx), train=False, batch_size=eval_bs,
                          shuffle_buffer=0, drop_remainder=False, **{**common, "cache": False})
   calib = None
