@@ -54,6 +54,27 @@ def test_constrained_sampling_respects_its_range(space):
     random_genes(rng, spos.gene_choices(space), lambda g: False, max_tries=50)
 
 
+def test_channel_warmup_samples_ops_only_at_unit_width(space):
+  # The opt-in channel warm-up: ops uniform (and feasible), every width at scale 1.0.
+  unit = spos.unit_channels(space)
+  scales = space.choice_blocks[0].mid_scales
+  assert len(unit) == 20 and scales[unit[0]] == pytest.approx(1.0)
+  macs = latency_lib.load("macs", space)
+  limits = spos.parse_constraints("macs_m<=10.5")
+  feasible = lambda g: spos.meets(space, macs, spos.arch_of(space, g), limits)
+  choices = spos.gene_choices(space)
+  draws = np.array([spos.sample_genes(np.random.default_rng([0, 31, s]), space, choices,
+                                      lambda g: True, unit) for s in range(400)])
+  assert (draws[:, 20:] == unit).all()
+  assert stats.chisquare(np.bincount(draws[:, 0], minlength=4)).pvalue > 1e-4
+  limited = [spos.sample_genes(np.random.default_rng([0, 31, s]), space, choices, feasible,
+                               unit) for s in range(50)]
+  assert all(feasible(g) and g[20:] == unit for g in limited)
+  free = np.array([spos.sample_genes(np.random.default_rng([0, 31, s]), space, choices,
+                                     lambda g: True) for s in range(50)])
+  assert len(set(free[:, 20].tolist())) > 3  # without it the widths are sampled too
+
+
 def test_supernet_check_tells_chance_from_learning():
   at_chance = [0.09, 0.11, 0.1, 0.13, 0.08, 0.12, 0.104]
   check = spos.supernet_check(at_chance, num_classes=10, val_images=1000)

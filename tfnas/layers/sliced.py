@@ -58,11 +58,16 @@ class SlicedConv(keras.layers.Layer):
     cin = int(input_shape[-1])
     k = self.kernel_size
     shape = (k, k, cin, 1) if self.depthwise else (k, k, cin // self.groups, self.filters)
-    # He init over the true fan-in: a depthwise filter sees k*k inputs, not k*k*cin (Keras'
-    # fan-in of a (k, k, cin, 1) kernel), which would start it ~sqrt(cin) times too small
-    # and, behind BatchNorm, give it a ~cin times larger effective learning rate.
-    init = (keras.initializers.RandomNormal(stddev=(2.0 / (k * k)) ** 0.5) if self.depthwise
-            else "he_normal")
+    # Uniform in +-1/sqrt(fan_in), the true fan-in (k*k for a depthwise filter, not Keras'
+    # k*k*cin for a (k, k, cin, 1) kernel). This is PyTorch's default conv init, which the
+    # public SPOS supernets train from. Behind BatchNorm a kernel's scale only sets its
+    # effective learning rate (lr / |w|^2). He init starts ~2.4x larger, so the shared
+    # classifier learned ~6x faster than the choice blocks, and uniform sampling did not
+    # take off within 2,000 steps. With this init it learns (BENCHMARKS.md, SPOS sixth
+    # round).
+    fan_in = k * k * (1 if self.depthwise else cin // self.groups)
+    bound = 1.0 / fan_in ** 0.5
+    init = keras.initializers.RandomUniform(-bound, bound)
     self.kernel = self.add_weight(shape=shape, initializer=init, name="kernel")
 
   def call(self, x, out_channels=None):

@@ -185,7 +185,12 @@ class SPOSSupernet(keras.Model):
     self.head_chain = _Chain(self, space.head_layers, "head", act, bn_momentum)
     self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
     self.dropout = keras.layers.Dropout(dropout, name="dropout") if dropout else None
-    self.classifier = keras.layers.Dense(space.head.num_classes, name="classifier")
+    # The classifier starts as PyTorch's Linear (uniform in +-1/sqrt(fan_in)), as the
+    # convs (see `SlicedConv`): Keras' Glorot start is ~3.5x larger.
+    bound = 1.0 / space.feature_channels ** 0.5
+    self.classifier = keras.layers.Dense(
+        space.head.num_classes, name="classifier",
+        kernel_initializer=keras.initializers.RandomUniform(-bound, bound))
     self.classifier.build((None, space.feature_channels))
     self.bns = [l for l in self.sliced_layers if isinstance(l, SlicedBN)]
     self.num_choice = len(choice)

@@ -104,6 +104,27 @@ def arch_of(space, genes) -> Arch:
                      list(genes[n:]) if space.has_channel_choices else None)
 
 
+def unit_channels(space) -> tuple[int, ...]:
+  """Per choice block, the index of the mid-channel scale nearest 1.0 (the ShuffleNet
+  block's own width); () for a space without channel choices."""
+  if not space.has_channel_choices:
+    return ()
+  return tuple(int(np.argmin([abs(s - 1.0) for s in b.mid_scales]))
+               for b in space.choice_blocks)
+
+
+def sample_genes(rng, space, choices, feasible, fixed_channels=None,
+                 what: str = "constraints") -> tuple[int, ...]:
+  """Uniform over the genomes that satisfy `feasible`; with `fixed_channels` (one index
+  per choice block) only the ops are sampled and the channel genes are those."""
+  if not fixed_channels:
+    return random_genes(rng, choices, feasible, what=what)
+  n = len(space.choice_blocks)
+  fixed = tuple(fixed_channels)
+  ops = random_genes(rng, choices[:n], lambda g: feasible(tuple(g) + fixed), what=what)
+  return tuple(ops) + fixed
+
+
 def metrics(space, latency, arch: Arch) -> dict:
   """Predicted latency (in the model's unit), MMACs and Mparams of `arch`."""
   cost = total(space, arch)
@@ -131,6 +152,9 @@ def _check_config(config):
     raise TfnasError(f"calib_images {config.calib_images} must be > 0 (BN recalibration)")
   if config.steps < 0:
     raise TfnasError(f"steps {config.steps} must be >= 0")
+  warm = config.get("channel_warmup_fraction", 0.0)
+  if not 0.0 <= warm < 1.0:
+    raise TfnasError(f"channel_warmup_fraction {warm!r} must be in [0, 1)")
 
 
 class SPOSSearch:
@@ -236,10 +260,18 @@ class SPOSSearch:
     what = "sample_constraints " + ",".join(map(str, self.sample_limits))
     t0, seconds = time.time(), 0.0
     window = []  # (loss, acc) of the steps since the last log line: their mean is logged
+    # Channel warm-up (opt-in): the first fraction of the steps samples ops only, every
+    # block at its own width (scale 1.0); then ops and widths are uniform, as the paper.
+    ops_only = int(c.steps * c.get("channel_warmup_fraction", 0.0))
+    fixed = unit_channels(self.space)
+    if ops_only and start < ops_only and fixed:
+      print(f"[supernet] steps 1-{ops_only}: ops only (mid-channel scale 1.0); then ops and "
+            "channels uniform", flush=True)
     for step in range(start, c.steps):
       rng = np.random.default_rng([c.seed, 31, step])
-      genes = random_genes(rng, self.choices, lambda g: self.feasible(g, self.sample_limits),
-                           what=what)
+      genes = sample_genes(rng, self.space, self.choices,
+                           lambda g: self.feasible(g, self.sample_limits),
+                           fixed if step < ops_only else None, what=what)
       images, labels = next(train)
       window.append(step_fn(images, labels, *self._tensors(genes)))
       self.step.assign(step + 1)
