@@ -61,10 +61,10 @@ class SlicedConv(keras.layers.Layer):
     # Uniform in +-1/sqrt(fan_in), the true fan-in (k*k for a depthwise filter, not Keras'
     # k*k*cin for a (k, k, cin, 1) kernel). This is PyTorch's default conv init, which the
     # public SPOS supernets train from. Behind BatchNorm a kernel's scale only sets its
-    # effective learning rate (lr / |w|^2). He init starts ~2.4x larger, so the shared
-    # classifier learned ~6x faster than the choice blocks, and uniform sampling did not
-    # take off within 2,000 steps. With this init it learns (BENCHMARKS.md, SPOS sixth
-    # round).
+    # effective learning rate (lr / |w|^2). He init starts ~2.4x larger, i.e. every conv
+    # at ~1/6 of that effective rate while the classifier (no BN after it) keeps its own;
+    # with it, uniform sampling was still at chance after 1,000 steps where this init had
+    # taken off (BENCHMARKS.md, SPOS sixth round).
     fan_in = k * k * (1 if self.depthwise else cin // self.groups)
     bound = 1.0 / fan_in ** 0.5
     init = keras.initializers.RandomUniform(-bound, bound)

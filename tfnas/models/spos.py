@@ -186,7 +186,7 @@ class SPOSSupernet(keras.Model):
     self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
     self.dropout = keras.layers.Dropout(dropout, name="dropout") if dropout else None
     # The classifier starts as PyTorch's Linear (uniform in +-1/sqrt(fan_in)), as the
-    # convs (see `SlicedConv`): Keras' Glorot start is ~3.5x larger.
+    # convs (see `SlicedConv`): Keras' Glorot start is ~2.4x larger.
     bound = 1.0 / space.feature_channels ** 0.5
     self.classifier = keras.layers.Dense(
         space.head.num_classes, name="classifier",

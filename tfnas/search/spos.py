@@ -260,8 +260,9 @@ class SPOSSearch:
     what = "sample_constraints " + ",".join(map(str, self.sample_limits))
     t0, seconds = time.time(), 0.0
     window = []  # (loss, acc) of the steps since the last log line: their mean is logged
-    # Channel warm-up (opt-in): the first fraction of the steps samples ops only, every
-    # block at its own width (scale 1.0); then ops and widths are uniform, as the paper.
+    # Channel warm-up (`channel_warmup_fraction`, 0 = the paper's sampling): the first
+    # fraction of the steps samples ops only, every block at its own width (scale 1.0);
+    # then ops and widths are uniform.
     ops_only = int(c.steps * c.get("channel_warmup_fraction", 0.0))
     fixed = unit_channels(self.space)
     if ops_only and start < ops_only and fixed:
