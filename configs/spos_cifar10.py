@@ -73,10 +73,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.mutation_prob = 0.1
   c.random_baseline = True
   # Per candidate: BN recalibration on calib_images training images (the paper: 20,000 of
-  # ImageNet), then top-1 on val_images held-out images. 1,000 + 1,000 took 3.4 s per
-  # candidate at width 0.5, so 1,000 candidates cost about a tenth of training the
-  # supernet (benchmarks/bench_spos.py); raise them for a less noisy ranking.
-  c.calib_images = 1000
+  # ImageNet), then top-1 on val_images held-out images. At 500 + 1,000 (width 1.0, batch
+  # 128), 1,000 candidates cost 7.7 % of training the supernet for 40,000 steps
+  # (benchmarks/bench_spos.py --part=cost; 11.7 % at 1,000 + 1,000). The evolution-vs-random
+  # figures in BENCHMARKS.md used 500 + 1,000. Raise them for a less noisy ranking.
+  c.calib_images = 500
   c.val_images = 1000
   c.report_top = 5
   c.measure_host = True
