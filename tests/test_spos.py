@@ -63,14 +63,14 @@ def test_channel_warmup_samples_ops_only_at_unit_width(space):
   limits = spos.parse_constraints("macs_m<=10.5")
   feasible = lambda g: spos.meets(space, macs, spos.arch_of(space, g), limits)
   choices = spos.gene_choices(space)
-  draws = np.array([spos.sample_genes(np.random.default_rng([0, 31, s]), space, choices,
+  draws = np.array([spos.sample_genes(np.random.default_rng([0, 31, s]), choices,
                                       lambda g: True, unit) for s in range(400)])
   assert (draws[:, 20:] == unit).all()
   assert stats.chisquare(np.bincount(draws[:, 0], minlength=4)).pvalue > 1e-4
-  limited = [spos.sample_genes(np.random.default_rng([0, 31, s]), space, choices, feasible,
+  limited = [spos.sample_genes(np.random.default_rng([0, 31, s]), choices, feasible,
                                unit) for s in range(50)]
   assert all(feasible(g) and g[20:] == unit for g in limited)
-  free = np.array([spos.sample_genes(np.random.default_rng([0, 31, s]), space, choices,
+  free = np.array([spos.sample_genes(np.random.default_rng([0, 31, s]), choices,
                                      lambda g: True) for s in range(50)])
   assert len(set(free[:, 20].tolist())) > 3  # without it the widths are sampled too
 

@@ -113,15 +113,15 @@ def unit_channels(space) -> tuple[int, ...]:
                for b in space.choice_blocks)
 
 
-def sample_genes(rng, space, choices, feasible, fixed_channels=None,
+def sample_genes(rng, choices, feasible, fixed_channels=None,
                  what: str = "constraints") -> tuple[int, ...]:
   """Uniform over the genomes that satisfy `feasible`; with `fixed_channels` (one index
   per choice block) only the ops are sampled and the channel genes are those."""
   if not fixed_channels:
     return random_genes(rng, choices, feasible, what=what)
-  n = len(space.choice_blocks)
   fixed = tuple(fixed_channels)
-  ops = random_genes(rng, choices[:n], lambda g: feasible(tuple(g) + fixed), what=what)
+  ops = random_genes(rng, choices[:len(fixed)], lambda g: feasible(tuple(g) + fixed),
+                     what=what)
   return tuple(ops) + fixed
 
 
@@ -270,7 +270,7 @@ class SPOSSearch:
             "channels uniform", flush=True)
     for step in range(start, c.steps):
       rng = np.random.default_rng([c.seed, 31, step])
-      genes = sample_genes(rng, self.space, self.choices,
+      genes = sample_genes(rng, self.choices,
                            lambda g: self.feasible(g, self.sample_limits),
                            fixed if step < ops_only else None, what=what)
       images, labels = next(train)
