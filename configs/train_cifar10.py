@@ -23,6 +23,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.dataset = "tfds:cifar10"  # or folder:<tree or .tar.gz>
   c.data_dir = ml_collections.config_dict.placeholder(str)
   c.augment = "cifar"
+  c.bad_images = "skip"  # unreadable image files: "skip" (warned, by name) or "error"
   c.val_size = 5000
   c.train_limit = ml_collections.config_dict.placeholder(int)
   c.test_limit = ml_collections.config_dict.placeholder(int)

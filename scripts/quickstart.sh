@@ -18,7 +18,7 @@ import json, os, sys
 w = sys.argv[1]
 r = os.path.join(w, "retrain")
 s = json.load(open(os.path.join(w, "search_report.json")))
-e = json.load(open(os.path.join(r, "export", "export_report.json")))
+e = json.load(open(os.path.join(r, "export", "export_report.json")))["exports"]["int8"]
 print(f"searched arch:      {s['arch']}")
 print(f"latency target:     {s['target_ms']} {s['latency_unit']} ({s['latency_model']}); "
       f"derived arch predicted {s['predicted_ms']:.1f}")

@@ -96,6 +96,37 @@ def test_adb_runner_errors(fake_adb, monkeypatch):
     AdbRunner(adb="adb-missing")
 
 
+def test_adb_runner_quotes_what_reaches_the_device_shell(fake_adb):
+  # A file name holding shell syntax stays one argument: the device runs benchmark_model
+  # and nothing else (the stand-in adb logs every command a shell line would run).
+  model = fake_adb / "m;touch pwned;x.tflite"
+  model.write_bytes(b"x")
+  runner = AdbRunner(serial="PIXEL1", cpu_mask="f0")
+  runner.measure(str(model))
+  execs = [json.loads(l[6:]) for l in open(fake_adb / "adb.log") if l.startswith("exec: ")]
+  assert not any(argv[0] == "touch" for argv in execs), execs
+  run = next(argv for argv in execs if argv[0] == "taskset")
+  assert run[:3] == ["taskset", "f0", "/data/local/tmp/benchmark_model"]
+  assert run[3] == "--graph=/data/local/tmp/tfnas_m;touch pwned;x.tflite"
+
+
+def test_adb_runner_measures_model_bytes(fake_adb):
+  # Fast generation hands stitched models over as bytes (the profile binary does).
+  stats, _ = AdbRunner(serial="PIXEL1").measure(b"tflite bytes")
+  assert stats.runs == 50
+  assert "push" in open(fake_adb / "adb.log").read()
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_runners_refuse_a_thread_count_below_one(fake_adb, threads):
+  with pytest.raises(BenchError, match=f"threads {threads} must be an integer >= 1"):
+    HostRunner(threads=threads)
+  with pytest.raises(BenchError, match=f"threads {threads} must be an integer >= 1"):
+    AdbRunner(serial="PIXEL1", threads=threads)
+  with pytest.raises(BenchError, match="must be CPU ids"):
+    HostRunner(cpus=["x"])
+
+
 def test_adb_runner_pushes_a_local_binary(fake_adb):
   local = fake_adb / "benchmark_model"
   local.write_bytes(b"\x7fELF")
@@ -235,3 +266,20 @@ def test_stitch_rejects_mismatched_pieces(piece_caches):
     stitch([cache.stem_piece(), cache.head_piece()])
   with pytest.raises(StitchError, match="nothing to stitch"):
     stitch([])
+
+
+def test_piece_cache_folder_is_keyed_by_space_and_tensorflow(tmp_path, monkeypatch):
+  # One --piece_cache folder serves several spaces, resolutions and widths, and pieces
+  # converted by another TensorFlow version are never reused.
+  import tensorflow as tf
+  from tfnas.export.fastgen import PieceCache
+  from tfnas.spaces import get_space
+  root = str(tmp_path)
+  dirs = {PieceCache(get_space(n, r, w), root).directory
+          for n, r, w in (("proxyless_cifar", 32, 1.0), ("proxyless_cifar", 64, 1.0),
+                          ("proxyless_cifar", 32, 0.5), ("fbnet_cifar", 32, 1.0))}
+  assert len(dirs) == 4 and all(os.path.dirname(d) == root for d in dirs)
+  before = PieceCache(get_space("proxyless_cifar", 32), root).directory
+  monkeypatch.setattr(tf, "__version__", "9.99.0")
+  assert PieceCache(get_space("proxyless_cifar", 32), root).directory != before
+  assert PieceCache(get_space("proxyless_cifar", 32), "").directory == ""  # memory only

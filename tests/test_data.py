@@ -136,3 +136,106 @@ def test_tfds_source_reads_a_prepared_tfds_dataset(tiny_cifar, tmp_path):
   assert sorted(test_labels.tolist()) == sorted(ds.test.labels.tolist())
   with pytest.raises(TfnasError, match="cannot load TFDS dataset 'no_such_ds'"):
     data.load("tfds:no_such_ds", data_dir=str(tmp_path), image_size=32, batch_size=8)
+
+
+def test_grayscale_tfds_dataset_is_repeated_to_rgb(tmp_path):
+  # A grayscale TFDS dataset (MNIST-like, (H, W, 1)) stored through real TFDS: the
+  # spaces take RGB, so the channel is repeated instead of failing mid-training.
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+  rng = np.random.default_rng(0)
+  features = tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=(28, 28, 1)),
+      "label": tfds.features.ClassLabel(names=["a", "b"])})
+  make = lambda n: tf.data.Dataset.from_tensor_slices(
+      {"image": rng.integers(0, 255, (n, 28, 28, 1), dtype=np.uint8),
+       "label": np.arange(n) % 2})
+  tfds.dataset_builders.store_as_tfds_dataset(
+      name="tiny_gray_tfds", version="1.0.0", features=features,
+      split_datasets={"train": make(16), "test": make(4)}, data_dir=str(tmp_path))
+  d = data.load("tfds:tiny_gray_tfds", data_dir=str(tmp_path), image_size=32, batch_size=4)
+  x, _ = next(iter(d.train))
+  xt, _ = next(iter(d.test))
+  assert x.shape == (4, 32, 32, 3) and xt.shape == (4, 32, 32, 3)
+  assert np.allclose(xt[..., 0] * 0.229 + 0.485, xt[..., 1] * 0.224 + 0.456, atol=1e-5)
+
+
+def test_same_seed_same_batches_in_two_processes(tiny_cifar):
+  # Augmentation draws stateless per-example seeds: two processes with one seed feed
+  # the same batches (stateful random ops inside the parallel map did not).
+  import subprocess
+  import sys
+  from conftest import ROOT
+  code = (
+      "import sys, numpy as np, keras\n"
+      "from tfnas.data import pipeline\n"
+      "keras.utils.set_random_seed(0)\n"
+      f"d = pipeline.load('folder:{tiny_cifar}', image_size=32, batch_size=16, seed=3, "
+      "augment=sys.argv[1])\n"
+      "it = iter(d.train.repeat())\n"
+      "print([float(np.asarray(next(it)[0]).sum()) for _ in range(12)])\n")
+  for augment in ("cifar", "imagenet"):
+    runs = [subprocess.run([sys.executable, "-c", code, augment], cwd=ROOT, capture_output=True,
+                           text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            for _ in range(2)]
+    for r in runs:
+      assert r.returncode == 0, r.stderr[-2000:]
+    sums = [r.stdout.strip().splitlines()[-1] for r in runs]
+    assert sums[0] == sums[1], augment
+    first = eval(sums[0])  # noqa: S307 - our own printed list of floats
+    assert first[:2] != first[10:12]  # the second epoch is augmented (and shuffled) anew
+
+
+def test_calibration_subset_mixes_classes(tiny_cifar):
+  # Calibration (int8, QAT, precision search) takes a seeded random subset: the first
+  # N training images of a class-sorted tree were all airplanes.
+  from tfnas.export.pipeline import calibration_images
+  d = data.load(f"folder:{tiny_cifar}", image_size=32, batch_size=8, val_size=16, calib_size=16)
+  labels = np.concatenate([y.numpy() for _, y in d.calib])
+  assert len(labels) == 16 and len(set(labels.tolist())) >= 5, labels
+  images = calibration_images(d, 16)
+  assert len(images) == 16 and images[0].shape == (1, 32, 32, 3)
+  first = np.concatenate([x.numpy() for x, _ in d.calib])
+  assert np.array_equal(np.concatenate(images), first)
+
+
+def _tree_with_bad_files(tiny_cifar, root):
+  import shutil
+  shutil.copytree(tiny_cifar, root)
+  cat = root / "train" / "cat"
+  good = sorted(os.listdir(cat))
+  (cat / "empty.jpg").write_bytes(b"")
+  data_ = (cat / good[0]).read_bytes()
+  (cat / "truncated.jpg").write_bytes(data_[:len(data_) // 2])
+  (cat / "text.png").write_bytes(b"not an image at all")
+  (cat / ("._" + good[1])).write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS resource fork
+  return {str(cat / n) for n in ("empty.jpg", "truncated.jpg", "text.png")}
+
+
+def test_unreadable_images_are_skipped_by_name_or_refused(tiny_cifar, tmp_path):
+  bad = _tree_with_bad_files(tiny_cifar, tmp_path / "ds")
+  warnings = []
+  ds = sources.load_folder(str(tmp_path / "ds"), warn=warnings.append)
+  assert len(ds.train) == 160 and not bad & set(ds.train.paths)
+  assert not any("/._" in p for p in ds.train.paths)
+  assert len(warnings) == 1 and "leaving out 3 image file(s)" in warnings[0]
+  assert "empty.jpg (empty (0 bytes))" in warnings[0]
+  assert "truncated.jpg (truncated JPEG" in warnings[0] and "text.png (not a JPEG" in warnings[0]
+  with pytest.raises(TfnasError, match=r"3 image file\(s\) cannot be read: .*empty.jpg"):
+    sources.load_folder(str(tmp_path / "ds"), bad_images="error")
+  with pytest.raises(TfnasError, match="bad_images 'ignore' is not one of"):
+    sources.load_folder(str(tmp_path / "ds"), bad_images="ignore")
+  # (test_real_cifar10_loads_through_folder: all 60,000 real JPEGs pass the check.)
+
+
+def test_truncated_archive_is_one_clear_error(tiny_cifar, tmp_path, monkeypatch):
+  monkeypatch.setenv("TFNAS_CACHE", str(tmp_path / "cache"))
+  archive = tmp_path / "tiny.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    tar.add(tiny_cifar, arcname="top")
+  cut = tmp_path / "cut.tar.gz"
+  cut.write_bytes(archive.read_bytes()[:archive.stat().st_size // 2])
+  with pytest.raises(TfnasError, match=r"cannot unpack dataset archive .*cut.tar.gz' "
+                                       r"\(truncated or damaged"):
+    sources.load_folder(str(cut))
+  assert [d for d in os.listdir(tmp_path / "cache" / "datasets")] == []  # nothing half-done

@@ -203,3 +203,24 @@ def test_profile_and_fit_bad_input(tmp_path):
   r = run_bin("tfnas.bin.latency_fit", f"--records={tmp_path / 'missing.jsonl'}",
               f"--out={tmp_path / 'o'}")
   assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_profile_picks_a_reference_the_space_has(tmp_path):
+  # spos_* spaces have no all_k3_e3: the default reference is one of their own (the run
+  # used to stop there unless --reference was given). Killed once it starts measuring.
+  out = tmp_path / "spos.jsonl"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "tflite_bench.bin.profile", "--space=spos_cifar", "--num_archs=2",
+       f"--out={out}", "--width=0.25"], cwd=ROOT, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True,
+      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TFNAS_CACHE": str(tmp_path / "cache")})
+  try:
+    lines = []
+    for line in proc.stderr:
+      lines.append(line)
+      if "to go" in line or line.startswith("error"):
+        break
+  finally:
+    proc.kill()
+    proc.wait()
+  assert any("spos_cifar at 32: 0 of 2 measurements" in l for l in lines), lines

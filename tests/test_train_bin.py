@@ -4,6 +4,7 @@ kill -9, two-replica MirroredStrategy, and one-line errors for bad input."""
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -41,30 +42,41 @@ def test_train_writes_outputs_and_tflite_matches_keras(tiny_cifar, tmp_path):
   x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
   np.testing.assert_allclose(run_tflite(str(workdir / "model.tflite"), x),
                              model(x, training=False).numpy(), atol=1e-4)
-  # Rerunning with more epochs resumes from the backup instead of starting over.
+  assert stat.S_IMODE(os.stat(workdir / "model.tflite").st_mode) == 0o644  # umask 022, not 0600
+  first_loss = metrics["history"]["loss"]
+  # Rerunning with more epochs resumes from the backup instead of starting over, and the
+  # history keeps the epoch trained before.
   r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.epochs=2"))
   assert r.returncode == 0, r.stderr[-3000:]
   metrics = json.load(open(workdir / "metrics.json"))
-  assert len(metrics["history"]["loss"]) == 1 and metrics["epochs"] == 2
+  assert metrics["epochs"] == 2 and metrics["steps"] == 2 * metrics["steps_per_epoch"]
+  assert len(metrics["history"]["loss"]) == 2 and metrics["history"]["loss"][0] == first_loss[0]
+  # Rerunning the finished command trains nothing and keeps the history.
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.epochs=2"))
+  assert r.returncode == 0, r.stderr[-3000:]
+  again = json.load(open(workdir / "metrics.json"))
+  assert again["history"] == metrics["history"] and again["steps"] == metrics["steps"]
 
 
-def test_kill_9_then_rerun_resumes(tiny_cifar, tmp_path):
+def test_kill_9_mid_epoch_then_rerun_resumes_at_the_step(tiny_cifar, tmp_path):
+  # 18 steps per epoch, a backup every 4 steps: killed mid-epoch, the rerun runs exactly
+  # the steps left (Keras's BackupAndRestore restarted the epoch: 103 steps for 60).
   workdir = tmp_path / "run"
-  args = tiny_args(tiny_cifar, workdir, "--config.epochs=6", "--config.backup_steps=4")
+  args = tiny_args(tiny_cifar, workdir, "--config.epochs=4", "--config.backup_steps=4")
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
   proc = subprocess.Popen([sys.executable, "-m", "tfnas.bin.train", *args], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  meta = workdir / "backup" / "training_metadata.json"
-  deadline = time.time() + 300
-  done_epochs = 0
+  state = workdir / "backup" / "state.json"
+  deadline = time.time() + 400
+  step = 0
   while time.time() < deadline and proc.poll() is None:
     try:
-      done_epochs = json.loads(meta.read_text())["epoch"]
+      step = json.loads(state.read_text())["step"]
     except (OSError, ValueError, KeyError):
       pass
-    if done_epochs >= 2:
+    if step > 18 and step % 18:  # backed up in the middle of the second epoch
       break
-    time.sleep(0.1)
+    time.sleep(0.02)
   assert proc.poll() is None, "training finished before it could be killed"
   proc.send_signal(signal.SIGKILL)
   proc.wait()
@@ -72,8 +84,8 @@ def test_kill_9_then_rerun_resumes(tiny_cifar, tmp_path):
   r = run_bin("tfnas.bin.train", *args)
   assert r.returncode == 0, r.stderr[-3000:]
   metrics = json.load(open(workdir / "metrics.json"))
-  # It did not start over: the epochs finished before the kill were not run again.
-  assert len(metrics["history"]["loss"]) <= 6 - done_epochs
+  assert metrics["steps_per_epoch"] == 18 and metrics["steps"] == 4 * 18
+  assert len(metrics["history"]["loss"]) == 4  # the epochs before the kill are kept
 
 
 def test_two_replica_mirrored_strategy(tiny_cifar, tmp_path):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
 
-from tflite_bench.host import BenchError
+from tflite_bench.host import BenchError, check_threads
 from tflite_bench.record import Stats
 
 DEVICE_DIR = "/data/local/tmp"
@@ -91,7 +93,7 @@ class AdbRunner:
       raise BenchError(f"adb executable {adb!r} not found on PATH; install Android platform "
                        f"tools or pass adb=/path/to/adb")
     self.binary, self.local_binary = binary, local_binary
-    self.threads, self.cpu_mask = threads, cpu_mask
+    self.threads, self.cpu_mask = check_threads(threads), cpu_mask
     self.warmup_runs, self.num_runs, self.min_secs = warmup_runs, num_runs, min_secs
     self.xnnpack = xnnpack
     devices = self.devices()
@@ -122,8 +124,10 @@ class AdbRunner:
                        f"{(out.stderr or out.stdout).strip().splitlines()[-1:]}")
     return out.stdout
 
-  def _shell(self, command: str, check=True) -> str:
-    return self._run("-s", self.serial, "shell", command, check=check)
+  def _shell(self, *argv: str, check=True) -> str:
+    """Runs `argv` in the device shell, each argument quoted (a file name holding `;` or a
+    space stays one argument and runs nothing)."""
+    return self._run("-s", self.serial, "shell", shlex.join(argv), check=check)
 
   def devices(self) -> list[str]:
     out = self._run("devices")
@@ -139,30 +143,37 @@ class AdbRunner:
       if not os.path.exists(self.local_binary):
         raise BenchError(f"local benchmark_model {self.local_binary!r} does not exist")
       self._run("-s", self.serial, "push", self.local_binary, self.binary)
-      self._shell(f"chmod +x {self.binary}")
-    listing = self._shell(f"ls {self.binary}", check=False)
+      self._shell("chmod", "+x", self.binary)
+    listing = self._shell("ls", self.binary, check=False)
     if "No such file" in listing or self.binary not in listing:
       raise BenchError(f"benchmark_model not found on device {self.serial} at {self.binary}; "
                        f"push one (local_binary=...) or give its path (binary=...)")
 
   def device(self) -> dict:
-    prop = lambda p: self._shell(f"getprop {p}").strip()
+    prop = lambda p: self._shell("getprop", p).strip()
     return {"kind": "android", "model": prop("ro.product.model"), "serial": self.serial,
             "abi": prop("ro.product.cpu.abi"), "cpu_mask": self.cpu_mask}
 
-  def measure(self, model_path: str, protocol=None):
-    """Times one `.tflite` file; returns (Stats, info)."""
+  def measure(self, model, protocol=None):
+    """Times one `.tflite` (a file path, or the model's bytes); returns (Stats, info)."""
     del protocol  # benchmark_model applies its own (warmup_runs/num_runs/min_secs)
+    if isinstance(model, (bytes, bytearray)):
+      with tempfile.TemporaryDirectory(prefix="tfnas-adb-") as tmp:
+        path = os.path.join(tmp, "model.tflite")
+        with open(path, "wb") as f:
+          f.write(model)
+        return self.measure(path)
+    model_path = str(model)
     if not os.path.exists(model_path):
       raise BenchError(f"model file {model_path!r} does not exist")
     remote = f"{DEVICE_DIR}/tfnas_{os.path.basename(model_path)}"
     self._run("-s", self.serial, "push", model_path, remote)
-    cmd = (f"{self.binary} --graph={remote} --num_threads={self.threads} "
-           f"--warmup_runs={self.warmup_runs} --num_runs={self.num_runs} "
-           f"--min_secs={self.min_secs} --use_xnnpack={'true' if self.xnnpack else 'false'}")
+    cmd = [self.binary, f"--graph={remote}", f"--num_threads={self.threads}",
+           f"--warmup_runs={self.warmup_runs}", f"--num_runs={self.num_runs}",
+           f"--min_secs={self.min_secs}", f"--use_xnnpack={'true' if self.xnnpack else 'false'}"]
     if self.cpu_mask:
-      cmd = f"taskset {self.cpu_mask} {cmd}"
-    text = self._shell(cmd)
+      cmd = ["taskset", self.cpu_mask, *cmd]
+    text = self._shell(*cmd)
     parsed = parse_benchmark_output(text)
     t = parsed["timed"]
     us = 1e-3

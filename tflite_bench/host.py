@@ -16,6 +16,13 @@ class BenchError(ValueError):
   """A model or runner problem with a one-line explanation."""
 
 
+def check_threads(threads) -> int:
+  """`threads` if it is a usable interpreter thread count (>= 1), else a BenchError."""
+  if not isinstance(threads, int) or threads < 1:
+    raise BenchError(f"threads {threads!r} must be an integer >= 1")
+  return threads
+
+
 def cpu_model() -> str:
   try:
     with open("/proc/cpuinfo") as f:
@@ -100,9 +107,15 @@ class HostRunner:
 
   def __init__(self, threads: int = 1, xnnpack: bool = True, cpus=None,
                protocol: Protocol = FIXED):
-    self.threads = threads
+    self.threads = check_threads(threads)
     self.xnnpack = xnnpack
-    self.cpus = tuple(cpus) if cpus else None
+    try:
+      self.cpus = tuple(int(c) for c in cpus) if cpus else None
+    except ValueError:
+      raise BenchError(f"cpus {list(cpus)!r} must be CPU ids (integers, e.g. 0,1)") from None
+    if self.cpus and not set(self.cpus) <= set(os.sched_getaffinity(0)):
+      raise BenchError(f"cpus {list(self.cpus)} are not all available to this process "
+                       f"(available: {sorted(os.sched_getaffinity(0))})")
     self.protocol = protocol
 
   @property

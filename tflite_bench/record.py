@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import statistics
 
@@ -99,14 +100,24 @@ def make_record(**fields) -> dict:
 
 
 def validate(rec: dict) -> None:
+  """Raises RecordError unless `rec` is a schema-1 record with a finite median >= 0 in ms."""
+  if not isinstance(rec, dict):
+    raise RecordError(f"a record must be a JSON object, not {type(rec).__name__} "
+                      f"{str(rec)[:40]!r}")
   missing = [k for k in REQUIRED if k not in rec]
   if missing:
     raise RecordError(f"record {rec.get('id', '?')!r} lacks fields {missing}")
   if rec["schema"] != SCHEMA_VERSION:
     raise RecordError(f"record {rec['id']!r} has schema {rec['schema']!r}; this reader "
                       f"understands {SCHEMA_VERSION}")
-  if "median_ms" not in rec["stats"]:
+  stats = rec["stats"]
+  if not isinstance(stats, dict) or "median_ms" not in stats:
     raise RecordError(f"record {rec['id']!r} has no stats.median_ms")
+  median = stats["median_ms"]
+  if (isinstance(median, bool) or not isinstance(median, (int, float))
+      or not math.isfinite(median) or median < 0):
+    raise RecordError(f"record {rec['id']!r} has stats.median_ms {median!r}; expected a "
+                      "finite latency in ms >= 0")
 
 
 def latency_ms(rec: dict, corrected: bool = True) -> float:
@@ -187,11 +198,14 @@ def read_records(path: str, repair: bool = False) -> list[dict]:
       continue
     try:
       rec = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
       if i == last:  # partial final line: a writer was killed mid-line
         break
       raise RecordError(f"{path}:{i + 1}: not a JSON record") from None
-    validate(rec)
+    try:
+      validate(rec)
+    except RecordError as e:
+      raise RecordError(f"{path}:{i + 1}: {e}") from None
     out.append(rec)
   return out
 

@@ -20,9 +20,10 @@ import ml_collections
 import tensorflow as tf
 
 from tfnas import data as data_lib
+from tfnas import workdir as workdir_lib
 from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_write_json, read_json
+from tfnas.io import atomic_path, atomic_write_json, read_json
 from tfnas.models import build_child
 from tfnas.spaces import Arch, get_space, parse_arch
 
@@ -78,19 +79,6 @@ def resolve_arch(space, value) -> Arch:
   return parse_arch(space, value)
 
 
-def check_workdir(workdir: str, space_name: str, arch_str: str) -> None:
-  """Refuses a workdir that holds another space's or arch's run."""
-  path = os.path.join(workdir, "arch.json")
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    prev = json.load(f)
-  if prev.get("space") != space_name or prev.get("canonical") != arch_str:
-    raise TfnasError(
-        f"workdir {workdir!r} holds a run of {prev.get('canonical', prev.get('space'))!r}, not "
-        f"{arch_str!r}; use another --workdir (or delete that one)")
-
-
 def make_optimizer(config, total_steps: int):
   lr = config.lr * config.batch_size / 256
   warmup = int(total_steps * config.get("warmup_fraction", 0.0))
@@ -113,12 +101,78 @@ def _steps(data, config):
   return per_epoch
 
 
+def identity(space, arch_str: str, config) -> dict:
+  """What a training workdir holds: rerunning with the same values resumes it."""
+  return {"space": space.name, "arch": arch_str, "resolution": space.input_shape[0],
+          "width": float(config.width), "dataset": config.dataset}
+
+
+class StepBackup(keras.callbacks.Callback):
+  """Backs up weights and optimizer state every `every` steps (0: every epoch end), and
+  the per-epoch history, so a killed run resumes at the step it reached.
+
+  Keras's `BackupAndRestore` resumes at the start of the epoch (re-running its steps
+  while the step counter, and so the learning-rate schedule, runs on): a run asked for
+  60 steps did 103. Here the step is the optimizer's own iteration count, saved with the
+  weights. Files: `<dir>/backup.weights.h5` and `<dir>/state.json` (step and per-epoch
+  history), each written atomically, the state first (an epoch logged without its
+  weights is run and logged again).
+  """
+
+  def __init__(self, directory: str, every: int, history: dict):
+    super().__init__()
+    self.directory, self.every, self.history = directory, int(every or 0), history
+
+  @staticmethod
+  def restore(model, directory: str, steps_per_epoch: int) -> tuple[int, dict]:
+    """Loads the backup into `model` (compiled); returns (step, {epoch: logs})."""
+    weights = os.path.join(directory, "backup.weights.h5")
+    if not os.path.exists(weights):
+      return 0, {}
+    model.optimizer.build(model.trainable_variables)
+    try:
+      model.load_weights(weights)
+    except Exception as e:  # h5py / keras raise several types for a damaged file
+      raise TfnasError(f"cannot resume from {weights!r}: {str(e).splitlines()[0]}; delete "
+                       "the workdir's backup/ folder to start over") from None
+    step = int(model.optimizer.iterations.numpy())  # the weights' step, not state.json's
+    path = os.path.join(directory, "state.json")
+    saved = read_json(path, "training state") if os.path.exists(path) else {}
+    history = saved.get("history", {}) if isinstance(saved, dict) else {}
+    done = {e: logs for e, logs in history.items() if (int(e) + 1) * steps_per_epoch <= step}
+    return step, done
+
+  def _save(self):
+    step = int(self.model.optimizer.iterations.numpy())
+    atomic_write_json(os.path.join(self.directory, "state.json"),
+                      {"step": step, "history": self.history})
+    with atomic_path(os.path.join(self.directory, "backup.weights.h5")) as tmp:
+      self.model.save_weights(tmp)
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.every and int(self.model.optimizer.iterations.numpy()) % self.every == 0:
+      self._save()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.history[str(epoch)] = {k: float(v) for k, v in (logs or {}).items()}
+    self._save()
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config.arch` of `config.space` on `config.dataset`; returns metrics."""
+  """Trains `config.arch` of `config.space` on `config.dataset`; returns metrics.
+
+  Raises:
+    TfnasError: bad config values (epochs < 1, an unknown space or arch, ...), a dataset
+      that cannot be read, or a workdir holding another binary's output or another run.
+      Nothing is written before these checks pass.
+  """
+  if not isinstance(config.epochs, int) or config.epochs < 1:
+    raise TfnasError(f"epochs {config.epochs!r} must be an integer >= 1")
   space = get_space(config.space, config.resolution, config.width, config.get("num_classes"))
   arch = resolve_arch(space, config.arch)
   arch_str = arch.to_string(space)
-  check_workdir(workdir, space.name, arch_str)
+  ident = identity(space, arch_str, config)
+  workdir_lib.check(workdir, "train", ident)
   strategy = make_strategy(config)
   keras.utils.set_random_seed(config.seed)
   data = data_lib.load_from_config(config)
@@ -126,6 +180,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     space = get_space(config.space, config.resolution, config.width, data.num_classes)
     arch = parse_arch(space, arch.to_string(space))
   os.makedirs(workdir, exist_ok=True)
+  workdir_lib.mark(workdir, "train", ident)
   atomic_write_json(os.path.join(workdir, "arch.json"), arch.to_json(space))
   atomic_write_json(os.path.join(workdir, "data.json"), {**data.info(), "dataset": config.dataset})
   atomic_write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
@@ -141,29 +196,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                   label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    backup_dir = os.path.join(workdir, "backup")
+    step, history = StepBackup.restore(model, backup_dir, steps_per_epoch)
   one_hot = lambda x, y: (x, tf.one_hot(y, data.num_classes))
   train_ds = data.train.map(one_hot).repeat()
   callbacks = [
-      keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"),
-                                       save_freq=config.get("backup_steps") or "epoch",
-                                       delete_checkpoint=False, double_checkpoint=True),
+      StepBackup(backup_dir, config.get("backup_steps") or 0, history),
       keras.callbacks.TensorBoard(os.path.join(workdir, "tb"), update_freq=config.log_every),
   ]
   val_ds = data.val.map(one_hot) if data.val is not None else None
+  fit = lambda first, last, steps: model.fit(
+      train_ds, initial_epoch=first, epochs=last, steps_per_epoch=steps, shuffle=False,
+      validation_data=val_ds, callbacks=callbacks, verbose=config.get("verbose", 2))
   start = time.time()
-  history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
-                      validation_data=val_ds, callbacks=callbacks,
-                      verbose=config.get("verbose", 2))
+  epoch, offset = divmod(step, steps_per_epoch)
+  if step < total_steps and offset:  # killed mid-epoch: finish that epoch's steps only
+    fit(epoch, epoch + 1, steps_per_epoch - offset)
+    epoch += 1
+  if epoch < config.epochs:
+    fit(epoch, config.epochs, steps_per_epoch)
   train_seconds = time.time() - start
   test_loss, test_acc = model.evaluate(data.test.map(one_hot), verbose=0)
-  model.save_weights(os.path.join(workdir, "model.weights.h5"))
+  with atomic_path(os.path.join(workdir, "model.weights.h5")) as tmp:
+    model.save_weights(tmp)
   tflite_path = os.path.join(workdir, "model.tflite")
   tflite_lib.convert_float(model, tflite_path)
+  epochs = sorted(history, key=int)
   metrics = {
       "space": space.name, "arch": arch_str, "test_accuracy": float(test_acc),
       "test_loss": float(test_loss), "epochs": config.epochs, "steps_per_epoch": steps_per_epoch,
+      "steps": int(model.optimizer.iterations.numpy()),
       "train_seconds_last_session": train_seconds, "sizes": data.sizes,
-      "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+      "history": {k: [history[e][k] for e in epochs] for k in history[epochs[-1]]},
       "params": int(model.count_params()), "tflite_bytes": os.path.getsize(tflite_path),
       "replicas": strategy.num_replicas_in_sync,
   }

@@ -11,9 +11,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json
-import sys
 
 from absl import app, flags
+
+from tflite_bench import cli
 
 _MODEL = flags.DEFINE_string("model", None, "The .tflite file.")
 _RUNNER = flags.DEFINE_enum("runner", "host", ["host", "adb"], "Where to measure.")
@@ -27,24 +28,19 @@ flags.mark_flags_as_required(["model"])
 
 def main(argv):
   if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-    sys.exit(2)
-  from tflite_bench.host import BenchError, HostRunner
-  try:
-    if _RUNNER.value == "host":
-      runner = HostRunner(threads=_THREADS.value, cpus=[int(c) for c in _CPUS.value or []])
-      stats, info = runner.measure(_MODEL.value)
-    else:
-      from tflite_bench.android import AdbRunner
-      runner = AdbRunner(serial=_SERIAL.value, local_binary=_BINARY.value,
-                         threads=_THREADS.value)
-      stats, info = runner.measure(_MODEL.value)
-  except BenchError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  from tflite_bench.host import HostRunner
+  if _RUNNER.value == "host":
+    runner = HostRunner(threads=_THREADS.value, cpus=_CPUS.value)
+  else:
+    from tflite_bench.android import AdbRunner
+    runner = AdbRunner(serial=_SERIAL.value, local_binary=_BINARY.value,
+                       threads=_THREADS.value)
+  stats, info = runner.measure(_MODEL.value)
   print(json.dumps({"model": _MODEL.value, "runner": runner.kind, **vars(stats), **info,
                     "device": runner.device()}))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from tflite_bench.host import BenchError
+  cli.run(main, (BenchError,))

@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags
 
+from tflite_bench import cli
+
 _SPACE = flags.DEFINE_string("space", None, "Search space name (python -m tfnas.bin.spaces).")
 _NUM = flags.DEFINE_integer("num_archs", 100, "Architectures to sample and measure.")
 _RES = flags.DEFINE_integer("resolution", None, "Input resolution (default: the space's).")
@@ -40,8 +42,9 @@ _PROTOCOL = flags.DEFINE_enum("protocol", "adaptive", ["adaptive", "fixed"],
                               "adaptive: until the median is known to +-1% (or a cap).")
 _REF_EVERY = flags.DEFINE_integer("reference_every", 10,
                                   "Measure the reference model every N archs (0: never).")
-_REFERENCE = flags.DEFINE_string("reference", "all_k3_e3",
-                                 "Reference arch for drift correction (a reference name).")
+_REFERENCE = flags.DEFINE_string("reference", None,
+                                 "Reference arch for drift correction (default: all_k3_e3 "
+                                 "where the space has it, else its first reference).")
 _RETEST = flags.DEFINE_integer("retest", 0, "Re-measure this many archs (each ~N/10 archs "
                                "after its first measurement).")
 _CACHE = flags.DEFINE_string("piece_cache", None, "Folder for converted pieces "
@@ -49,24 +52,13 @@ _CACHE = flags.DEFINE_string("piece_cache", None, "Folder for converted pieces "
 flags.mark_flags_as_required(["space", "out"])
 
 
-def _fail(msg):
-  print(f"error: {msg}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
   if len(argv) > 1:
-    _fail(f"unexpected arguments {argv[1:]}")
-  from absl import logging
-  logging.set_verbosity(logging.WARNING)
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
   from tflite_bench import record as rec_lib
-  from tflite_bench.host import BenchError, HostRunner, runtime_version
+  from tflite_bench.host import HostRunner, runtime_version
   from tflite_bench.protocol import PROTOCOLS
-  from tfnas.errors import TfnasError
-  try:
-    run(rec_lib, HostRunner, runtime_version, PROTOCOLS)
-  except (TfnasError, BenchError, rec_lib.RecordError) as e:
-    _fail(str(e))
+  run(rec_lib, HostRunner, runtime_version, PROTOCOLS)
 
 
 def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
@@ -80,7 +72,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
     raise rec_lib.RecordError(f"--num_archs={_NUM.value} must be >= 1")
   protocol = PROTOCOLS[_PROTOCOL.value]
   if _RUNNER.value == "host":
-    runner = HostRunner(threads=_THREADS.value, cpus=[int(c) for c in _CPUS.value or []])
+    runner = HostRunner(threads=_THREADS.value, cpus=_CPUS.value)
     version = runtime_version()
     runtime = "litert-python"
   else:
@@ -110,7 +102,9 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
   baseline = refs[0]["stats"]["median_ms"] if refs else None
   current_ref = refs[-1]["stats"]["median_ms"] if refs else None
   cache = PieceCache(space, _CACHE.value)
-  ref_arch = parse_arch(space, _REFERENCE.value)
+  ref_names = [name for name, _ in space.references]
+  ref_arch = parse_arch(space, _REFERENCE.value or (
+      "all_k3_e3" if "all_k3_e3" in ref_names else ref_names[0]))
   # Each re-measured arch is measured again about a tenth of the run after its first
   # measurement, so the re-measurements spread over the run and the noise floor covers
   # its conditions (all at the end, they saw only the last minutes' load).
@@ -187,4 +181,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from tflite_bench.host import BenchError
+  from tflite_bench.record import RecordError
+  from tfnas.errors import TfnasError
+  cli.run(main, (TfnasError, BenchError, RecordError))

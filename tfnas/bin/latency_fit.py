@@ -49,12 +49,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   from tfnas.errors import TfnasError
+  from tfnas import workdir as workdir_lib
   from tfnas.latency import fit, lut, models
   from tfnas.spaces import get_space, parse_arch
   out = _OUT.value
   modes = sum(bool(x) for x in (_RECORDS.value, _IMPORT.value, _MEASURE.value))
   if modes != 1:
     raise TfnasError("give exactly one of --records, --import_lut, --measure_lut")
+  workdir_lib.check(out, "latency_fit", {})
   if _IMPORT.value or _MEASURE.value:
     if not _SPACE.value:
       raise TfnasError("--import_lut and --measure_lut need --space")
@@ -67,6 +69,7 @@ def main(argv):
       model = lut.measure_lut(space, HostRunner(), ADAPTIVE,
                               progress=lambda i, n: print(f"  block {i}/{n}", flush=True))
     os.makedirs(out, exist_ok=True)
+    workdir_lib.mark(out, "latency_fit", {})
     model.meta["width"] = _WIDTH.value
     model.save(os.path.join(out, "latency_model.json"))
     refs = {r: round(model.predict(r), 3) for r, _ in space.references}
@@ -126,6 +129,7 @@ def main(argv):
   model.meta["width"] = width
   report["width"] = width
   os.makedirs(out, exist_ok=True)
+  workdir_lib.mark(out, "latency_fit", {})
   model.save(os.path.join(out, "latency_model.json"))
   _write(out, "report.json", report)
   keys = ("n_fit", "n_test", "rmse_ms", "rmspe", "within_5pct", "within_10pct", "spearman",

@@ -46,7 +46,8 @@ def main(argv):
       latency_limit_ms=_LAT.value, seed=_SEED.value)
   opts.check()
   src = pipeline.load_workdir(_WORKDIR.value)
-  data = pipeline.load_data(src, pipeline.ExportOptions(dataset=_DATASET.value))
+  data = pipeline.load_data(src, pipeline.ExportOptions(
+      dataset=_DATASET.value, calibration_images=opts.calibration_images))
   if data.val is None:
     raise TfnasError("the workdir's data has no validation split (val_size 0); the precision "
                      "search must not select on the test split")

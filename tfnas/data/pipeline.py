@@ -61,22 +61,28 @@ def _decode(path):
   return image
 
 
-def _augment_cifar(image, size):
+# Augmentation uses stateless random ops with a seed per example (drawn from a seeded
+# stream that differs every epoch): stateful ops inside a parallel `map` share state
+# across threads, so the same seed gave different batches in different processes.
+
+def _augment_cifar(image, size, seed):
   image = tf.image.resize(image, (size, size)) if image.shape[0] != size else tf.cast(image, tf.float32)
   pad = max(1, size // 8)
   image = tf.image.pad_to_bounding_box(image, pad, pad, size + 2 * pad, size + 2 * pad)
-  image = tf.image.random_crop(image, (size, size, 3))
-  return tf.image.random_flip_left_right(image)
+  crop, flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  image = tf.image.stateless_random_crop(image, (size, size, 3), seed=crop)
+  return tf.image.stateless_random_flip_left_right(image, seed=flip)
 
 
-def _augment_imagenet(image, size):
-  begin, extent, _ = tf.image.sample_distorted_bounding_box(
-      tf.shape(image), bounding_boxes=tf.zeros((1, 0, 4)), min_object_covered=0.0,
+def _augment_imagenet(image, size, seed):
+  box, flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+      tf.shape(image), bounding_boxes=tf.zeros((1, 0, 4)), seed=box, min_object_covered=0.0,
       aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.08, 1.0), max_attempts=10,
       use_image_if_no_bounding_boxes=True)
   image = tf.slice(image, begin, extent)
   image = tf.image.resize(image, (size, size))
-  return tf.image.random_flip_left_right(image)
+  return tf.image.stateless_random_flip_left_right(image, seed=flip)
 
 
 def _eval_transform(image, size, augment):
@@ -92,22 +98,33 @@ def _pipeline(ds, pre: Preprocess, augment: str, train: bool, batch_size: int, s
               cache: bool, shuffle_buffer: int, drop_remainder: bool):
   ds = ds.map(lambda p, l: (_decode(p) if p.dtype == tf.string else p, l),
               num_parallel_calls=tf.data.AUTOTUNE)
+  channels = ds.element_spec[0].shape[-1]
+  if channels == 1:  # grayscale TFDS datasets (e.g. MNIST): the spaces take RGB
+    ds = ds.map(lambda image, label: (tf.image.grayscale_to_rgb(image), label))
+  elif channels not in (3, None):
+    raise TfnasError(f"images have {channels} channels; expected 3 (RGB) or 1 (grayscale, "
+                     "repeated to RGB)")
   if cache:
     ds = ds.cache()
   if train:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    # One [2] seed per example, another stream each pass over the data.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip(ds, seeds).map(lambda pair, s: (*pair, s))
+  else:
+    ds = ds.map(lambda image, label: (image, label, tf.zeros([2], tf.int64)))
   size = pre.image_size
 
-  def transform(image, label):
+  def transform(image, label, example_seed):
     if train and augment == "cifar":
-      image = _augment_cifar(image, size)
+      image = _augment_cifar(image, size, example_seed)
     elif train and augment == "imagenet":
-      image = _augment_imagenet(image, size)
+      image = _augment_imagenet(image, size, example_seed)
     else:
       image = _eval_transform(image, size, augment)
     return pre.normalize(image), label
 
-  ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -123,7 +140,7 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
          seed: int = 0, augment: str = "cifar", data_dir: str | None = None,
          train_limit: int | None = None, test_limit: int | None = None, cache: bool = True,
          eval_batch_size: int | None = None, drop_remainder: bool = True,
-         calib_size: int = 0, shuffle_buffer: int = 20000) -> Data:
+         calib_size: int = 0, shuffle_buffer: int = 20000, bad_images: str = "skip") -> Data:
   """Builds train / validation / test pipelines for `dataset`.
 
   Args:
@@ -148,6 +165,9 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
     calib_size: Also build `Data.calib`: this many training examples (a fixed
       random subset in a fixed shuffled order, evaluation transform) for BatchNorm
       recalibration; 0 for none.
+    bad_images: Folder datasets: "skip" empty, truncated or non-image files with a
+      warning naming them, or "error" (`sources.load_folder`); checked before
+      anything is trained or written.
     shuffle_buffer: Training shuffle buffer (capped at the split's size). The
       training files are put in a seeded random order first, so a buffer smaller
       than the split still mixes every class (folder trees list them class by
@@ -160,7 +180,7 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
     raise TfnasError(f"batch_size {batch_size} must be >= 1")
   kind, _, arg = dataset.partition(":")
   if kind == "folder" and arg:
-    folder = sources.load_folder(arg)
+    folder = sources.load_folder(arg, bad_images)
     train_files, test_files, classes = folder.train, folder.test, folder.class_names
     n_train = len(train_files)
     make = lambda split, idx: tf.data.Dataset.from_tensor_slices(
@@ -219,8 +239,8 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
   calib = None
   if calib_size:
     if calib_size > len(train_idx):
-      raise TfnasError(f"calib_size {calib_size} is more than the {len(train_idx)} training "
-                       "examples")
+      raise TfnasError(f"a calibration subset of {calib_size} images is more than the "
+                       f"{len(train_idx)} training examples")
     calib_idx = np.random.default_rng(seed + 2).permutation(train_idx)[:calib_size]
     calib = _pipeline(make(train_files, calib_idx), train=False, batch_size=eval_bs,
                       shuffle_buffer=0, drop_remainder=False, **common)
@@ -242,4 +262,4 @@ def load_from_config(config) -> Data:
               data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
               test_limit=config.get("test_limit"), cache=config.get("cache", True),
               eval_batch_size=config.get("eval_batch_size"),
-              calib_size=config.get("calib_images", 0) or 0)
+              calib_size=config.get("calib_images", 0) or 0, bad_images=config.bad_images)

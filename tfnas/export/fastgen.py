@@ -35,16 +35,18 @@ class PieceCache:
 
   Args:
     space: The (sized) search space.
-    directory: Where pieces are kept on disk (default: the tfnas cache);
-      None-like "" keeps them in memory only.
+    directory: Folder under which pieces are kept on disk (default: the tfnas
+      cache); "" keeps them in memory only. Pieces go into a subfolder keyed by
+      the space (its name, resolution, width, classes: the whole spec), the
+      TensorFlow version that converted them and the piece format, so one folder
+      serves several spaces and a TensorFlow upgrade never reuses stale pieces.
   """
 
   def __init__(self, space: SearchSpace, directory: str | None = None):
     self.space = space
     key = hashlib.sha1(f"{space!r}|{tf.__version__}|{PIECE_FORMAT}".encode()).hexdigest()[:12]
-    if directory is None:
-      directory = os.path.join(cache_dir(), "pieces", f"{space.name}-{key}")
-    self.directory = directory
+    root = os.path.join(cache_dir(), "pieces") if directory is None else directory
+    self.directory = os.path.join(root, f"{space.name}-{key}") if root else ""
     self._mem: dict[str, bytes] = {}
     self.conversions = 0
 

@@ -19,12 +19,14 @@ import time
 import keras
 import numpy as np
 
+from tfnas import workdir as workdir_lib
 from tfnas.errors import TfnasError
 from tfnas.io import atomic_write_bytes, atomic_write_json, read_json
 
 PRECISIONS = ("float32", "float16", "int8", "mixed")
 QUANTIZATIONS = ("ptq", "qat")
-WEIGHT_FILES = ("model.weights.h5", "child.weights.h5")
+# The weights each kind of workdir holds once its binary has finished.
+WEIGHT_FILES = {"train": "model.weights.h5", "search": "child.weights.h5"}
 
 
 @dataclasses.dataclass
@@ -81,22 +83,29 @@ def load_workdir(workdir: str) -> Source:
   from tfnas.spaces import get_space, parse_arch
   if not os.path.isdir(workdir):
     raise TfnasError(f"workdir {workdir!r} does not exist")
+  made_by, _ = workdir_lib.owner(workdir)
+  if made_by not in WEIGHT_FILES:
+    raise TfnasError(f"workdir {workdir!r} is not a tfnas.bin.train or tfnas.bin.search "
+                     "workdir (no workdir.json of either)")
   arch_json = read_json(os.path.join(workdir, "arch.json"), "arch file (written by "
                         "tfnas.bin.search or tfnas.bin.train)")
   config = read_json(os.path.join(workdir, "config.json"), "workdir config")
   data_info = read_json(os.path.join(workdir, "data.json"), "data description")
-  weights = next((os.path.join(workdir, w) for w in WEIGHT_FILES
-                  if os.path.exists(os.path.join(workdir, w))), None)
-  if weights is None:
-    raise TfnasError(f"workdir {workdir!r} has no weights ({' or '.join(WEIGHT_FILES)}); "
-                     "has the search or training finished?")
+  for name, obj in (("arch.json", arch_json), ("config.json", config), ("data.json", data_info)):
+    if not isinstance(obj, dict):
+      raise TfnasError(f"{os.path.join(workdir, name)!r} holds a JSON "
+                       f"{type(obj).__name__}; expected an object (is the file damaged?)")
+  weights = os.path.join(workdir, WEIGHT_FILES[made_by])
+  if not os.path.exists(weights):
+    raise TfnasError(f"workdir {workdir!r} has no weights ({WEIGHT_FILES[made_by]}); has the "
+                     f"{'search' if made_by == 'search' else 'training'} finished?")
   space_name = config.get("space")
   if arch_json.get("space") != space_name:
     raise TfnasError(f"arch.json is an arch of space {arch_json.get('space')!r} but the workdir "
                      f"was made for space {space_name!r}")
   space = get_space(space_name, config.get("resolution"), config.get("width", 1.0),
                     data_info["num_classes"])
-  arch = parse_arch(space, arch_json.get("canonical", ""))
+  arch = parse_arch(space, arch_json)
   model = build_child(space, arch, dropout=0.0)
   try:
     model.load_weights(weights)
@@ -115,7 +124,8 @@ def load_data(src: Source, opts: ExportOptions):
       image_size=src.space.input_shape[0], batch_size=opts.batch_size,
       val_size=c.get("val_size", 0), seed=c.get("seed", 0), augment=c.get("augment", "cifar"),
       data_dir=opts.data_dir or c.get("data_dir"), train_limit=c.get("train_limit"),
-      test_limit=opts.test_limit, cache=True)
+      test_limit=opts.test_limit, cache=True, calib_size=opts.calibration_images,
+      bad_images=c.get("bad_images", "skip"))  # configs saved before the field: skip
   if data.num_classes != src.space.head.num_classes:
     raise TfnasError(f"dataset has {data.num_classes} classes but the model was trained for "
                      f"{src.space.head.num_classes}")
@@ -123,9 +133,11 @@ def load_data(src: Source, opts: ExportOptions):
 
 
 def calibration_images(data, n: int) -> list[np.ndarray]:
-  """`n` train images (eval transform), each as a (1, H, W, C) array."""
+  """`n` images of `data.calib` (a seeded random, class-mixed subset of the training split,
+  eval transform), each as a (1, H, W, C) array. Folder datasets list files class by class,
+  so the first N training images would all be one class (256 airplanes on CIFAR-10)."""
   out = []
-  for images, _ in data.train_eval:
+  for images, _ in data.calib:
     out.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
     if len(out) >= n:
       break
@@ -222,7 +234,7 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   if use_qat:
     qmodel = build_child(src.space, src.arch, quant=recipe, dropout=0.0)
     qat_lib.fold_weights(src.model, qmodel)
-    qat_lib.calibrate(qmodel, (x for x, _ in data.train_eval),
+    qat_lib.calibrate(qmodel, (x for x, _ in data.calib),
                       max(1, opts.calibration_images // opts.batch_size))
     log(f"[export] quantization-aware fine-tuning: {opts.qat_steps} steps")
     report["qat"] = {"steps": opts.qat_steps, "lr": opts.qat_lr,
@@ -253,9 +265,21 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   report["ops"] = info["ops"]
   report["layer_weight_types"] = info["layers"]
   report["min_runtime_version"] = info["min_runtime_version"]
+  report.update(_predict(src, opts))
+  # The three files of one export land together or this precision has no entry: the
+  # previous file, sidecar and report entry go first, so a kill part-way never leaves a
+  # new .tflite beside an old sidecar or a report describing another file.
+  report_path = os.path.join(out_dir, "export_report.json")
+  sidecar_path = os.path.join(out_dir, f"{name}.json")
+  exports, latest = _previous_exports(report_path)
+  if opts.precision in exports or os.path.exists(path) or os.path.exists(sidecar_path):
+    exports.pop(opts.precision, None)
+    _write_report(report_path, exports, None if latest == opts.precision else latest)
+    for stale in (sidecar_path, path):
+      if os.path.exists(stale):
+        os.remove(stale)
   atomic_write_bytes(path, tflite)
   report.update(_measure(tflite, path, opts))
-  report.update(_predict(src, opts))
   sidecar = {
       "model": os.path.basename(path), "space": src.space.name, "arch": report["arch"],
       "input": info["inputs"][0], "output": info["outputs"][0],
@@ -263,10 +287,24 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
       "labels": src.data_info.get("class_names"),
       "min_runtime_version": info["min_runtime_version"],
   }
-  atomic_write_json(os.path.join(out_dir, f"{name}.json"), sidecar)
+  atomic_write_json(sidecar_path, sidecar)
   report["sidecar"] = f"export/{name}.json"
-  report_path = os.path.join(out_dir, "export_report.json")
-  previous = read_json(report_path, "export report") if os.path.exists(report_path) else {}
-  exports = {**previous.get("exports", {}), opts.precision: report}
-  atomic_write_json(report_path, {**report, "exports": exports})
+  _write_report(report_path, {**exports, opts.precision: report}, opts.precision)
   return report
+
+
+def _previous_exports(report_path: str) -> tuple[dict, str | None]:
+  """(exports, latest) of an existing export_report.json; ({}, None) when there is none."""
+  if not os.path.exists(report_path):
+    return {}, None
+  previous = read_json(report_path, "export report")
+  if not isinstance(previous, dict) or not isinstance(previous.get("exports"), dict):
+    return {}, None
+  return dict(previous["exports"]), previous.get("latest")
+
+
+def _write_report(report_path: str, exports: dict, latest: str | None) -> None:
+  """export_report.json: one entry per precision under "exports"; "latest" names the most
+  recently completed export (None while one is being replaced)."""
+  atomic_write_json(report_path, {"exports": exports, "latest": latest,
+                                  "precisions": sorted(exports)})

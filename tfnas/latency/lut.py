@@ -10,6 +10,7 @@ the key, never a default.
 
 from __future__ import annotations
 
+import math
 import os
 
 import yaml
@@ -40,7 +41,7 @@ def import_proxyless_yaml(path: str, space: SearchSpace) -> LatencyModel:
     try:
       raw = yaml.safe_load(f)
     except yaml.YAMLError as e:
-      raise TfnasError(f"lookup table {path!r} is not YAML: {e}") from None
+      raise TfnasError(f"lookup table {path!r} is not YAML: {' '.join(str(e).split())}") from None
   if not isinstance(raw, dict):
     raise TfnasError(f"lookup table {path!r} is not a mapping of keys to entries")
 
@@ -49,7 +50,16 @@ def import_proxyless_yaml(path: str, space: SearchSpace) -> LatencyModel:
       raise TfnasError(f"lookup table {os.path.basename(path)} has no entry {key!r} (space "
                        f"{space.name!r} at resolution {space.input_shape[0]})")
     entry = raw[key]
-    return float(entry["mean"] if isinstance(entry, dict) else entry)
+    value = entry.get("mean") if isinstance(entry, dict) else entry
+    try:
+      ms = float(value)
+    except (TypeError, ValueError):
+      ms = float("nan")
+    if not math.isfinite(ms) or ms < 0 or isinstance(value, bool):
+      raise TfnasError(f"lookup table {os.path.basename(path)} entry {key!r} has mean "
+                       f"{value!r}; expected a finite latency in ms >= 0 "
+                       "(an entry {mean: <ms>, ...} or a number)")
+    return ms
 
   if any(op.kind not in (S.MBCONV, S.ZERO) for b in space.blocks for op in b.ops):
     raise TfnasError(f"space {space.name!r} is not an MBConv space; the ProxylessNAS table "

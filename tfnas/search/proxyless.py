@@ -30,7 +30,7 @@ from tfnas import data as data_lib
 from tfnas import latency as latency_lib
 from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_write_json
+from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
 from tfnas.search import workdir as workdir_lib
@@ -203,11 +203,12 @@ class ProxylessSearch:
     self.manager.restore_or_initialize()
     start = int(self.step.numpy())
     history_path = os.path.join(wd, "alpha_history.jsonl")
-    history = []
-    if os.path.exists(history_path):
-      with open(history_path) as f:
-        history = [h for h in map(json.loads, filter(None, f.read().split("\n")))
-                   if h["step"] <= start]
+    # Rows past the restored checkpoint (written before a kill that came ahead of the
+    # checkpoint itself) are dropped; those steps are run, and logged, again.
+    logged = read_jsonl(history_path, "architecture history")
+    if any(h.get("step", 0) > start for h in logged):
+      _write_jsonl(history_path, [h for h in logged if h.get("step", 0) <= start])
+    history = []  # rows not yet on disk
     weight_step, arch_step, reinforce_step = self.build_functions()
     s = self.strategy
     train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
@@ -246,8 +247,11 @@ class ProxylessSearch:
           print(f"step {step + 1}/{self.total_steps} loss {float(loss):.3f} acc {float(acc):.3f} "
                 f"E[lat] {e_lat:.3f} {self.latency.unit} ({rate:.2f} s/step)", flush=True)
         if (step + 1) % c.checkpoint_every == 0 or done:
+          # History first: a kill between the two leaves rows past the checkpoint
+          # (dropped on resume), never a checkpoint without its rows.
+          append_jsonl(history_path, history)
+          history = []
           self.manager.save(checkpoint_number=step + 1)
-          _write_jsonl(history_path, history)
     writer.flush()
     return self.finish(history_path)
 
@@ -265,7 +269,8 @@ class ProxylessSearch:
       raise TfnasError(f"unknown derive {derive!r}; expected 'argmax' or 'target'")
     atomic_write_json(os.path.join(wd, "arch.json"), arch.to_json(self.space))
     child = self.net.inherit_child(arch)
-    child.save_weights(os.path.join(wd, "child.weights.h5"))
+    with atomic_path(os.path.join(wd, "child.weights.h5")) as tmp:
+      child.save_weights(tmp)
     report = {
         "method": "proxylessnas", "arch_mode": c.arch_mode, "space": self.space.name,
         "replicas": self.strategy.num_replicas_in_sync,
@@ -358,7 +363,6 @@ def reinforce_gradients(alphas, paths, advantage) -> list:
 
 
 def _write_jsonl(path, rows):
-  from tfnas.io import atomic_write_bytes
   atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 

@@ -31,7 +31,6 @@ Constraint strings: searches are separated by ";", the limits of one search by
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -44,7 +43,7 @@ from tfnas import data as data_lib
 from tfnas import latency as latency_lib
 from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_write_bytes, atomic_write_json
+from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.models.spos import SPOSSupernet
 from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
@@ -133,6 +132,53 @@ def metrics(space, latency, arch: Arch) -> dict:
           "params_m": cost.params / 1e6}
 
 
+def metric_ranges(space, latency) -> dict[str, tuple[float, float]]:
+  """Exact (min, max) of every metric over all architectures of `space`.
+
+  Latency (an additive model), MACs and params are sums of per-block terms, each
+  block's term fixed by its own (op, mid-channel scale): the extremes are a base
+  architecture's value plus the per-block extreme differences. One metric evaluation
+  per (block, option), so milliseconds even for 20 blocks x 4 ops x 9 scales.
+  """
+  choices = gene_choices(space)
+  n = len(space.choice_blocks)
+  base = tuple(0 for _ in choices)
+  at_base = metrics(space, latency, arch_of(space, base))
+  lo, hi = dict(at_base), dict(at_base)
+  for j in range(n):
+    options = [(o,) for o in range(choices[j])]
+    if space.has_channel_choices:
+      options = [(o, c) for o in range(choices[j]) for c in range(choices[n + j])]
+    deltas = {k: [] for k in at_base}
+    for option in options:
+      genes = list(base)
+      genes[j] = option[0]
+      if len(option) > 1:
+        genes[n + j] = option[1]
+      m = metrics(space, latency, arch_of(space, genes))
+      for k in at_base:
+        deltas[k].append(m[k] - at_base[k])
+    for k in at_base:
+      lo[k] += min(deltas[k])
+      hi[k] += max(deltas[k])
+  return {k: (lo[k], hi[k]) for k in at_base}
+
+
+def check_feasible(space, latency, searches) -> None:
+  """Raises TfnasError for a limit that no architecture of `space` meets (each limit
+  alone, against the exact extremes of `metric_ranges`), before anything is trained."""
+  ranges = None
+  for limits in searches:
+    for l in limits:
+      ranges = ranges or metric_ranges(space, latency)
+      lo, hi = ranges[l.metric]
+      tol = 1e-9 * max(1.0, abs(l.value))  # the sums' float rounding
+      if (l.op == "<=" and lo > l.value + tol) or (l.op == ">=" and hi < l.value - tol):
+        raise TfnasError(
+            f"constraint {l}: no architecture of {space.name} meets it ({l.metric} ranges "
+            f"from {lo:.4g} to {hi:.4g} in this space); loosen the limit")
+
+
 def meets(space, latency, arch: Arch, limits) -> bool:
   """Whether `arch` meets every limit (no limits: always)."""
   if not limits:
@@ -188,6 +234,7 @@ class SPOSSearch:
       self.space = get_space(config.space, config.resolution, config.width,
                              self.data.num_classes)
       self.latency = latency_lib.load(config.latency_model, self.space)
+    check_feasible(self.space, self.latency, self.searches + [self.sample_limits])
     self.choices = gene_choices(self.space)
     with self.strategy.scope():
       self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum,
@@ -331,26 +378,18 @@ class SPOSSearch:
     hits = sum(int(self._eval(x, y, ops, chans)) for x, y in self._val_batches)
     acc = hits / sum(int(y.shape[0]) for _, y in self._val_batches)
     self.scores[key] = acc
-    with open(os.path.join(self.workdir, "candidates.jsonl"), "a") as f:
-      f.write(json.dumps({"key": key, "genes": list(genes), "accuracy": acc,
-                          "supernet_step": int(self.step.numpy())}) + "\n")
-      f.flush()
-      os.fsync(f.fileno())
+    append_jsonl(os.path.join(self.workdir, "candidates.jsonl"),
+                 [{"key": key, "genes": list(genes), "accuracy": acc,
+                   "supernet_step": int(self.step.numpy())}])
     return acc
 
   def _load_scores(self):
     path = os.path.join(self.workdir, "candidates.jsonl")
     step = int(self.step.numpy())
-    if not os.path.exists(path):
-      return
-    with open(path) as f:
-      for line in f:
-        try:
-          row = json.loads(line)
-        except json.JSONDecodeError:
-          continue  # a line torn by a kill: that candidate is evaluated again
-        if row.get("supernet_step") == step:  # scores of other weights do not count
-          self.scores[row["key"]] = row["accuracy"]
+    # A line torn by a kill is skipped: that candidate is evaluated again.
+    for row in read_jsonl(path, "candidate scores"):
+      if row.get("supernet_step") == step:  # scores of other weights do not count
+        self.scores[row["key"]] = row["accuracy"]
 
   # --- search -------------------------------------------------------------------------------
   def search(self, log=print) -> list[dict]:
@@ -424,7 +463,8 @@ class SPOSSearch:
     with supernet_graphs():
       self.recalibrate(self.genes_of(best))
     child = self.net.inherit_child(best)
-    child.save_weights(os.path.join(wd, "child.weights.h5"))
+    with atomic_path(os.path.join(wd, "child.weights.h5")) as tmp:
+      child.save_weights(tmp)
     child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     report = {

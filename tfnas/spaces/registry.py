@@ -7,12 +7,13 @@ the set of choices, so an arch is valid for a space at any size.
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 from tfnas.errors import TfnasError
 from tfnas.spaces import spec as S
 
-_FACTORIES: dict[str, tuple[Callable[..., S.SearchSpace], str]] = {}
+_FACTORIES: dict[str, tuple[Callable[..., S.SearchSpace], int]] = {}
 
 MBCONV_OPS = tuple(
     S.Op(f"k{k}_e{e}", S.MBCONV, kernel=k, expand=e) for k in (3, 5, 7) for e in (3, 6))
@@ -34,7 +35,7 @@ def register(name: str, default_resolution: int):
   def wrap(fn):
     if name in _FACTORIES:
       raise ValueError(f"space {name!r} registered twice")
-    _FACTORIES[name] = (fn, str(default_resolution))
+    _FACTORIES[name] = (fn, int(default_resolution))
     return fn
   return wrap
 
@@ -49,7 +50,11 @@ def get_space(name: str, resolution: int | None = None, width: float = 1.0,
   if name not in _FACTORIES:
     raise TfnasError(f"unknown search space {name!r}; registered: {', '.join(list_spaces())}")
   fn, default_res = _FACTORIES[name]
-  resolution = int(resolution or default_res)
+  # None means the space's own resolution; 0 is a bad value, not a request for the default.
+  resolution = default_res if resolution is None else resolution
+  if not isinstance(resolution, numbers.Integral) or isinstance(resolution, bool):
+    raise TfnasError(f"resolution {resolution!r} for space {name!r} must be an integer >= 8")
+  resolution = int(resolution)
   if resolution < 8:
     raise TfnasError(f"resolution {resolution} for space {name!r} is too small; expected >= 8")
   if not width > 0:
@@ -197,3 +202,4 @@ def fbnet_cifar(resolution, width, num_classes):
       "stages 16,24,32,64,112,184,352 x 1,4,4,4,4,4,1 (first strides 1,1,2,2,1,2,1); ops "
       "0..8 = k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip (1x1 conv "
       "where shapes differ); 1x1 conv 1504, GAP, dense 100. ReLU.")
+
