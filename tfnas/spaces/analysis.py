@@ -46,3 +46,14 @@ def costs(space: SearchSpace, arch: Arch) -> list[Cost]:
 def total(space: SearchSpace, arch: Arch) -> Cost:
   parts = costs(space, arch)
   return Cost("total", sum(c.params for c in parts), sum(c.macs for c in parts))
+
+
+def trainable_params(space: SearchSpace, arch: Arch) -> int:
+  """Trained parameters of `arch` (BatchNorm scale and offset, no moving statistics): the
+  count PyTorch's `parameters()` gives, which tabular benchmarks such as NAS-Bench-Macro
+  report. `total(...).params` also counts BatchNorm's moving mean and variance."""
+  layers = list(space.stem_layers) + list(space.head_layers)
+  for i in range(len(space.blocks)):
+    layers += block_graph(space, arch, i).layers()
+  f, n = space.feature_channels, space.head.num_classes
+  return sum(l.trainable_params for l in layers) + f * n + n

@@ -183,6 +183,13 @@ def parse_arch(space: SearchSpace, value: Any) -> Arch:
   refs = dict(space.references)
   if text in refs:
     return Arch.create(space, refs[text])
+  n = len(space.choice_blocks)
+  if text.isdigit() and max(len(b.ops) for b in space.choice_blocks) <= 10:
+    # A digit code, one op index per choice block (NAS-Bench-Macro's "22212220").
+    if len(text) != n:
+      raise TfnasError(f"arch code {text!r} has {len(text)} digits; space {space.name!r} "
+                       f"expects {n}, one op index per choice block")
+    return Arch.create(space, [int(d) for d in text])
   if ":" in text:
     name, text = text.split(":", 1)
     if name != space.name:

@@ -21,6 +21,10 @@ ZERO_OP = S.Op("zero", S.ZERO)
 SPOS_OPS = (S.Op("choice_3", S.SHUFFLE, kernel=3), S.Op("choice_5", S.SHUFFLE, kernel=5),
             S.Op("choice_7", S.SHUFFLE, kernel=7), S.Op("choice_x", S.XCEPTION, kernel=3))
 SPOS_MID_SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
+# NAS-Bench-Macro's encoding, op index 0..2 (its 8-digit codes): identity (a 1x1 conv with
+# the stride + BN where stride or width change), MBConv k3 e3, MBConv k5 e6.
+NASBENCH_MACRO_OPS = (S.Op("id", S.SKIP), S.Op("k3_e3", S.MBCONV, kernel=3, expand=3),
+                      S.Op("k5_e6", S.MBCONV, kernel=5, expand=6))
 # HW-NAS-Bench FBNet encoding, op index 0..8.
 FBNET_OPS = (
     S.Op("k3_e1", S.IRF, kernel=3, expand=1), S.Op("k3_e1_g2", S.IRF, kernel=3, expand=1, groups=2),
@@ -203,3 +207,30 @@ def fbnet_cifar(resolution, width, num_classes):
       "0..8 = k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip (1x1 conv "
       "where shapes differ); 1x1 conv 1504, GAP, dense 100. ReLU.")
 
+
+@register("nasbench_macro", 32)
+def nasbench_macro(resolution, width, num_classes):
+  act = "relu"
+  c = lambda x: S.make_divisible(x * width)
+  shape = (resolution, resolution, c(32))
+  blocks, i = [], 0
+  for stage, (w, d) in enumerate(zip((64, 128, 256), (2, 3, 3)), 1):
+    for j in range(d):
+      stride = 2 if j == 0 else 1
+      hh = S.conv_out(shape[0], stride)
+      out = (hh, hh, c(w))
+      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, NASBENCH_MACRO_OPS, stage=stage))
+      shape, i = out, i + 1
+  n = len(blocks)
+  named = {"all_id": (0,) * n, "all_k3_e3": (1,) * n, "all_k5_e6": (2,) * n,
+           # NAS-Bench-Macro's best on CIFAR-10 (93.13 %, code 22212220).
+           "best_cifar10": (2, 2, 2, 1, 2, 2, 2, 0)}
+  return S.SearchSpace(
+      name="nasbench_macro", input_shape=(resolution, resolution, 3), stem=(c(32), 3, 1),
+      blocks=tuple(blocks), head=S.Head(1280 if width <= 1 else c(1280), num_classes or 10),
+      activation=act, references=_references(blocks, act, named),
+      description="NAS-Bench-Macro (Su et al., CVPR 2021), 6,561 archs with trained CIFAR-10 "
+      "accuracies: 3x3 conv 32 s1; 8 choice blocks in stages 64,128,256 x 2,3,3, each "
+      "stage's first block stride 2; ops 0..2 = id (1x1 conv + BN where stride or width "
+      "change), MBConv k3 e3, MBConv k5 e6 (residual where shapes match); 1x1 conv 1280, "
+      "GAP, dense 10. ReLU. Archs also read as the benchmark's 8-digit codes ('22212220').")

@@ -94,6 +94,12 @@ class LayerSpec:
     return 0
 
   @property
+  def trainable_params(self) -> int:
+    """Parameters a framework trains (BatchNorm's scale and offset, not its moving
+    statistics): what PyTorch's `parameters()` and Keras's `trainable_weights` count."""
+    return 2 * self.out_shape[2] if self.type == "bn" else self.params
+
+  @property
   def macs(self) -> int:
     h, w, cout = self.out_shape
     if self.type == "conv":
