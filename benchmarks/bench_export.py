@@ -5,9 +5,9 @@
 
 Takes a trained workdir (default: the old quick-start training, `tfnas.bin.train
 --config=configs/train_cifar10.py:quick`, trained first if missing), exports it as
-float32, float16, int8 post-training and int8 quantization-aware (`tfnas.bin.export`'s
-pipeline), then times the four files on the host LiteRT runner interleaved (A B C D,
-A B C D, ...) and reports per-file medians and the median of per-round ratios to
+float32, float16, int8 post-training, int8 quantization-aware and a uniform-int8 recipe
+through the per-layer path (`tfnas.bin.export`'s pipeline), then times the five files on the
+host LiteRT runner interleaved (A B C D E, A B C D E, ...) and reports per-file medians and the median of per-round ratios to
 float32. Writes benchmarks/results/export_cifar10.json.
 """
 
@@ -30,7 +30,10 @@ _ROUNDS = flags.DEFINE_integer("rounds", 7, "Interleaved latency rounds.")
 _TEST_LIMIT = flags.DEFINE_integer("test_limit", None, "Test images (default all 10,000).")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = (("float32", "ptq"), ("float16", "ptq"), ("int8", "ptq"), ("int8", "qat"))
+# "mixed" is the per-layer recipe path (litert-quantizer) with a uniform int8 recipe: it
+# must match the converter's int8 post-training file (the mixed-precision search's baseline).
+VARIANTS = (("float32", "ptq"), ("float16", "ptq"), ("int8", "ptq"), ("int8", "qat"),
+            ("mixed", "ptq"))
 
 
 def main(_):
@@ -44,10 +47,14 @@ def main(_):
   from tflite_bench.protocol import FIXED
   from tfnas.export.pipeline import ExportOptions, export
   results, files = {}, {}
+  recipe = os.path.join(workdir, "uniform_int8_recipe.json")
+  with open(recipe, "w") as f:
+    json.dump({"default": "int8", "layers": {}}, f)
   for precision, quant in VARIANTS:
-    name = precision if precision != "int8" else f"int8_{quant}"
+    name = {"int8": f"int8_{quant}", "mixed": "recipe_uniform_int8"}.get(precision, precision)
     start = time.time()
     rep = export(workdir, ExportOptions(precision=precision, quantization=quant,
+                                        recipe=recipe if precision == "mixed" else None,
                                         qat_steps=_QAT_STEPS.value, measure=False,
                                         test_limit=_TEST_LIMIT.value))
     path = os.path.join(workdir, rep["tflite"])

@@ -55,8 +55,12 @@ def tiny_cifar(cifar_root, tmp_path_factory):
   return str(out)
 
 
-def run_bin(module, *args, env=None, timeout=600):
-  """Runs `python -m module args...` from the repo root; returns CompletedProcess."""
+def run_bin(module, *args, env=None, timeout=2400):
+  """Runs `python -m module args...` from the repo root; returns CompletedProcess.
+
+  The timeout only catches a hang: the end-to-end searches take 5-10 min on a quiet
+  2-core host and ran past 10 min on a loaded one (mostly graph tracing), so the limit
+  sits far above any normal run, inside CI's 90-minute budget."""
   full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
   return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
                         capture_output=True, text=True, env=full_env, timeout=timeout)
