@@ -124,7 +124,8 @@ def load_data(src: Source, opts: ExportOptions):
       image_size=src.space.input_shape[0], batch_size=opts.batch_size,
       val_size=c.get("val_size", 0), seed=c.get("seed", 0), augment=c.get("augment", "cifar"),
       data_dir=opts.data_dir or c.get("data_dir"), train_limit=c.get("train_limit"),
-      test_limit=opts.test_limit, cache=True, calib_size=opts.calibration_images,
+      test_limit=opts.test_limit, cache=True,
+      calib_size=opts.calibration_images if opts.precision in ("int8", "mixed") else 0,
       bad_images=c.get("bad_images", "skip"))  # configs saved before the field: skip
   if data.num_classes != src.space.head.num_classes:
     raise TfnasError(f"dataset has {data.num_classes} classes but the model was trained for "
