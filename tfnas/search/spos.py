@@ -138,7 +138,7 @@ def metric_ranges(space, latency) -> dict[str, tuple[float, float]]:
   Latency (an additive model), MACs and params are sums of per-block terms, each
   block's term fixed by its own (op, mid-channel scale): the extremes are a base
   architecture's value plus the per-block extreme differences. One metric evaluation
-  per (block, option), so milliseconds even for 20 blocks x 4 ops x 9 scales.
+  per (block, option): about a second for spos_cifar's 20 blocks x 4 ops x 8 scales.
   """
   choices = gene_choices(space)
   n = len(space.choice_blocks)
