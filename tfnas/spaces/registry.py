@@ -138,21 +138,27 @@ def proxyless_cifar(resolution, width, num_classes):
       "stages at 32,16,8,8,4,4; 1x1 conv 1280, GAP, dense 10. ReLU6.")
 
 
+def _stages(shape, widths, depths, first_strides, ops, c, mid_scales=()):
+  """Choice blocks b00, b01, ... stage by stage; each stage's first block takes its stride."""
+  blocks = []
+  for stage, (w, d, s) in enumerate(zip(widths, depths, first_strides), 1):
+    for j in range(d):
+      stride = s if j == 0 else 1
+      hh = S.conv_out(shape[0], stride)
+      out = (hh, hh, c(w))
+      blocks.append(S.Block(f"b{len(blocks):02d}", shape, out, stride, ops, mid_scales, stage))
+      shape = out
+  return blocks
+
+
 def _shufflenet_space(name, resolution, width, num_classes, stem_stride, first_strides,
                       description):
   """SPOS layout: stem conv 16, 20 ShuffleNetV2 choice blocks in 4 stages, conv 1024."""
   act = "relu"
   c = lambda x: S.make_divisible(x * width)
   h = S.conv_out(resolution, stem_stride)
-  shape = (h, h, c(16))
-  blocks, i = [], 0
-  for stage, (w, d, s) in enumerate(zip((64, 160, 320, 640), (4, 4, 8, 4), first_strides), 1):
-    for j in range(d):
-      stride = s if j == 0 else 1
-      hh = S.conv_out(shape[0], stride)
-      out = (hh, hh, c(w))
-      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, SPOS_OPS, SPOS_MID_SCALES, stage))
-      shape, i = out, i + 1
+  blocks = _stages((h, h, c(16)), (64, 160, 320, 640), (4, 4, 8, 4), first_strides, SPOS_OPS, c,
+                   SPOS_MID_SCALES)
   n = len(blocks)
   named = {f"all_{op.name}": (k,) * n for k, op in enumerate(SPOS_OPS)}
   return S.SearchSpace(
@@ -185,16 +191,8 @@ def spos_cifar(resolution, width, num_classes):
 def fbnet_cifar(resolution, width, num_classes):
   act = "relu"
   c = lambda x: S.make_divisible(x * width)
-  shape = (resolution, resolution, c(16))
-  blocks, i = [], 0
-  for stage, (w, d, s) in enumerate(zip((16, 24, 32, 64, 112, 184, 352), (1, 4, 4, 4, 4, 4, 1),
-                                        (1, 1, 2, 2, 1, 2, 1)), 1):
-    for j in range(d):
-      stride = s if j == 0 else 1
-      hh = S.conv_out(shape[0], stride)
-      out = (hh, hh, c(w))
-      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, FBNET_OPS, stage=stage))
-      shape, i = out, i + 1
+  blocks = _stages((resolution, resolution, c(16)), (16, 24, 32, 64, 112, 184, 352),
+                   (1, 4, 4, 4, 4, 4, 1), (1, 1, 2, 2, 1, 2, 1), FBNET_OPS, c)
   n = len(blocks)
   named = {"all_k3_e1": (0,) * n, "all_k3_e3": (2,) * n, "all_k3_e6": (3,) * n,
            "all_k5_e6": (7,) * n, "all_skip": (8,) * n}
@@ -212,15 +210,8 @@ def fbnet_cifar(resolution, width, num_classes):
 def nasbench_macro(resolution, width, num_classes):
   act = "relu"
   c = lambda x: S.make_divisible(x * width)
-  shape = (resolution, resolution, c(32))
-  blocks, i = [], 0
-  for stage, (w, d) in enumerate(zip((64, 128, 256), (2, 3, 3)), 1):
-    for j in range(d):
-      stride = 2 if j == 0 else 1
-      hh = S.conv_out(shape[0], stride)
-      out = (hh, hh, c(w))
-      blocks.append(S.Block(f"b{i:02d}", shape, out, stride, NASBENCH_MACRO_OPS, stage=stage))
-      shape, i = out, i + 1
+  blocks = _stages((resolution, resolution, c(32)), (64, 128, 256), (2, 3, 3), (2, 2, 2),
+                   NASBENCH_MACRO_OPS, c)
   n = len(blocks)
   named = {"all_id": (0,) * n, "all_k3_e3": (1,) * n, "all_k5_e6": (2,) * n,
            # NAS-Bench-Macro's best on CIFAR-10 (93.13 %, code 22212220).
