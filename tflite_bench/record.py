@@ -173,8 +173,8 @@ def latencies(records: list[dict], target: str) -> dict[str, float]:
           if not r.get("extra", {}).get("reference")}
 
 
-def _repair_tail(path: str) -> None:
-  """Cuts a trailing partial line left by a writer killed mid-write."""
+def repair_tail(path: str) -> None:
+  """Cuts a trailing partial line left by a writer killed mid-write (any JSONL file)."""
   with open(path, "rb+") as f:
     data = f.read()
     if not data or data.endswith(b"\n"):
@@ -188,7 +188,7 @@ def read_records(path: str, repair: bool = False) -> list[dict]:
   if not os.path.exists(path):
     raise RecordError(f"records file {path!r} does not exist")
   if repair:
-    _repair_tail(path)
+    repair_tail(path)
   out = []
   with open(path, "rb") as f:
     lines = f.read().split(b"\n")
@@ -217,7 +217,7 @@ class RecordWriter:
     self.path = path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if os.path.exists(path):
-      _repair_tail(path)
+      repair_tail(path)
     self._f = open(path, "ab")
 
   def append(self, rec: dict) -> None:

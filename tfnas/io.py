@@ -15,6 +15,8 @@ import os
 import tempfile
 from typing import Any, Iterator
 
+from tflite_bench.record import repair_tail
+
 
 def _umask() -> int:
   mask = os.umask(0o022)
@@ -72,14 +74,6 @@ def atomic_write_json(path: str, obj: Any) -> None:
   atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _cut_torn_tail(path: str) -> None:
-  """Cuts a last line without its newline (a writer killed mid-line)."""
-  with open(path, "rb+") as f:
-    data = f.read()
-    if data and not data.endswith(b"\n"):
-      f.truncate(data.rfind(b"\n") + 1)
-
-
 def append_jsonl(path: str, rows: list[dict]) -> None:
   """Appends `rows` as durable JSON lines, first cutting a torn last line.
 
@@ -87,7 +81,7 @@ def append_jsonl(path: str, rows: list[dict]) -> None:
   the torn fragment and lost with it.
   """
   if os.path.exists(path):
-    _cut_torn_tail(path)
+    repair_tail(path)
   else:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "ab") as f:
