@@ -90,10 +90,12 @@ def searches(search, gt, limits_pct, seeds, log):
       evo = Evolution(search.choices, feasible, search.evaluate, opts, f"macs_m<={limit:.1f}").run(
           None, log, tag=f"evolution p{pct} s{seed}")
       evo_seconds = time.time() - t0
+      t0 = time.time()
       rand = random_search(search.choices, feasible, search.evaluate, evo["evaluations"], seed,
                            c.population, None, log, f"macs_m<={limit:.1f}")
       row = {"limit_percentile": pct, "macs_m_limit": limit, "seed": seed,
-             "evaluations": evo["evaluations"], "evolution_seconds": evo_seconds}
+             "evaluations": evo["evaluations"], "evolution_seconds": evo_seconds,
+             "random_seconds": time.time() - t0}
       for name, result in (("evolution", evo), ("random", rand)):
         genes, score = result["top"][0]
         row[name] = {"supernet_accuracy": score,
@@ -124,6 +126,11 @@ def main():
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--population", type=int, default=16)
   p.add_argument("--generations", type=int, default=4)
+  p.add_argument("--curve_log", default="",
+                 help="the log of an earlier run of this script on the same --workdir: its "
+                      "ranking rows (one JSON line per point) become this run's curve, for a "
+                      "rerun that only searches (--archs=0 --top=0, --points=--steps: the "
+                      "supernet's last checkpoint is restored, no training step runs)")
   p.add_argument("--out", default=os.path.join(RESULTS, "search_quality_spos.json"))
   args = p.parse_args()
   import numpy as np
@@ -139,18 +146,25 @@ def main():
   config = _config(args)
   search = SPOSSearch(config, args.workdir)
   rng = np.random.default_rng(0)
-  uniform = rng.choice(len(gt.archs), args.archs, replace=False)
+  uniform = rng.choice(len(gt.archs), args.archs, replace=False)  # the same archs at each point
   top = np.argsort(-gt.accuracy)[:args.top]
   log = lambda *a: print(*a, flush=True)
   result = {"space": "nasbench_macro", "method": "spos", "config": json.loads(
       config.to_json_best_effort()), "curve": [], "cpu_count": os.cpu_count()}
   train_seconds = 0.0
+  if args.curve_log:
+    with open(args.curve_log) as f:
+      result["curve"] = [json.loads(l) for l in f if l.startswith('{"step"')]
+    result["curve_from"] = args.curve_log
+    train_seconds = result["curve"][-1]["train_seconds"] if result["curve"] else 0.0
   with supernet_graphs():
     for point in points:
       config.steps = point  # the optimizer's schedule was built for args.steps
       t0 = time.time()
       search.train()
       train_seconds += time.time() - t0
+      if not args.archs:
+        continue
       row = {"step": point, "train_seconds": train_seconds,
              "uniform": ranking(search, gt, uniform)}
       if point == points[-1] and args.top:

@@ -47,9 +47,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.latency_beta = 0.6
   c.reinforce_beta = -0.07  # TuNAS absolute reward: acc + beta * |lat / target - 1|
   c.reinforce_baseline_decay = 0.95
-  # "argmax": the most likely op per block (the paper); "target": the most likely arch whose
-  # predicted latency is within derive_tolerance of target_ms (exact, the model is additive).
-  c.derive = "argmax"
+  # "target": the most likely arch whose predicted latency is within derive_tolerance of
+  # target_ms (exact, the model is additive); "argmax": the most likely op per block (the
+  # paper), which landed at 0.45x its target in the quick start while the probabilities
+  # were still broad (the report's argmax_over_target says how far it is in every run).
+  c.derive = "target"
   c.derive_tolerance = 0.05
   c.measure_host = True
   c.seed = 0

@@ -311,8 +311,8 @@ def test_export_bad_input(trained, tmp_path):
   with pytest.raises(TfnasError, match="needs --recipe"):
     export(str(trained), ExportOptions(precision="mixed"), log=quiet)
   recipe = tmp_path / "r.json"
-  recipe.write_text(json.dumps({"layers": {"first_dw_conv": "int4"}}))
-  with pytest.raises(TfnasError, match="int4 for depthwise"):
+  recipe.write_text(json.dumps({"layers": {"head_head_conv": "int2"}}))
+  with pytest.raises(TfnasError, match="precision 'int2'"):
     export(str(trained), ExportOptions(precision="mixed", recipe=str(recipe)), log=quiet)
   assert not os.path.exists(bad / "export")
   # Binaries: one line, exit 2, nothing written.

@@ -232,3 +232,37 @@ def test_derive_within_target_is_the_most_probable_arch_in_the_window():
     score = lambda ops: sum(np.log(p[i]) for p, i in zip(probs, ops))
     assert abs(const + sum(c[i] for c, i in zip(costs, got)) - target) <= tol * target
     assert np.isclose(score(got), score(want)), (trial, got, want)
+
+
+def test_whole_proxyless_cifar_supernet_steps_eagerly():
+  """The full `proxyless_cifar` supernet (21 MixedOps and its fixed first block), one eager
+  weight step and one two-path architecture step: the weight step moves only the sampled
+  paths (and the fixed parts), the architecture step only the involved alphas. (The search
+  binary's traced steps run end to end on `nasbench_macro` in test_search_bin.py.)"""
+  from tfnas.models.supernet import ProxylessSupernet
+  space = get_space("proxyless_cifar", resolution=32, width=0.25)
+  net = ProxylessSupernet(space)
+  rng = np.random.default_rng(0)
+  n = len(space.choice_blocks)
+  images = tf.constant(rng.normal(size=(4, 32, 32, 3)).astype(np.float32))
+  labels = tf.constant([0, 1, 2, 3])
+  paths = tf.constant(rng.integers(0, 6, size=n), tf.int32)  # MBConv paths (6 = zero)
+  net(images, paths=paths)
+  ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  with tf.GradientTape() as tape:
+    loss = ce(labels, net(images, paths=paths, mode="single", training=True))
+  grads = tape.gradient(loss, net.weight_variables)
+  moved = {v.path for v, g in zip(net.weight_variables, grads)
+           if g is not None and float(tf.reduce_sum(tf.abs(g))) > 0}
+  fixed = [part for kind, part in net.parts if kind == "fixed"] + [net.stem, net.head]
+  assert len(fixed) == 3 and all(v.path in moved for f in fixed for v in f.trainable_weights)
+  for m, k in zip(net.mixed, paths.numpy()):
+    name = f"{m.block.name}_{m.block.ops[k].name}_"
+    mine = {v.path for v in m.trainable_weights if v is not m.alpha}
+    assert mine & moved and all(name in p for p in mine & moved), (m.block.name, mine & moved)
+  involved = tf.constant([[k, (k + 1) % 7] for k in paths.numpy()], tf.int32)
+  with tf.GradientTape() as tape:
+    loss = ce(labels, net(images, paths=paths, involved=involved, mode="gated", training=True))
+  for m, g, inv in zip(net.mixed, tape.gradient(loss, net.alphas), involved.numpy()):
+    g = g.numpy()
+    assert np.all(g[[i for i in range(m.num_paths) if i not in inv]] == 0) and np.any(g[inv])

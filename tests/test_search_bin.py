@@ -10,7 +10,7 @@ from conftest import run_bin
 def test_proxyless_search_end_to_end_and_resume(searched):
   workdir, first, second, history, report = searched
   arch = json.load(open(workdir / "arch.json"))
-  assert report["arch"].startswith("proxyless_cifar:") and arch["space"] == "proxyless_cifar"
+  assert report["arch"].startswith("nasbench_macro:") and arch["space"] == "nasbench_macro"
   assert "measured_ms" not in report  # the first run had measure_host off
   assert report["replicas"] == 2
   assert [h["step"] for h in history] == [2, 4]
@@ -27,6 +27,10 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   assert not np.allclose(history[-1]["alpha"][0], 0.0)  # architecture steps 5 and 6 happened
   final = json.load(open(workdir / "search_report.json"))
   assert final["arch"] == arch["canonical"] and final["replicas"] == 1
+  # The default derivation lands within 5 % of the target; the argmax one is reported.
+  assert final["derive"] == "target" and abs(final["predicted_over_target"] - 1) <= 0.05
+  assert final["argmax_over_target"] > 0 and "derive=target: predicted/target=" in second.stdout
+  assert final["measured_on"].endswith("(child.tflite, float32)")
 
 
 def test_search_bad_config(tmp_path):
@@ -34,3 +38,19 @@ def test_search_bad_config(tmp_path):
               f"--workdir={tmp_path / 'w'}", "--config.arch_mode=three_path")
   assert r.returncode == 2 and "unknown arch_mode 'three_path'" in r.stderr
   assert not (tmp_path / "w").exists()
+  r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
+              f"--workdir={tmp_path / 'w'}", "--config.derive=best")
+  assert r.returncode == 2 and "unknown derive 'best'" in r.stderr.splitlines()[-1]
+  assert not (tmp_path / "w").exists()
+
+
+def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
+  # The quick space (width 0.35) predicts 4.58 to 38.97 MMACs: 2 MMACs cannot be met.
+  r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
+              f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
+              "--config.target_ms=2", "--config.val_size=32")
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert r.stderr.splitlines()[-1] == (
+      "error: target_ms 2 MMACs is out of reach: the space's architectures predict 4.577 to "
+      "38.97 MMACs (derive='target' needs one within 5 %)")
+  assert not (tmp_path / "w" / "ckpt").exists()

@@ -45,6 +45,9 @@ def main(argv):
         f"target={report['target_ms']} "
         + (f"measured_host={measured:.3f} ms " if measured is not None else "")
         + f"val_accuracy_inherited={report['val_accuracy_inherited']:.4f}")
+  if method == "proxyless":
+    print(f"derive={report['derive']}: predicted/target={report['predicted_over_target']:.3f} "
+          f"(the argmax arch {report['argmax_arch']}: {report['argmax_over_target']:.3f})")
 
 
 if __name__ == "__main__":
