@@ -21,7 +21,8 @@ s = json.load(open(os.path.join(w, "search_report.json")))
 e = json.load(open(os.path.join(r, "export", "export_report.json")))["exports"]["int8"]
 print(f"searched arch:      {s['arch']}")
 print(f"latency target:     {s['target_ms']} {s['latency_unit']} ({s['latency_model']}); "
-      f"derived arch predicted {s['predicted_ms']:.1f}")
+      f"derived arch predicted {s['predicted_ms']:.1f} ({s['predicted_over_target']:.2f}x; "
+      f"the argmax arch {s['argmax_over_target']:.2f}x)")
 print(f"int8 .tflite:       {os.path.join(r, e['tflite'])} ({e['size_bytes']} bytes, "
       f"{e['delegate_partitions']} XNNPACK partition(s))")
 print(f"test accuracy:      {e['tflite_test_accuracy']:.4f} in LiteRT, "
