@@ -101,3 +101,22 @@ def test_spaces_without_ground_truth_are_one_line_errors():
     groundtruth.load(get_space("nasbench_macro", width=0.5), NASBENCH)
   with pytest.raises(TfnasError, match="does not exist"):
     groundtruth.load(get_space("nasbench_macro"), "/nonexistent.json")
+
+
+def test_search_standing_for_reports(gt):
+  space = gt.space
+  arch = parse_arch(space, "10201021")
+  limit = gt.macs[gt.index(arch)]
+  got = groundtruth.search_standing(space, arch, lambda a: gt.macs[gt.index(a)] <= limit,
+                                    NASBENCH)
+  assert got == {**gt.standing(arch, gt.macs <= limit), "benchmark": "nasbench_macro",
+                 "metric": gt.benchmark.metric}
+  assert got["feasible"] and got["of"] == int((gt.macs <= limit).sum())
+  # No benchmark for the space, or not at its size: the report has nothing to add.
+  assert groundtruth.search_standing(get_space("proxyless_cifar"), None, bool) is None
+  assert groundtruth.search_standing(get_space("nasbench_macro", width=0.5), None, bool) is None
+  # A missing file or an empty budget does not fail a finished search; it says why.
+  missing = groundtruth.search_standing(space, arch, bool, "/nonexistent.json")
+  assert "does not exist" in missing["unavailable"]
+  none = groundtruth.search_standing(space, arch, lambda a: False, NASBENCH)
+  assert "no architecture of the benchmark meets" in none["unavailable"]

@@ -36,6 +36,7 @@ def main(argv):
         line += f" (random search, same {s['random']['evaluations']} evaluations: " \
             f"{s['random']['best']['accuracy']:.4f})"
       print(line)
+      _print_ground_truth(s.get("ground_truth"), f"search {s['name']}")
   else:
     raise TfnasError(f"unknown search method {method!r}; expected 'proxyless' or 'spos'")
   measured = report.get("measured_ms")
@@ -48,6 +49,20 @@ def main(argv):
   if method == "proxyless":
     print(f"derive={report['derive']}: predicted/target={report['predicted_over_target']:.3f} "
           f"(the argmax arch {report['argmax_arch']}: {report['argmax_over_target']:.3f})")
+    _print_ground_truth(report.get("ground_truth"), "derived arch")
+
+
+def _print_ground_truth(gt, what):
+  """One line: the arch's benchmark accuracy and rank among the archs meeting its budget."""
+  if gt is None:
+    return
+  if "unavailable" in gt:
+    print(f"{what}: no ground-truth check ({gt['unavailable']})")
+    return
+  print(f"{what}: ground truth ({gt['benchmark']}) {gt['accuracy']:.2f} %, rank {gt['rank']} "
+        f"of {gt['of']} archs meeting the same budget (top {100 * gt['rank'] / gt['of']:.1f} %); "
+        f"the best of them {gt['best_arch']} {gt['best_accuracy']:.2f} % "
+        f"(gap {gt['gap']:.2f} pt)")
 
 
 if __name__ == "__main__":

@@ -168,3 +168,25 @@ def load(space: SearchSpace, path: str | None = None) -> GroundTruth:
   return GroundTruth(space, BENCHMARKS[space.name], archs, accuracy,
                      np.array([c.macs for c in cost], np.int64),
                      np.array([trainable_params(space, a) for a in archs], np.int64))
+
+
+def search_standing(space: SearchSpace, arch: Arch, meets: Callable[[Arch], bool],
+                    path: str | None = None) -> dict | None:
+  """What a search's result is worth, for its report: `GroundTruth.standing` of `arch`
+  among the archs for which `meets(arch)` (the search's own budget) holds.
+
+  Returns None when `space` (at its size) has no tabular benchmark, so a report on any
+  other space is unchanged; {"unavailable": why} when it has one but the file cannot be
+  read or no arch meets the budget (a finished search is never failed for its report).
+  """
+  if space.name not in BENCHMARKS:
+    return None
+  from tfnas.spaces.registry import get_space
+  if space != get_space(space.name):
+    return None
+  try:
+    gt = load(space, path)
+    out = gt.standing(arch, np.array([bool(meets(a)) for a in gt.archs]))
+  except TfnasError as e:
+    return {"unavailable": str(e)}
+  return {**out, "benchmark": space.name, "metric": gt.benchmark.metric}
