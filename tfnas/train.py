@@ -25,6 +25,7 @@ from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
 from tfnas.io import atomic_path, atomic_write_json, read_json
 from tfnas.models import build_child
+from tfnas.optimizers import SGD
 from tfnas.spaces import Arch, get_space, parse_arch
 
 
@@ -86,12 +87,12 @@ def make_optimizer(config, total_steps: int):
   schedule = keras.optimizers.schedules.CosineDecay(
       0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
       warmup_target=lr if warmup else None, warmup_steps=warmup)
-  opt = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
+  opt = SGD(schedule, momentum=config.momentum, nesterov=True,
                              weight_decay=config.weight_decay,
                              global_clipnorm=config.get("clip_norm") or None)
   # No decay on BatchNorm parameters and biases (standard for mobile nets).
   opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-  return opt
+  return opt  # Keras' SGD update in fewer graph ops (tfnas.optimizers)
 
 
 def _steps(data, config):

@@ -24,6 +24,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfnas.layers.batchnorm import FusedBatchNorm
+
 
 def binarize(alpha, active, involved):
   """One-hot gates for path `active`; gradient to alpha by Eq. 4 over `involved`."""
@@ -78,7 +80,8 @@ class MixedOp(keras.layers.Layer):
         self.candidates.append(None)  # zero: the shortcut alone
         continue
       inp = keras.Input(block.in_shape)
-      out = apply_graph(inp, graph, f"{block.name}_{op.name}", activation, bn_momentum)
+      out = apply_graph(inp, graph, f"{block.name}_{op.name}", activation, bn_momentum,
+                        bn_class=FusedBatchNorm)
       self.candidates.append(keras.Model(inp, out, name=f"{block.name}_{op.name}"))
     self.alpha = self.add_weight(shape=(self.num_paths,), initializer="zeros",
                                  name="alpha", trainable=True)

@@ -67,8 +67,12 @@ class ChannelShuffle(keras.layers.Layer):
     return {**super().get_config(), "groups": self.groups}
 
 
-def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float = 0.9):
-  """The stock Keras layer (or small chain) for one `LayerSpec`; a callable."""
+def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float = 0.9,
+               bn_class=None):
+  """The stock Keras layer (or small chain) for one `LayerSpec`; a callable.
+
+  `bn_class` replaces `keras.layers.BatchNormalization` (same constructor and weights):
+  supernets pass `tfnas.layers.batchnorm.FusedBatchNorm`; children keep the stock layer."""
   name = f"{prefix}_{spec.role}"
   if spec.type == "conv":
     return keras.layers.Conv2D(spec.out_shape[2], spec.kernel, spec.stride, padding="same",
@@ -79,7 +83,8 @@ def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float
                                         use_bias=False, name=name,
                                         depthwise_initializer="he_normal")
   if spec.type == "bn":
-    return keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-3, name=name)
+    return (bn_class or keras.layers.BatchNormalization)(momentum=bn_momentum, epsilon=1e-3,
+                                                         name=name)
   if spec.type == "act":
     return keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
   if spec.type == "shuffle":
@@ -115,17 +120,17 @@ def _run_quant(t, layers, prefix: str, activation: str, quant):
 
 
 def apply_graph(x, graph: OpGraph, prefix: str, activation: str, bn_momentum: float = 0.9,
-                quant=None):
+                quant=None, bn_class=None):
   """Applies one block's op graph to tensor `x` with freshly created layers.
 
   With `quant` (anything with `bits(layer_name) -> 8 | 4 | None`), builds the
-  quantization-aware version instead (see `build_child`).
+  quantization-aware version instead (see `build_child`). `bn_class`: see `make_layer`.
   """
   def run(t, layers):
     if quant is not None:
       return _run_quant(t, layers, prefix, activation, quant)
     for spec in layers:
-      t = make_layer(spec, prefix, activation, bn_momentum)(t)
+      t = make_layer(spec, prefix, activation, bn_momentum, bn_class)(t)
     return t
 
   def merged(t, name):

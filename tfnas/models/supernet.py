@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfnas.layers.batchnorm import FusedBatchNorm
 from tfnas.layers.mixed import MixedOp
 from tfnas.models.child import apply_graph, build_child, make_layer
 from tfnas.spaces import Arch, SearchSpace
@@ -37,7 +38,7 @@ class ProxylessSupernet(keras.Model):
     inp = keras.Input(space.input_shape)
     x = inp
     for spec in space.stem_layers:
-      x = make_layer(spec, "stem", act, bn_momentum)(x)
+      x = make_layer(spec, "stem", act, bn_momentum, FusedBatchNorm)(x)
     self.stem = keras.Model(inp, x, name="stem")
     choice = space.choice_blocks
     for i, block in enumerate(space.blocks):
@@ -45,12 +46,13 @@ class ProxylessSupernet(keras.Model):
         self.parts.append(("mixed", MixedOp(block, act, bn_momentum, name=f"{block.name}_mixed")))
       else:
         b_in = keras.Input(block.in_shape)
-        out = apply_graph(b_in, block.graph(block.ops[0], act), block.name, act, bn_momentum)
+        out = apply_graph(b_in, block.graph(block.ops[0], act), block.name, act, bn_momentum,
+                          bn_class=FusedBatchNorm)
         self.parts.append(("fixed", keras.Model(b_in, out, name=block.name)))
     h_in = keras.Input(space.blocks[-1].out_shape)
     y = h_in
     for spec in space.head_layers:
-      y = make_layer(spec, "head", act, bn_momentum)(y)
+      y = make_layer(spec, "head", act, bn_momentum, FusedBatchNorm)(y)
     y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
     if dropout:
       y = keras.layers.Dropout(dropout, name="dropout")(y)

@@ -33,6 +33,7 @@ from tfnas.export import tflite as tflite_lib
 from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
+from tfnas.optimizers import SGD
 from tfnas.search import workdir as workdir_lib
 from tfnas.spaces import Arch, get_space, groundtruth
 from tfnas.train import make_strategy, supernet_graphs
@@ -98,7 +99,7 @@ class ProxylessSearch:
                paths=tf.zeros([len(self.space.choice_blocks)], tf.int32))
       schedule = keras.optimizers.schedules.CosineDecay(
           config.lr * config.batch_size / 256, decay_steps=max(1, self.total_steps))
-      self.w_opt = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
+      self.w_opt = SGD(schedule, momentum=config.momentum, nesterov=True,
                                         weight_decay=config.weight_decay)
       self.w_opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "alpha"])
       self.a_opt = keras.optimizers.Adam(config.arch_lr, beta_1=config.arch_beta1,
