@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
-def one_run(args) -> dict:
+def one_run(args, root) -> dict:
   workdir = tempfile.mkdtemp(prefix="bench_startup_")
   cmd = [sys.executable, "-m", "tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
          f"--config.space={args.space}", f"--config.target_ms={args.target}",
@@ -35,7 +35,7 @@ def one_run(args) -> dict:
          "--config.measure_host=false", f"--workdir={workdir}"]
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
   t0 = time.time()
-  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+  proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, env=env)
   marks, tail = {}, []
   for line in proc.stdout:
@@ -60,19 +60,29 @@ def main():
       os.environ.get("TFNAS_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")),
       "cifar10-jpg.tar.gz"))
   p.add_argument("--repeats", type=int, default=2)
+  p.add_argument("--baseline", default="",
+                 help="another checkout (e.g. a `git worktree` of an earlier commit): its "
+                      "runs interleave with this checkout's, and the result gains the ratios")
   args = p.parse_args()
   load_before = os.getloadavg()[:2]
-  runs = []
+  roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline
+                            else {})}
+  runs = {name: [] for name in roots}
   for i in range(args.repeats):
-    runs.append(one_run(args))
-    print(json.dumps({"run": i, **runs[-1]}), flush=True)
+    for name, root in roots.items():
+      runs[name].append(one_run(args, root))
+      print(json.dumps({"checkout": name, "run": i, **runs[name][-1]}), flush=True)
+  median = lambda rs, key: statistics.median(r[key] for r in rs)
   result = {
       "space": args.space, "config": "configs/proxyless_cifar10.py:quick", "cpu_count":
       os.cpu_count(), "load_average_1m_5m_before": load_before,
-      "load_average_1m_5m_after": os.getloadavg()[:2], "runs": runs,
-      "median_to_first_weight_step_s": statistics.median(
-          r["to_first_weight_step_s"] for r in runs),
-      "median_to_first_arch_step_s": statistics.median(r["to_first_arch_step_s"] for r in runs)}
+      "load_average_1m_5m_after": os.getloadavg()[:2], "runs": runs["this"],
+      "median_to_first_weight_step_s": median(runs["this"], "to_first_weight_step_s"),
+      "median_to_first_arch_step_s": median(runs["this"], "to_first_arch_step_s")}
+  if args.baseline:
+    result["baseline"] = {"checkout": args.baseline, "runs": runs["baseline"]}
+    for key in ("to_first_weight_step_s", "to_first_arch_step_s"):
+      result[f"ratio_{key}"] = median(runs["this"], key) / median(runs["baseline"], key)
   os.makedirs(RESULTS, exist_ok=True)
   with open(os.path.join(RESULTS, f"startup_{args.space}.json"), "w") as f:
     json.dump(result, f, indent=2)
