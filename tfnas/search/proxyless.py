@@ -100,7 +100,7 @@ class ProxylessSearch:
       schedule = keras.optimizers.schedules.CosineDecay(
           config.lr * config.batch_size / 256, decay_steps=max(1, self.total_steps))
       self.w_opt = SGD(schedule, momentum=config.momentum, nesterov=True,
-                                        weight_decay=config.weight_decay)
+                       weight_decay=config.weight_decay)
       self.w_opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "alpha"])
       self.a_opt = keras.optimizers.Adam(config.arch_lr, beta_1=config.arch_beta1,
                                          beta_2=0.999, epsilon=1e-8)
