@@ -77,7 +77,8 @@ def main(_):
     if not os.path.exists(search) and os.path.exists(f"{trained}/search_report.json"):
       shutil.copytree(trained, search, ignore=shutil.ignore_patterns("tb"))
   sh("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick", f"--workdir={search}",
-     f"--config.derive={_DERIVE.value}",
+     "--config.space=proxyless_cifar", f"--config.width={w}", "--config.train_limit=6000",
+     "--config.warmup_steps=100", f"--config.derive={_DERIVE.value}",
      f"--config.dataset={_DATASET.value}", f"--config.latency_model={model_path}",
      f"--config.target_ms={target}", f"--config.steps={_STEPS.value}",
      f"--config.latency_form={_FORM.value}", f"--config.latency_lambda={_LAMBDA.value}")

@@ -2,8 +2,9 @@
 
   .venv/bin/python benchmarks/bench_startup.py [--space=proxyless_cifar --repeats=2]
 
-Runs `python -m tfnas.bin.search --config=configs/proxyless_cifar10.py:quick` (width 0.35,
-CIFAR-10 from ../shared/data, as the README's quick start) in a fresh process with one
+Runs `python -m tfnas.bin.search --config=configs/proxyless_cifar10.py:quick` on the
+21-block `proxyless_cifar` at width 0.35 (the quick start's space until 2026-11-30; the
+quick config is on `nasbench_macro` now), CIFAR-10 from ../shared/data, in a fresh process with one
 warm-up step, `log_every=1`, and reads its output as it comes: the time from launching
 the command to the line of step 1 (Python and TensorFlow start-up, data, supernet
 construction, tracing and first call of the weight step) and to step 2 (adds tracing and
@@ -29,7 +30,8 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 def one_run(args, root) -> dict:
   workdir = tempfile.mkdtemp(prefix="bench_startup_")
   cmd = [sys.executable, "-m", "tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-         f"--config.space={args.space}", f"--config.target_ms={args.target}",
+         f"--config.space={args.space}", f"--config.width={args.width}",
+         f"--config.target_ms={args.target}",
          f"--config.dataset=folder:{args.data}", "--config.warmup_steps=1",
          "--config.steps=3", "--config.log_every=1", "--config.checkpoint_every=100",
          "--config.measure_host=false", f"--workdir={workdir}"]
@@ -55,7 +57,9 @@ def one_run(args, root) -> dict:
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--space", default="proxyless_cifar")
-  p.add_argument("--target", type=float, default=15.0, help="MMACs (the quick start's)")
+  p.add_argument("--width", type=float, default=0.35,
+                 help="width multiplier (the figures in BENCHMARKS.md: 0.35)")
+  p.add_argument("--target", type=float, default=15.0, help="MMACs (within the space's range)")
   p.add_argument("--data", default=os.path.join(
       os.environ.get("TFNAS_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")),
       "cifar10-jpg.tar.gz"))
@@ -74,8 +78,8 @@ def main():
       print(json.dumps({"checkout": name, "run": i, **runs[name][-1]}), flush=True)
   median = lambda rs, key: statistics.median(r[key] for r in rs)
   result = {
-      "space": args.space, "config": "configs/proxyless_cifar10.py:quick", "cpu_count":
-      os.cpu_count(), "load_average_1m_5m_before": load_before,
+      "space": args.space, "width": args.width, "config": "configs/proxyless_cifar10.py:quick",
+      "cpu_count": os.cpu_count(), "load_average_1m_5m_before": load_before,
       "load_average_1m_5m_after": os.getloadavg()[:2], "runs": runs["this"],
       "median_to_first_weight_step_s": median(runs["this"], "to_first_weight_step_s"),
       "median_to_first_arch_step_s": median(runs["this"], "to_first_arch_step_s")}

@@ -83,11 +83,12 @@ def test_fit_recovers_an_additive_truth():
 
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
-  """A real small dataset: 24 proxyless_cifar archs at 32x32 measured on this host."""
+  """A real small dataset: 24 nasbench_macro archs at 32x32 measured on this host (8 choice
+  blocks: each stitched model is built in a fraction of a 21-block space's time)."""
   out = tmp_path_factory.mktemp("lat")
   env = {"TFNAS_CACHE": str(out / "cache")}
   path = out / "records.jsonl"
-  args = ["--space=proxyless_cifar", "--num_archs=24", "--resolution=32", "--seed=1",
+  args = ["--space=nasbench_macro", "--num_archs=24", "--resolution=32", "--seed=1",
           f"--out={path}", "--reference_every=6", "--retest=4"]
   # Kill it mid-run (kill -9), then rerun the same command: it must finish without
   # lost, duplicated or half-written records.
@@ -133,7 +134,7 @@ def test_profile_is_resumable_and_writes_schema_records(profiled):
   assert r["drift"]["corrected_median_ms"] > 0
   assert 0 <= r["host_load"]["steal"] <= 1 and 0 <= r["host_load"]["other_busy"] <= 1
   # Rerunning a finished dataset measures nothing new.
-  again = run_bin("tflite_bench.bin.profile", "--space=proxyless_cifar", "--num_archs=24",
+  again = run_bin("tflite_bench.bin.profile", "--space=nasbench_macro", "--num_archs=24",
                   "--resolution=32", "--seed=1", f"--out={path}", "--reference_every=6",
                   "--retest=4", env=env)
   assert again.returncode == 0 and "0 to go" in again.stderr
@@ -156,7 +157,7 @@ def test_latency_fit_binary_reports_on_real_records(profiled, tmp_path):
   assert report["target"] == min(floors, key=floors.get)
   assert report["test_retest"]["rmspe"] == floors[report["target"]]
   model = json.load(open(tmp_path / "latency_model.json"))
-  assert model["kind"] == "fitted" and model["space"] == "proxyless_cifar"
+  assert model["kind"] == "fitted" and model["space"] == "nasbench_macro"
 
 
 def _rec(rid, ms, reference=False):
@@ -194,6 +195,15 @@ def test_lut_import_binary_and_spaces_prediction(tmp_path):
   r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "all_k3_e6",
               f"--latency_model={tmp_path / 'latency_model.json'}")
   assert r.returncode == 0 and "predicted=136.466 ms" in r.stdout
+  # Budgets on the Pixel 1 for a space of 2e17 archs: exact extremes, sampled percentiles.
+  r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "--samples=300", "--json",
+              f"--latency_model={tmp_path / 'latency_model.json'}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  out = json.loads(r.stdout)
+  lat = out["metrics"]["latency_ms"]
+  assert out["percentiles_over"] == "300 uniform samples"
+  assert list(lat) == ["min", "p5", "p25", "p50", "p75", "p95", "max"]
+  assert list(lat.values()) == sorted(lat.values()) and lat["min"] < 136.466 < lat["max"]
 
 
 def test_profile_and_fit_bad_input(tmp_path):

@@ -46,12 +46,26 @@ def test_search_bad_config(tmp_path):
 
 
 def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
-  # The quick space (width 0.35) predicts 4.58 to 38.97 MMACs: 2 MMACs cannot be met.
+  # The quick space (nasbench_macro at width 1.0) predicts 7.71 to 105.7 MMACs: 2 MMACs
+  # cannot be met.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
               f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
               "--config.target_ms=2", "--config.val_size=32")
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.splitlines()[-1] == (
-      "error: target_ms 2 MMACs is out of reach: the space's architectures predict 4.577 to "
-      "38.97 MMACs (derive='target' needs one within 5 %)")
+      "error: target_ms 2 MMACs is out of reach: the space's architectures predict 7.713 to "
+      "105.7 MMACs (derive='target' needs one within 5 %)")
+  assert not (tmp_path / "w" / "ckpt").exists()
+  # The paper's multiplicative loss takes log E[lat]: on a space whose cheapest archs
+  # predict 1 or less in the model's unit (here 0.39 to 2.96 M params; a host budget of a
+  # few ms is the same case) it would turn NaN mid-search.
+  r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
+              f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
+              "--config.latency_model=params", "--config.target_ms=2", "--config.derive=argmax",
+              "--config.latency_form=mul", "--config.val_size=32")
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert r.stderr.splitlines()[-1] == (
+      "error: latency_form 'mul' needs every architecture's predicted latency above 1 Mparams "
+      "(it takes its log): the space's architectures predict 0.3914 to 2.963 Mparams; use "
+      "--config.latency_form=abs (or add)")
   assert not (tmp_path / "w" / "ckpt").exists()

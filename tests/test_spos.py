@@ -158,6 +158,14 @@ def test_recalibration_is_exact_and_touches_only_the_active_path(space, net):
   np.testing.assert_allclose(stem_bn.moving_variance.numpy(), feats.var(0), rtol=1e-3, atol=1e-5)
   for bn, mm in zip(inactive, untouched):
     np.testing.assert_array_equal(bn.moving_mean.numpy(), mm)
+  # The traced begin/end (one graph call each, as the search runs them) give the same
+  # statistics as the eager per-layer updates.
+  stats = lambda: [v.numpy().copy() for bn in net.bns for v in (bn.moving_mean,
+                                                               bn.moving_variance)]
+  want = stats()
+  net.recalibrate(batches, ops, chans, step_fn=eager, edges=net.calibration_edges())
+  for got, w in zip(stats(), want):
+    np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-7)
 
 
 def test_inherited_child_reproduces_the_supernet_path(space, net):

@@ -14,13 +14,18 @@ import pytest
 
 from conftest import ROOT, run_bin
 
+from tfnas.spaces import get_space, groundtruth
+
 CONFIG = "configs/train_cifar10.py:quick"
 
 
 def tiny_args(tiny_cifar, workdir, *extra):
+  # nasbench_macro (8 choice blocks): the binary's whole flow at a fraction of the 21-block
+  # proxyless_cifar's tracing and conversion time; every space's child trains (eager,
+  # traced, fit) in test_child.py.
   return ["--config=" + CONFIG, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}",
-          "--config.val_size=16", "--config.batch_size=8", "--config.epochs=1",
-          "--config.width=0.25", "--config.verbose=0", *extra]
+          "--config.space=nasbench_macro", "--config.val_size=16", "--config.batch_size=8",
+          "--config.epochs=1", "--config.width=0.25", "--config.verbose=0", *extra]
 
 
 def test_train_writes_outputs_and_tflite_matches_keras(tiny_cifar, tmp_path):
@@ -31,13 +36,14 @@ def test_train_writes_outputs_and_tflite_matches_keras(tiny_cifar, tmp_path):
   metrics = json.load(open(workdir / "metrics.json"))
   assert 0 <= metrics["test_accuracy"] <= 1 and metrics["sizes"]["train"] == 144
   arch = json.load(open(workdir / "arch.json"))
-  assert arch["space"] == "proxyless_cifar" and arch["canonical"].startswith("proxyless_cifar:k3_e3")
+  assert arch["space"] == "nasbench_macro"
+  assert arch["canonical"].startswith("nasbench_macro:k3_e3")
   assert json.load(open(workdir / "data.json"))["preprocess"]["image_size"] == 32
   assert os.listdir(workdir / "tb")
   # The .tflite is the trained model: same logits as Keras with the saved weights.
   from tfnas.export.tflite import run_tflite
   from tfnas.models import build_child
-  model = build_child("proxyless_cifar", arch["canonical"], width=0.25)
+  model = build_child("nasbench_macro", arch["canonical"], width=0.25)
   model.load_weights(workdir / "model.weights.h5")
   x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
   np.testing.assert_allclose(run_tflite(str(workdir / "model.tflite"), x),
@@ -99,7 +105,7 @@ def test_two_replica_mirrored_strategy(tiny_cifar, tmp_path):
 @pytest.mark.parametrize("extra, pattern", [
     (["--config.space=nope"], "unknown search space 'nope'"),
     (["--config.nope=1"], "unknown config field 'nope'"),
-    (["--config.arch=k3_e3,zero"], "has 2 choices; expected 21"),
+    (["--config.arch=k3_e3,id"], "has 2 choices; expected 8"),
     (["--config.dataset=folder:/does/not/exist"], "dataset path '/does/not/exist' does not exist"),
     (["--config.dataset=imagenet"], "unknown dataset 'imagenet'"),
     (["--config.epochs=abc"], "--config.epochs=abc"),
@@ -131,5 +137,16 @@ def test_spaces_binary_lists_and_describes():
   r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "all_k3_e6", "--json")
   out = json.loads(r.stdout)
   assert out["params"] == 4733448 and out["macs"] == 472620800
+  # Budgets: over every arch of nasbench_macro, the benchmark's own MACs distribution.
+  r = run_bin("tfnas.bin.spaces", "nasbench_macro", "--json")
+  assert r.returncode == 0, r.stderr[-2000:]
+  out = json.loads(r.stdout)
+  macs = groundtruth.load(get_space("nasbench_macro")).macs / 1e6
+  assert out["percentiles_over"] == "all" and set(out["metrics"]) == {"macs_m", "params_m"}
+  m = out["metrics"]["macs_m"]
+  assert m["min"] == pytest.approx(macs.min()) and m["max"] == pytest.approx(macs.max())
+  assert m["p50"] == pytest.approx(np.percentile(macs, 50))
+  r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "--samples=0")
+  assert r.returncode == 2 and "samples 0 must be an integer >= 1" in r.stderr
   r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "zero" + ",k3_e3" * 20)
   assert r.returncode == 2 and "block b00: op 'zero' is not allowed" in r.stderr

@@ -88,8 +88,7 @@ def make_optimizer(config, total_steps: int):
       0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
       warmup_target=lr if warmup else None, warmup_steps=warmup)
   opt = SGD(schedule, momentum=config.momentum, nesterov=True,
-                             weight_decay=config.weight_decay,
-                             global_clipnorm=config.get("clip_norm") or None)
+            weight_decay=config.weight_decay, global_clipnorm=config.get("clip_norm") or None)
   # No decay on BatchNorm parameters and biases (standard for mobile nets).
   opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
   return opt  # Keras' SGD update in fewer graph ops (tfnas.optimizers)

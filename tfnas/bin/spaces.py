@@ -5,6 +5,10 @@
       [--latency_model=DIR/latency_model.json | lut:FILE.yaml]
       # canonical form, params and MACs of ARCH (a reference name, canonical
       # string, comma-separated op names/indices, or a path to arch.json)
+  python -m tfnas.bin.spaces SPACE [--latency_model=...] [--json]
+      # what budgets make sense: MMACs, M params (and the predicted latency) of the
+      # space's archs: exact min and max, and percentiles over every arch (spaces of up
+      # to 100,000 archs) or --samples uniform samples (default 10,000)
 """
 
 from tfnas.bin import common  # noqa: F401
@@ -17,6 +21,8 @@ _RESOLUTION = flags.DEFINE_integer("resolution", None, "Input resolution (defaul
 _WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier.")
 _PER_BLOCK = flags.DEFINE_bool("per_block", False, "Also print params and MACs per block.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
+_SAMPLES = flags.DEFINE_integer("samples", 10_000, "Budgets of a space larger than 100,000 "
+                                "archs: percentiles over this many uniform samples.")
 _LATENCY = flags.DEFINE_string("latency_model", None, "Also print the predicted latency: a "
                                "latency_model.json, lut:FILE.yaml, 'macs' or 'params'.")
 
@@ -33,9 +39,12 @@ def main(argv):
             f"input {'x'.join(map(str, space.input_shape))}\n  {space.description}\n"
             f"  references: {refs}")
     return
-  if len(args) != 2:
-    raise app.UsageError("usage: python -m tfnas.bin.spaces [SPACE ARCH]")
+  if len(args) not in (1, 2):
+    raise app.UsageError("usage: python -m tfnas.bin.spaces [SPACE [ARCH]]")
   space = get_space(args[0], _RESOLUTION.value, _WIDTH.value)
+  if len(args) == 1:
+    _print_budgets(space)
+    return
   arch = resolve_arch(space, args[1])
   t = total(space, arch)
   out = {"space": space.name, "canonical": arch.to_string(space), "indices": list(arch.ops),
@@ -57,6 +66,48 @@ def main(argv):
         + (f"  predicted={out['predicted']:.3f} {out['predicted_unit']}" if _LATENCY.value else ""))
   for b in out.get("blocks", []):
     print(f"  {b['name']:>10}  params={b['params']:>9}  macs={b['macs']:>11}")
+
+
+PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
+
+
+def _print_budgets(space):
+  """The cost distribution of `space`'s archs, for choosing a search budget."""
+  import itertools
+
+  import numpy as np
+
+  from tfnas import latency as latency_lib
+  from tfnas.errors import TfnasError
+  from tfnas.search import spos
+  lat = latency_lib.load(_LATENCY.value or "macs", space)
+  choices = spos.gene_choices(space)
+  if space.size <= 100_000:
+    genes, how = list(itertools.product(*(range(n) for n in choices))), "all"
+  else:
+    if _SAMPLES.value < 1:
+      raise TfnasError(f"samples {_SAMPLES.value} must be an integer >= 1")
+    rng = np.random.default_rng(0)
+    genes = [tuple(int(rng.integers(n)) for n in choices) for _ in range(_SAMPLES.value)]
+    how = f"{_SAMPLES.value:,} uniform samples"
+  rows = [spos.metrics(space, lat, spos.arch_of(space, g)) for g in genes]
+  ranges = spos.metric_ranges(space, lat)
+  out = {"space": space.name, "resolution": space.input_shape[0], "archs": space.size,
+         "percentiles_over": how, "latency_model": _LATENCY.value, "metrics": {}}
+  for name in rows[0]:
+    if name.startswith("latency_") and name != "latency_ms":
+      continue  # a "macs" or "params" model: the same numbers as macs_m / params_m
+    values = np.array([r[name] for r in rows])
+    lo, hi = ranges[name]
+    out["metrics"][name] = {"min": lo, **{f"p{q}": float(np.percentile(values, q))
+                                          for q in PERCENTILES[1:-1]}, "max": hi}
+  if _JSON.value:
+    print(json.dumps(out, indent=2))
+    return
+  print(f"{space.name} at {out['resolution']} px: {space.size:.4g} archs; percentiles over "
+        f"{how}")
+  for name, m in out["metrics"].items():
+    print(f"  {name:>11}: " + "  ".join(f"{k} {v:.4g}" for k, v in m.items()))
 
 
 if __name__ == "__main__":

@@ -225,26 +225,52 @@ class SPOSSupernet(keras.Model):
     return self.classifier(x)
 
   # --- BN recalibration ---------------------------------------------------------------
-  def recalibrate(self, batches, ops, chans, step_fn=None):
+  def recalibrate(self, batches, ops, chans, step_fn=None, edges=None):
     """Exact BN statistics for the arch (`ops`, `chans` tensors) over `batches`
     (an iterable of image batches); only the active path's BN layers change.
 
     `step_fn(images, ops, chans)` is a traced calibration forward pass (see
-    `calibration_fn`), so recalibrating many candidates traces once.
+    `calibration_fn`), so recalibrating many candidates traces once; without it the pass
+    runs eagerly (tracing a new function for one arch took a minute). `edges` is the
+    (begin, end) pair of `calibration_edges`: zeroing every accumulator and turning the
+    sums into moving statistics as one graph call each, instead of ~10 eager ops per BN
+    layer (hundreds of layers, mirrored under a multi-replica strategy: seconds per
+    candidate). Without it the same updates run eagerly.
+
+    Raises:
+      TfnasError: `batches` is empty.
     """
-    for bn in self.bns:
-      bn.start_calibration()
-    fn = step_fn or self.calibration_fn()
+    begin, end = edges or self._calibration_edges_eager()
+    begin()
+    fn = step_fn or (lambda images, ops, chans: self(images, ops=ops, chans=chans,
+                                                      bn_mode="calib", training=False))
     n = 0
     for images in batches:
       fn(images, ops, chans)
       n += 1
     if not n:
       raise TfnasError("BN recalibration got no images")
-    for bn in self.bns:
-      bn.finish_calibration()
+    end()
+
+  def _calibration_edges_eager(self):
+    def begin():
+      for bn in self.bns:
+        bn.start_calibration()
+
+    def end():
+      for bn in self.bns:
+        bn.finish_calibration()
+    return begin, end
+
+  def calibration_edges(self):
+    """(begin, end): `start_calibration` and `finish_calibration` of every BN layer, each
+    traced into one `tf.function` (see `recalibrate`)."""
+    begin, end = self._calibration_edges_eager()
+    return tf.function(begin), tf.function(end)
 
   def calibration_fn(self):
+    """The traced calibration forward pass `calib(images, ops, chans)` (returns None):
+    every BN on the path accumulates its batch sums (SPOS paper, Sec. 3.4)."""
     @tf.function
     def calib(images, ops, chans):
       self(images, ops=ops, chans=chans, bn_mode="calib", training=False)

@@ -71,6 +71,21 @@ def check_target_reachable(latency, costs, target: float, tolerance: float) -> N
         f"{100 * tolerance:g} %)")
 
 
+def check_latency_form(latency, costs, form: str) -> None:
+  """Raises TfnasError (before any training) when the 'mul' loss, CE·(log E[lat] / log
+  T)^β (Eq. 5's multiplicative form), is undefined for some architecture: E[lat] is a
+  mixture of the archs' predicted latencies, so it can fall to the cheapest arch's, and a
+  latency of 1 or less (in the model's unit) makes the log zero or negative and the power
+  NaN (seen: a 1.9 ms host target, E[lat] under 1 ms after 300 steps, NaN alphas)."""
+  low = latency.constant + sum(min(c) for c in costs)
+  if form == "mul" and not low > 1:
+    high = latency.constant + sum(max(c) for c in costs)
+    raise TfnasError(
+        f"latency_form 'mul' needs every architecture's predicted latency above 1 "
+        f"{latency.unit} (it takes its log): the space's architectures predict {low:.4g} to "
+        f"{high:.4g} {latency.unit}; use --config.latency_form=abs (or add)")
+
+
 class ProxylessSearch:
   """State and steps of one search; `run()` does the whole loop."""
 
@@ -92,6 +107,7 @@ class ProxylessSearch:
     self.costs = self.latency.block_costs()
     if config.derive == "target":
       check_target_reachable(self.latency, self.costs, config.target_ms, config.derive_tolerance)
+    check_latency_form(self.latency, self.costs, config.latency_form)
     self.total_steps = config.steps
     with self.strategy.scope():
       self.net = ProxylessSupernet(self.space, config.dropout, config.bn_momentum)

@@ -251,7 +251,7 @@ class SPOSSearch:
     self.ce = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction="sum")
     self.scores: dict[str, float] = {}
-    self._calib = self._eval = None
+    self._calib = self._eval = self._calib_edges = None
     self._calib_batches = self._val_batches = None
 
   # --- architectures as genes ---------------------------------------------------------
@@ -346,6 +346,7 @@ class SPOSSearch:
       return
     c = self.config
     self._calib = self.net.calibration_fn()
+    self._calib_edges = self.net.calibration_edges()
     self._calib_batches = [x for x, _ in self.data.calib]
     val, n = [], 0
     for x, y in self.data.val:
@@ -366,7 +367,7 @@ class SPOSSearch:
   def recalibrate(self, genes):
     self._prepare_eval()
     ops, chans = self._tensors(genes)
-    self.net.recalibrate(self._calib_batches, ops, chans, self._calib)
+    self.net.recalibrate(self._calib_batches, ops, chans, self._calib, self._calib_edges)
 
   def evaluate(self, genes) -> float:
     """Validation top-1 of `genes` with inherited weights after exact BN recalibration."""
