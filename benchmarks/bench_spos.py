@@ -3,6 +3,7 @@
   .venv/bin/python benchmarks/bench_spos.py --part=step [--width=1.0 --batch=128 --archs=3]
   .venv/bin/python benchmarks/bench_spos.py --part=search [--width=0.5 --steps=2000 ...]
   .venv/bin/python benchmarks/bench_spos.py --part=cost [--rounds=15]
+  .venv/bin/python benchmarks/bench_spos.py --part=recalib [--rounds=15 --width=1.0]
 
 `step`: the supernet's training step (sliced channels, one path) against the sampled
 child's (a plain Keras model of the same arch) at the same batch, for a few random
@@ -27,6 +28,13 @@ with a few supernet training steps, so host drift hits both alike; the ratio is
 1,000 x median evaluation / (median step x the config's steps). Both costs are independent
 of the weights' values, so the supernet is not trained first. Writes
 benchmarks/results/spos_cost.json.
+
+`recalib`: the fixed part of every candidate's BN recalibration on `spos_cifar` -- zeroing
+every BN's accumulators before the calibration pass and turning the sums into moving
+statistics after it -- as eager per-layer updates (before 2026-11-30) against one traced
+graph call each (`SPOSSupernet.calibration_edges`), interleaved per round, default strategy
+and MirroredStrategy over two logical CPUs (`--replicas=2`). Writes
+benchmarks/results/spos_recalib_edges.json.
 """
 
 import argparse
@@ -338,9 +346,57 @@ def _plot(result, path):
   fig.savefig(path, dpi=110)
 
 
+def part_recalib(args):
+  import tensorflow as tf
+
+  if args.replicas > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * args.replicas)
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.replicas)])
+  else:
+    strategy = tf.distribute.get_strategy()
+  from tfnas.models.spos import SPOSSupernet
+  from tfnas.spaces import get_space
+  space = get_space("spos_cifar", width=args.width)
+  with strategy.scope():
+    net = SPOSSupernet(space)
+    first = tf.zeros([len(space.choice_blocks)], tf.int32)  # op 0, width 0 everywhere
+    net(tf.zeros((1,) + space.input_shape), first, first, bn_mode="eval")
+  variants = {"eager": net._calibration_edges_eager(), "traced": net.calibration_edges()}
+  t = time.perf_counter()
+  for fn in variants["traced"]:
+    fn()  # traces both
+  trace_s = time.perf_counter() - t
+  times = {k: [] for k in variants}
+  for i in range(args.rounds):
+    for name in (("eager", "traced") if i % 2 == 0 else ("traced", "eager")):
+      begin, end = variants[name]
+      t = time.perf_counter()
+      begin()
+      end()
+      times[name].append(time.perf_counter() - t)
+  med = {k: statistics.median(v) for k, v in times.items()}
+  result = {"space": "spos_cifar", "width": args.width, "bn_layers": len(net.bns),
+            "replicas": args.replicas, "rounds": args.rounds,
+            "eager_seconds_median": med["eager"], "traced_seconds_median": med["traced"],
+            "traced_over_eager": med["traced"] / med["eager"], "trace_seconds_once": trace_s,
+            "load_average_1m_5m": os.getloadavg()[:2],
+            "command": "python benchmarks/bench_spos.py " + " ".join(sys.argv[1:])}
+  print(f"{len(net.bns)} BN layers, {args.replicas} replica(s): begin+end eager "
+        f"{med['eager']:.3f} s, traced {med['traced']:.3f} s "
+        f"({med['traced'] / med['eager']:.3f}x; tracing once {trace_s:.1f} s)")
+  name = "spos_recalib_edges.json" if args.replicas == 1 else \
+      f"spos_recalib_edges_{args.replicas}replicas.json"
+  with open(os.path.join(RESULTS, name), "w") as f:
+    json.dump(result, f, indent=2)
+
+
 def main():
   p = argparse.ArgumentParser()
-  p.add_argument("--part", choices=("step", "step_worker", "search", "cost"), required=True)
+  p.add_argument("--part", choices=("step", "step_worker", "search", "cost", "recalib"),
+                 required=True)
+  p.add_argument("--replicas", type=int, default=1, help="recalib: MirroredStrategy replicas")
   p.add_argument("--variant")
   p.add_argument("--width", type=float, default=None)
   p.add_argument("--batch", type=int, default=128)
@@ -368,6 +424,9 @@ def main():
     if args.workdir == os.path.join(ROOT, "runs", "bench_spos"):
       args.workdir = os.path.join(ROOT, "runs", "bench_spos_cost")
     part_cost(args)
+  elif args.part == "recalib":
+    args.width = args.width or 1.0
+    part_recalib(args)
   elif args.part == "step":
     args.width = args.width or 1.0
     args.steps = args.steps or 3
