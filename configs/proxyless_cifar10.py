@@ -81,8 +81,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.arch_every = 1
     c.target_ms = 50.0  # MMACs with the default "macs" model
     # CE + λ·|E[lat]/T - 1| (TuNAS's absolute reward as a loss): unit-free, where the
-    # paper's "mul" takes log E[lat] and breaks on a host budget of a few ms (E[lat] under
-    # 1 ms: NaN); it also pulls E[lat] up to the target, as derive="target" expects.
+    # official code's "mul" (mul#log) takes log E[lat] and breaks on a host budget of a
+    # few ms (E[lat] under 1 ms: NaN); it also pulls E[lat] up to the target, as
+    # derive="target" expects.
     c.latency_form = "abs"
     c.log_every = 25
     c.checkpoint_every = 100

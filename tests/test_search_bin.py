@@ -56,9 +56,9 @@ def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
       "error: target_ms 2 MMACs is out of reach: the space's architectures predict 7.713 to "
       "105.7 MMACs (derive='target' needs one within 5 %)")
   assert not (tmp_path / "w" / "ckpt").exists()
-  # The paper's multiplicative loss takes log E[lat]: on a space whose cheapest archs
-  # predict 1 or less in the model's unit (here 0.39 to 2.96 M params; a host budget of a
-  # few ms is the same case) it would turn NaN mid-search.
+  # The multiplicative loss (the official code's mul#log) takes log E[lat]: on a space whose
+  # cheapest archs predict 1 or less in the model's unit (here 0.39 to 2.96 M params; a
+  # host budget of a few ms is the same case) it would turn NaN mid-search.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
               f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
               "--config.latency_model=params", "--config.target_ms=2", "--config.derive=argmax",

@@ -81,12 +81,12 @@ def _print_budgets(space):
   from tfnas.errors import TfnasError
   from tfnas.search import spos
   lat = latency_lib.load(_LATENCY.value or "macs", space)
+  if _SAMPLES.value < 1:
+    raise TfnasError(f"samples {_SAMPLES.value} must be an integer >= 1")
   choices = spos.gene_choices(space)
   if space.size <= 100_000:
     genes, how = list(itertools.product(*(range(n) for n in choices))), "all"
   else:
-    if _SAMPLES.value < 1:
-      raise TfnasError(f"samples {_SAMPLES.value} must be an integer >= 1")
     rng = np.random.default_rng(0)
     genes = [tuple(int(rng.integers(n)) for n in choices) for _ in range(_SAMPLES.value)]
     how = f"{_SAMPLES.value:,} uniform samples"

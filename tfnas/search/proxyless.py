@@ -73,10 +73,11 @@ def check_target_reachable(latency, costs, target: float, tolerance: float) -> N
 
 def check_latency_form(latency, costs, form: str) -> None:
   """Raises TfnasError (before any training) when the 'mul' loss, CE·(log E[lat] / log
-  T)^β (Eq. 5's multiplicative form), is undefined for some architecture: E[lat] is a
-  mixture of the archs' predicted latencies, so it can fall to the cheapest arch's, and a
-  latency of 1 or less (in the model's unit) makes the log zero or negative and the power
-  NaN (seen: a 1.9 ms host target, E[lat] under 1 ms after 300 steps, NaN alphas)."""
+  T)^β (the official ProxylessNAS code's `mul#log`; E[lat] is Eq. 5-6, which the paper's
+  Eq. 7 adds instead), is undefined for some architecture. E[lat] is a mixture of the
+  archs' predicted latencies, so it can fall to the cheapest arch's; a latency of 1 or
+  less (in the model's unit) makes the log zero or negative and the power NaN (seen: a
+  1.9 ms host target, E[lat] under 1 ms after 300 steps, NaN alphas)."""
   low = latency.constant + sum(min(c) for c in costs)
   if form == "mul" and not low > 1:
     high = latency.constant + sum(max(c) for c in costs)
