@@ -58,12 +58,17 @@ def _check_config(config):
     raise TfnasError(f"derive_tolerance {config.derive_tolerance!r} must be in (0, 1)")
 
 
+def predicted_range(latency, costs) -> tuple[float, float]:
+  """The exact (min, max) of the additive model's prediction over every architecture:
+  constant + the sum of each block's cheapest (dearest) op."""
+  return (latency.constant + sum(min(c) for c in costs),
+          latency.constant + sum(max(c) for c in costs))
+
+
 def check_target_reachable(latency, costs, target: float, tolerance: float) -> None:
   """Raises TfnasError (before any training) when no architecture's predicted latency can
-  be within `tolerance` of `target`: the additive model's exact range is constant + the sum
-  of each block's cheapest (dearest) op."""
-  low = latency.constant + sum(min(c) for c in costs)
-  high = latency.constant + sum(max(c) for c in costs)
+  be within `tolerance` of `target` (from `predicted_range`)."""
+  low, high = predicted_range(latency, costs)
   if target * (1 + tolerance) < low or target * (1 - tolerance) > high:
     raise TfnasError(
         f"target_ms {target:g} {latency.unit} is out of reach: the space's architectures "
@@ -78,9 +83,8 @@ def check_latency_form(latency, costs, form: str) -> None:
   archs' predicted latencies, so it can fall to the cheapest arch's; a latency of 1 or
   less (in the model's unit) makes the log zero or negative and the power NaN (seen: a
   1.9 ms host target, E[lat] under 1 ms after 300 steps, NaN alphas)."""
-  low = latency.constant + sum(min(c) for c in costs)
+  low, high = predicted_range(latency, costs)
   if form == "mul" and not low > 1:
-    high = latency.constant + sum(max(c) for c in costs)
     raise TfnasError(
         f"latency_form 'mul' needs every architecture's predicted latency above 1 "
         f"{latency.unit} (it takes its log): the space's architectures predict {low:.4g} to "
