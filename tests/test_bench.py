@@ -50,6 +50,22 @@ def test_parse_garbage_is_a_clear_error():
     parse_benchmark_output("ERROR: Could not open '/data/local/tmp/x.tflite'.\nAborted")
 
 
+# Failed runs: the current-format transcription cut where the run stopped, with the error
+# lines benchmark_model prints (`TFLITE_LOG(ERROR) << "Benchmarking failed."` in its main when
+# Run() fails). Each has the warm-up's statistics, which must not pass for the timed run's.
+@pytest.mark.parametrize("name,match", [
+    ("died_after_warmup.txt", "no statistics after its last 'Running benchmark' block"),
+    ("stopped_in_warmup.txt", "only one 'Running benchmark' block"),
+    ("benchmarking_failed.txt", r"benchmark_model failed: ERROR: Node number 41 \(CONV_2D\) "
+                                r"failed to invoke. \| ERROR: Benchmarking failed."),
+])
+def test_parse_rejects_a_run_that_stopped_after_warmup(name, match):
+  text = open(os.path.join(OUTPUTS, name)).read()
+  assert "count=10 " in text  # the warm-up's line is there
+  with pytest.raises(BenchError, match=match):
+    parse_benchmark_output(text)
+
+
 # --- the adb runner against a stand-in adb ------------------------------------------------
 
 @pytest.fixture

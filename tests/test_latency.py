@@ -33,6 +33,20 @@ def test_pixel1_table_maps_onto_proxyless_mobile():
   assert np.isclose(lut.predict(arch), lut.constant + sum(costs[j][i] for j, i in enumerate(arch.ops)))
 
 
+def test_pixel1_table_serves_another_class_count_with_a_derived_logits_entry():
+  # Imagenette's 10 classes on the 1000-class Pixel-1 table (the README's Pixel-1 search).
+  space = get_space("proxyless_mobile", num_classes=10)
+  lut = import_proxyless_yaml(require(PIXEL1_LUT), space)
+  full = import_proxyless_yaml(require(PIXEL1_LUT), get_space("proxyless_mobile"))
+  scale = (7 * 7 * 1280 + 1280 * 10) / (7 * 7 * 1280 + 1280 * 1000)
+  assert lut.constant == pytest.approx(full.constant - 0.3096415478615071 * (1 - scale))
+  assert lut.block_costs() == full.block_costs()
+  (key, how), = lut.meta["derived_entries"].items()
+  assert key == "Logits-input:7x7x1280-output:10"
+  assert how.startswith("derived from 'Logits-input:7x7x1280-output:1000' x 0.0562")
+  assert "derived_entries" not in full.meta
+
+
 def test_lut_key_missing_is_an_error_naming_the_key():
   with pytest.raises(TfnasError, match=r"has no entry 'Conv-input:160x160x3-output:80x80x32'"):
     import_proxyless_yaml(require(PIXEL1_LUT), get_space("proxyless_mobile", resolution=160))

@@ -35,7 +35,17 @@ def parse_benchmark_output(text: str) -> dict:
   The timed run is the stats line after the last "Running benchmark for at
   least N iterations" line; the warm-up one comes after the first. Lines may
   carry an "INFO: " or "Timings (microseconds): " prefix (newer LiteRT builds).
+
+  Raises:
+    BenchError: no statistics line; "Benchmarking failed" (benchmark_model's own error
+      line, printed when its run returns an error); or a run that stopped after warm-up
+      (a "Running benchmark" header without statistics after it, or only one such block):
+      the warm-up's numbers are never reported as the timed run's.
   """
+  failed = [l.strip() for l in text.splitlines() if "Benchmarking failed" in l
+            or l.lstrip().startswith("ERROR:")]
+  if any("Benchmarking failed" in l for l in failed):
+    raise BenchError("benchmark_model failed: " + " | ".join(failed[-3:]))
   blocks: list[list[dict]] = []
   loose: list[dict] = []
   summary: dict[str, float] = {}
@@ -57,6 +67,12 @@ def parse_benchmark_output(text: str) -> dict:
             summary[key.strip()] = float(val.strip())
           except ValueError:
             pass
+  if blocks and (len(blocks) < 2 or not blocks[-1]):
+    what = "no statistics after its last" if not blocks[-1] else "only one"
+    raise BenchError(
+        f"benchmark_model output has {what} 'Running benchmark' block (warm-up, then the timed "
+        f"run, expected): the run stopped before its timed statistics; last lines: "
+        + " | ".join(text.strip().splitlines()[-2:]))
   runs = [b[-1] for b in blocks if b] or loose
   if not runs:
     raise BenchError("benchmark_model output has no timing line (count=... avg=...); "

@@ -178,7 +178,8 @@ def _predict(src: Source, opts: ExportOptions) -> dict:
   value = float(model.predict(src.arch))
   return {"latency_ms_predicted": value if model.unit == "ms" else None,
           "latency_model": spec, "latency_model_kind": model.kind,
-          "latency_predicted": {"value": value, "unit": model.unit}}
+          "latency_predicted": {"value": value, "unit": model.unit},
+          "latency_derived_entries": model.meta.get("derived_entries", {})}
 
 
 def _measure(data: bytes, path: str, opts: ExportOptions) -> dict:

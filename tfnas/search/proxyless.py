@@ -317,6 +317,9 @@ class ProxylessSearch:
         "resolution": self.space.input_shape[0], "arch": arch.to_string(self.space),
         "target_ms": c.target_ms, "latency_model": c.latency_model,
         "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
+        # Table entries not measured but derived (e.g. a published table's Logits entry for
+        # another class count): {key: how}; empty when every entry was measured.
+        "latency_derived_entries": self.latency.meta.get("derived_entries", {}),
         "predicted_ms": self.latency.predict(arch), "derive": derive,
         "argmax_arch": argmax.to_string(self.space),
         "argmax_predicted_ms": self.latency.predict(argmax),
