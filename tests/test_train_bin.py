@@ -150,3 +150,31 @@ def test_spaces_binary_lists_and_describes():
   assert r.returncode == 2 and "samples 0 must be an integer >= 1" in r.stderr
   r = run_bin("tfnas.bin.spaces", "proxyless_mobile", "zero" + ",k3_e3" * 20)
   assert r.returncode == 2 and "block b00: op 'zero' is not allowed" in r.stderr
+
+
+def test_binaries_quiet_tensorflow_unless_verbosity_and_imports_change_nothing(monkeypatch):
+  from tflite_bench.cli import quiet_tensorflow
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  # Importing tfnas and binary modules, as a notebook would, changes no variable (two whose
+  # absl flags do not clash in one process; every binary starts the same way). TensorFlow
+  # sets variables of its own at import (TF2_BEHAVIOR, ...): it is imported first.
+  code = ("import os, tensorflow; before = dict(os.environ); import tfnas, tfnas.bin.common, "
+          "tfnas.bin.export, tflite_bench.bin.profile; print(dict(os.environ) == before)")
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                     env=env)
+  assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]
+  # A binary silences TensorFlow's C++ log lines unless --verbosity=1 (absl's flag) is given.
+  monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+  quiet_tensorflow(["x", "--verbosity=1"])
+  quiet_tensorflow(["x", "-v", "2"])
+  assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+  quiet_tensorflow(["x", "--verbosity=0"])
+  assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+  runs = {v: subprocess.run([sys.executable, "-m", "tfnas.bin.spaces", "nasbench_macro",
+                             "12012012", *v], cwd=ROOT, capture_output=True, text=True,
+                            env=env) for v in ((), ("--verbosity=1",))}
+  quiet, loud = runs[()], runs[("--verbosity=1",)]
+  assert quiet.returncode == loud.returncode == 0, (quiet.stderr[-2000:], loud.stderr[-2000:])
+  assert quiet.stdout == loud.stdout and "macs=" in quiet.stdout
+  assert "cpu_feature_guard" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr
+  assert "cpu_feature_guard" in loud.stderr or "absl::InitializeLog" in loud.stderr

@@ -33,6 +33,34 @@ def os_error(e: OSError) -> str:
   return f"{reason}: {where!r}" if where else reason
 
 
+def verbose(argv: Sequence[str]) -> bool:
+  """Whether `argv` asks for absl's `--verbosity` (or `-v`) of 1 or more (debug logs)."""
+  args = list(argv)
+  for i, a in enumerate(args):
+    for name in ("--verbosity", "-v", "--v"):
+      value = None
+      if a.startswith(name + "="):
+        value = a.split("=", 1)[1]
+      elif a == name and i + 1 < len(args):
+        value = args[i + 1]
+      if value is not None:
+        try:
+          return int(value) >= 1
+        except ValueError:
+          return False  # absl's parser reports the bad value
+  return False
+
+
+def quiet_tensorflow(argv: Sequence[str] | None = None) -> None:
+  """Silences TensorFlow's C++ start-up log lines (`TF_CPP_MIN_LOG_LEVEL=2`) for a
+  binary's process, unless `--verbosity=1` (or more) is among `argv` (default
+  `sys.argv`) or the variable is already set. A binary calls it first thing under
+  `if __name__ == "__main__":`, before TensorFlow loads; importing a module never does."""
+  import os
+  if not verbose(sys.argv if argv is None else argv):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def parse_flags(argv: Sequence[str]) -> list[str]:
   """Parses absl flags; a bad flag is one line and exit 2 (absl prints FATAL, exit 1).
   `--help`, `--helpshort` and `--helpfull` print the flags' help and exit 0."""
@@ -49,7 +77,8 @@ def run(main: Callable[[list[str]], int | None], errors: tuple[type, ...] = (),
   """Parses flags with `parse`, runs `main(argv)`; `errors` and `OSError` -> one line, exit 2."""
   from absl import app, logging
   argv = parse(sys.argv)
-  logging.set_verbosity(logging.WARNING)
+  if not verbose(sys.argv):  # --verbosity=1 keeps absl's INFO/DEBUG lines
+    logging.set_verbosity(logging.WARNING)
   try:
     code = main(argv)
   except (app.UsageError, *errors) as e:

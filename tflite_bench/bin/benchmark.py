@@ -6,15 +6,15 @@ benchmark_model on an attached device. Prints one JSON line: the statistics,
 the XNNPACK partition count and the device.
 """
 
-import os
+from tflite_bench import cli
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":
+  cli.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 import json
 
 from absl import app, flags
 
-from tflite_bench import cli
 
 _MODEL = flags.DEFINE_string("model", None, "The .tflite file.")
 _RUNNER = flags.DEFINE_enum("runner", "host", ["host", "adb"], "Where to measure.")

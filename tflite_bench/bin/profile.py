@@ -15,16 +15,17 @@ This binary is where tflite_bench meets tfnas: it uses tfnas's spaces and fast
 piece-stitching generator; the runners and the record schema do not.
 """
 
+from tflite_bench import cli
+
+if __name__ == "__main__":
+  cli.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
+
 import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import sys
 import time
 
 from absl import app, flags
 
-from tflite_bench import cli
 
 _SPACE = flags.DEFINE_string("space", None, "Search space name (python -m tfnas.bin.spaces).")
 _NUM = flags.DEFINE_integer("num_archs", 100, "Architectures to sample and measure.")

@@ -1,12 +1,13 @@
-"""What every binary shares: one-line errors instead of tracebacks, quiet logs."""
+"""What every binary shares: one-line errors instead of tracebacks, quiet logs.
+
+Importing it changes no process-wide setting: a binary calls `quiet_tensorflow()` under
+`if __name__ == "__main__":` before TensorFlow loads (`--verbosity=1` keeps its logs)."""
 
 from __future__ import annotations
 
 import os
-import sys
 
-# Keep TensorFlow's C++ start-up chatter out of the user's terminal.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tflite_bench.cli import quiet_tensorflow  # noqa: F401  (re-exported for the binaries)
 
 
 def parse_flags_or_exit(argv: list[str]) -> list[str]:

@@ -9,7 +9,10 @@ running the .tflite through LiteRT next to Keras', host latency, predicted laten
   --quantization=ptq|qat                   (int8/mixed: post-training or quantization-aware)
 """
 
-from tfnas.bin import common  # noqa: F401  (sets log level before TF loads)
+from tfnas.bin import common
+
+if __name__ == "__main__":
+  common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 from absl import app, flags
 

@@ -12,7 +12,10 @@
       # measures every (block, op) in isolation on this host (micro-benchmarks)
 """
 
-from tfnas.bin import common  # noqa: F401
+from tfnas.bin import common
+
+if __name__ == "__main__":
+  common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 import json
 import os

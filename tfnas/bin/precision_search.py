@@ -10,7 +10,10 @@ DIR/export/best_recipe.json, which `tfnas.bin.export --precision=mixed
 command to resume a killed search (candidates are saved each generation).
 """
 
-from tfnas.bin import common  # noqa: F401  (sets log level before TF loads)
+from tfnas.bin import common
+
+if __name__ == "__main__":
+  common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 from absl import app, flags
 

@@ -9,7 +9,10 @@ DIR/search_results.json, DIR/search_progress.png and DIR/arch_<search>.json for
 each constraint set (see `tfnas.search.spos`).
 """
 
-from tfnas.bin import common  # noqa: F401
+from tfnas.bin import common
+
+if __name__ == "__main__":
+  common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 from absl import app
 

@@ -4,7 +4,10 @@ Writes DIR/arch.json, DIR/data.json, DIR/metrics.json (with test_accuracy),
 DIR/model.weights.h5 and DIR/model.tflite; rerun the same command to resume.
 """
 
-from tfnas.bin import common  # noqa: F401  (sets log level before TF loads)
+from tfnas.bin import common
+
+if __name__ == "__main__":
+  common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 from absl import app
 
