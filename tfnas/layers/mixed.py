@@ -54,6 +54,7 @@ def rescale_alpha(new_alpha, old_alpha, involved):
                                   tf.fill(tf.shape(involved), offset))
 
 
+@keras.saving.register_keras_serializable(package="tfnas")
 class MixedOp(keras.layers.Layer):
   """A choice block of the ProxylessNAS over-parameterized network.
 
@@ -71,6 +72,9 @@ class MixedOp(keras.layers.Layer):
   def __init__(self, block, activation: str, bn_momentum: float = 0.9, **kwargs):
     super().__init__(**kwargs)
     from tfnas.models.child import apply_graph
+    from tfnas.spaces.spec import Block
+    if isinstance(block, dict):  # from get_config
+      block = Block.from_config(block)
     self.block, self.activation, self.bn_momentum = block, activation, bn_momentum
     self.num_paths = len(block.ops)
     self.candidates = []
@@ -86,7 +90,12 @@ class MixedOp(keras.layers.Layer):
     self.alpha = self.add_weight(shape=(self.num_paths,), initializer="zeros",
                                  name="alpha", trainable=True)
 
+  def get_config(self):
+    return {**super().get_config(), "block": self.block.to_config(),
+            "activation": self.activation, "bn_momentum": self.bn_momentum}
+
   def probs(self):
+    """(N,) softmax(alpha): the path probabilities p_j of Eq. 5."""
     return tf.nn.softmax(self.alpha)
 
   def run_path(self, k, x, training=None):
@@ -96,6 +105,20 @@ class MixedOp(keras.layers.Layer):
     return tf.switch_case(tf.cast(k, tf.int32), branches)
 
   def call(self, x, active, involved=None, mode: str = "single", training=None):
+    """The block's output for input `x` ((B, H, W, C_in) float32 -> (B, H', W', C_out)).
+
+    Args:
+      x: The block's input.
+      active: Scalar int tensor, the path that runs (sampled from `probs()` by the caller).
+      involved: (K,) int tensor, the paths whose gate gradients the backward pass computes
+        in "gated" mode (two sampled paths: Sec. 3.2.1; all: Appendix D); None = all.
+      mode: "single" (path `active` only), "gated" (Eq. 4's gradient to alpha) or "full"
+        (the softmax-weighted sum of every path).
+      training: Keras' training flag for the candidates' BatchNorm.
+
+    Raises:
+      ValueError: an unknown `mode`.
+    """
     if mode == "single":
       return self.run_path(active, x, training)
     if mode == "full":

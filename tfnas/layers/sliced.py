@@ -32,6 +32,7 @@ def _leading(x, n):
   return x[..., :n]
 
 
+@keras.saving.register_keras_serializable(package="tfnas")
 class SlicedConv(keras.layers.Layer):
   """Conv2D / DepthwiseConv2D without bias whose kernel is sliced to the input's
   channels and to `out_channels`.
@@ -88,6 +89,7 @@ class SlicedConv(keras.layers.Layer):
             "stride": self.stride, "depthwise": self.depthwise, "groups": self.groups}
 
 
+@keras.saving.register_keras_serializable(package="tfnas")
 class SlicedBN(keras.layers.Layer):
   """BatchNormalization over the leading channels of a full-width parameter set.
 

@@ -201,6 +201,21 @@ class Block:
     except ValueError:
       raise KeyError(name) from None
 
+  def to_config(self) -> dict:
+    """This block as JSON-serializable data (a layer's `get_config` stores it);
+    `Block.from_config` rebuilds an equal block."""
+    return {"name": self.name, "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape), "stride": self.stride,
+            "ops": [dataclasses.asdict(op) for op in self.ops],
+            "mid_scales": list(self.mid_scales), "stage": self.stage}
+
+  @classmethod
+  def from_config(cls, config: dict) -> "Block":
+    """The block `to_config` described. Raises ValueError for an op of unknown kind."""
+    return cls(config["name"], tuple(config["in_shape"]), tuple(config["out_shape"]),
+               int(config["stride"]), tuple(Op(**op) for op in config["ops"]),
+               tuple(config.get("mid_scales", ())), int(config.get("stage", 0)))
+
   def graph(self, op: Op, activation: str, mid_scale: float = 1.0) -> OpGraph:
     """The layers and topology of `op` in this block."""
     cin, cout = self.in_shape[2], self.out_shape[2]
