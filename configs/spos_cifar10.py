@@ -62,6 +62,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # Sampling during training: "" is uniform; e.g. "macs_m>=20,macs_m<=60" is uniform
   # among the archs in that range (rejection sampling), the paper's default.
   c.sample_constraints = ""
+  # "uniform": one path per step (the paper). "strict_fair" (FairNAS, Chu et al. 2021): a
+  # step trains m paths on one batch that hold every op of every block once and applies
+  # their summed gradients (m = ops per block; m times a uniform step's compute; needs equal
+  # op counts and no sample_constraints). Measured on nasbench_macro: BENCHMARKS.md.
+  c.sampling = "uniform"
   # Search: one evolution (+ random baseline) per ';'-separated constraint set.
   # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
   c.latency_model = "macs"

@@ -349,3 +349,87 @@ def test_evolution_meets_constraints_finds_the_optimum_and_resumes(tmp_path):
                         str(tmp_path / "rand.json"), log=lambda *a: None)
   assert again["top"] == rand["top"]
   assert best >= rand["top"][0][1]
+
+
+def test_strict_fair_paths_hold_every_op_of_every_block_once():
+  # FairNAS strict fairness: per step m paths, each block's ops a permutation across them.
+  choices = spos.gene_choices(get_space("spos_cifar", width=0.25))  # 4 ops, 8 scales
+  firsts = []
+  for step in range(600):
+    paths = spos.strict_fair_genes(np.random.default_rng([0, 31, step]), choices, 20)
+    assert len(paths) == 4 and all(len(p) == 40 for p in paths)
+    ops = np.array(paths)[:, :20]
+    assert (np.sort(ops, axis=0) == np.arange(4)[:, None]).all()  # each op exactly once
+    assert all(0 <= c < 8 for p in paths for c in p[20:])
+    firsts.append(ops[0])
+  # Which path gets which op is uniform (each block's permutation is random).
+  firsts = np.array(firsts)
+  for i in range(20):
+    assert stats.chisquare(np.bincount(firsts[:, i], minlength=4)).pvalue > 1e-4
+  fixed = spos.strict_fair_genes(np.random.default_rng(0), choices, 20, (3,) * 20)
+  assert all(p[20:] == (3,) * 20 for p in fixed)
+  with pytest.raises(TfnasError, match="same number of ops; this space's blocks have"):
+    spos.strict_fair_genes(np.random.default_rng(0), [3, 4, 3], 3)
+
+
+def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
+  """One real `SPOSSearch.train` step with sampling='strict_fair' updates every weight of
+  the supernet (all 3 ops of all 8 `nasbench_macro` blocks; uniform sampling updates one op
+  per block: test_traced_step_gives_each_path_the_childs_gradients). Run eagerly: tracing
+  the step's three unrolled paths took 38 s, and the traced (m, n)-path step is the same
+  code the search binary's end-to-end test traces with m = 1 (test_spos_bin.py)."""
+  import importlib.util
+  import os
+
+  from conftest import ROOT
+  path = os.path.join(ROOT, "configs", "spos_cifar10.py")
+  module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("c", path))
+  module.__spec__.loader.exec_module(module)
+  c = module.get_config("quick")
+  c.update(space="nasbench_macro", width=0.25, dataset=f"folder:{tiny_cifar}",
+           train_limit=64, val_size=32, batch_size=8, eval_batch_size=8, steps=1,
+           calib_images=16, val_images=16, searches="macs_m<=9", weight_decay=0.0,
+           warmup_fraction=0.0, channel_warmup_fraction=0.0, sampling="strict_fair",
+           measure_host=False)
+  search = spos.SPOSSearch(c, str(tmp_path / "fair"))
+  before = [v.numpy().copy() for v in search.net.trainable_variables]
+  tf.config.run_functions_eagerly(True)
+  try:
+    search.train()
+  finally:
+    tf.config.run_functions_eagerly(False)
+  assert int(search.step.numpy()) == 1
+  unchanged = [v.path for v, b in zip(search.net.trainable_variables, before)
+               if np.array_equal(v.numpy(), b)]
+  assert not unchanged, unchanged
+  assert len(before) > 50
+  c.sample_constraints = "macs_m<=9"
+  with pytest.raises(TfnasError, match="cannot also keep paths within sample_constraints"):
+    spos.SPOSSearch(c, str(tmp_path / "bad"))
+  c.sample_constraints, c.sampling = "", "fair"
+  with pytest.raises(TfnasError, match="sampling 'fair' is not one of"):
+    spos.SPOSSearch(c, str(tmp_path / "bad"))
+
+
+@pytest.mark.parametrize("name", ["nasbench_macro", "spos_cifar"])
+def test_block_terms_give_every_archs_metrics_and_exact_ranges(name):
+  # The budgets of `tfnas.bin.spaces` and the feasibility checks sum per-block terms;
+  # per arch they equal `metrics` (the spec's totals and the latency model's predict).
+  space = get_space(name, width=0.25)
+  macs = latency_lib.load("macs", space)
+  choices = spos.gene_choices(space)
+  rng = np.random.default_rng(0)
+  genes = np.stack([rng.integers(n, size=40) for n in choices], axis=1)
+  terms = spos.block_terms(space, macs)
+  many = spos.metrics_of_many(space, macs, genes, terms)
+  for i, g in enumerate(genes):
+    one = spos.metrics(space, macs, spos.arch_of(space, tuple(int(x) for x in g)))
+    for k, v in one.items():
+      assert many[k][i] == pytest.approx(v, rel=1e-9), (k, g)
+  ranges = spos.metric_ranges(space, macs, terms)
+  if name == "nasbench_macro":  # 6,561 archs: the exact extremes by enumeration
+    every = spos.metrics_of_many(space, macs, np.indices(choices).reshape(len(choices), -1).T)
+    for k, (lo, hi) in ranges.items():
+      assert (lo, hi) == pytest.approx((every[k].min(), every[k].max()), rel=1e-9)
+  for k, (lo, hi) in ranges.items():
+    assert lo <= many[k].min() and many[k].max() <= hi

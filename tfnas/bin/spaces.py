@@ -11,7 +11,10 @@
       # to 100,000 archs) or --samples uniform samples (default 10,000)
 """
 
-from tfnas.bin import common  # noqa: F401
+from tfnas.bin import common
+
+if __name__ == "__main__":
+  common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 import json
 
@@ -73,8 +76,6 @@ PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 
 def _print_budgets(space):
   """The cost distribution of `space`'s archs, for choosing a search budget."""
-  import itertools
-
   import numpy as np
 
   from tfnas import latency as latency_lib
@@ -85,21 +86,23 @@ def _print_budgets(space):
     raise TfnasError(f"samples {_SAMPLES.value} must be an integer >= 1")
   choices = spos.gene_choices(space)
   if space.size <= 100_000:
-    genes, how = list(itertools.product(*(range(n) for n in choices))), "all"
+    genes = np.indices(choices).reshape(len(choices), -1).T  # every arch
+    how = "all"
   else:
     rng = np.random.default_rng(0)
-    genes = [tuple(int(rng.integers(n)) for n in choices) for _ in range(_SAMPLES.value)]
+    genes = np.stack([rng.integers(n, size=_SAMPLES.value) for n in choices], axis=1)
     how = f"{_SAMPLES.value:,} uniform samples"
-  rows = [spos.metrics(space, lat, spos.arch_of(space, g)) for g in genes]
-  ranges = spos.metric_ranges(space, lat)
+  # Every metric is a sum of per-block terms: one evaluation per (block, option), then sums.
+  terms = spos.block_terms(space, lat)
+  values = spos.metrics_of_many(space, lat, genes, terms)
+  ranges = spos.metric_ranges(space, lat, terms)
   out = {"space": space.name, "resolution": space.input_shape[0], "archs": space.size,
          "percentiles_over": how, "latency_model": _LATENCY.value, "metrics": {}}
-  for name in rows[0]:
+  for name in values:
     if name.startswith("latency_") and name != "latency_ms":
       continue  # a "macs" or "params" model: the same numbers as macs_m / params_m
-    values = np.array([r[name] for r in rows])
     lo, hi = ranges[name]
-    out["metrics"][name] = {"min": lo, **{f"p{q}": float(np.percentile(values, q))
+    out["metrics"][name] = {"min": lo, **{f"p{q}": float(np.percentile(values[name], q))
                                           for q in PERCENTILES[1:-1]}, "max": hi}
   if _JSON.value:
     print(json.dumps(out, indent=2))

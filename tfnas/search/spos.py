@@ -5,7 +5,10 @@
    meet `config.sample_constraints` (rejection sampling, the paper's default
    with a FLOPs range), seeded by (seed, step), and trains that single path with
    SGD (Nesterov momentum, cosine, label smoothing, weight decay). The arch is a
-   tensor input of one traced step.
+   tensor input of one traced step. With `config.sampling="strict_fair"` (FairNAS)
+   a step instead trains m paths on one batch that together hold every op of every
+   block once, and applies their summed gradients in one update (m times the compute
+   of a uniform step).
 2. **Search.** Every search in `config.searches` (e.g. three latency budgets) runs
    on the same trained supernet: evolution (Algorithm 1) with hard constraints
    checked before evaluation, and a random-search baseline with the same number
@@ -124,6 +127,45 @@ def sample_genes(rng, choices, feasible, fixed_channels=None,
   return tuple(ops) + fixed
 
 
+SAMPLINGS = ("uniform", "strict_fair")
+
+
+def strict_fair_genes(rng, choices, n_blocks: int, fixed_channels=None) -> list[tuple]:
+  """One step's paths under FairNAS's strict fairness (Chu et al., "FairNAS: Rethinking
+  Evaluation Fairness of Weight Sharing Neural Architecture Search", ICCV 2021, Sec. 3.2 and
+  Algorithm 1): m paths, m the number of ops per choice block, where path k takes the k-th
+  op of an independent random permutation of each block's ops, so every op of every block
+  is trained exactly once per step. The caller trains all m on one batch and applies the
+  summed gradients once.
+
+  Args:
+    rng: numpy Generator.
+    choices: Gene choice counts (`gene_choices`): `n_blocks` op genes, then channel genes.
+    n_blocks: Number of choice blocks; their op counts must all equal m.
+    fixed_channels: Channel gene per block (channel warm-up); None: uniform per path.
+
+  Returns:
+    m genomes (tuples of len(choices)).
+
+  Raises:
+    TfnasError: the blocks' op counts differ (strict fairness needs one m).
+  """
+  ops = list(choices[:n_blocks])
+  if len(set(ops)) != 1:
+    raise TfnasError(f"sampling 'strict_fair' needs every choice block to have the same "
+                     f"number of ops; this space's blocks have {sorted(set(ops))}")
+  m = ops[0]
+  perms = np.array([rng.permutation(m) for _ in range(n_blocks)])  # (blocks, m)
+  out = []
+  for k in range(m):
+    if fixed_channels:
+      chans = tuple(fixed_channels)
+    else:
+      chans = tuple(int(rng.integers(n)) for n in choices[n_blocks:])
+    out.append(tuple(int(i) for i in perms[:, k]) + chans)
+  return out
+
+
 def metrics(space, latency, arch: Arch) -> dict:
   """Predicted latency (in the model's unit), MMACs and Mparams of `arch`."""
   cost = total(space, arch)
@@ -132,36 +174,61 @@ def metrics(space, latency, arch: Arch) -> dict:
           "params_m": cost.params / 1e6}
 
 
-def metric_ranges(space, latency) -> dict[str, tuple[float, float]]:
-  """Exact (min, max) of every metric over all architectures of `space`.
+def block_terms(space, latency) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
+  """The additive decomposition of every metric of `metrics` over `space`'s choice blocks.
 
-  Latency (an additive model), MACs and params are sums of per-block terms, each
-  block's term fixed by its own (op, mid-channel scale): the extremes are a base
-  architecture's value plus the per-block extreme differences. One metric evaluation
-  per (block, option): about a second for spos_cifar's 20 blocks x 4 ops x 8 scales.
+  Latency (every tfnas latency model is additive), MACs and params are sums of per-block
+  terms, each block's term fixed by its own (op, mid-channel scale). Returns
+  (base, deltas): `base` the metrics of the all-zeros genome, and for each choice block j
+  `deltas[j][metric]`, an array over the block's options (its op index, or op index x
+  number of scales + scale index in spaces with channel choices) of the change from base.
+  One metric evaluation per (block, option): about a second for spos_cifar's 20 blocks x
+  4 ops x 8 scales.
   """
   choices = gene_choices(space)
   n = len(space.choice_blocks)
   base = tuple(0 for _ in choices)
   at_base = metrics(space, latency, arch_of(space, base))
-  lo, hi = dict(at_base), dict(at_base)
+  deltas = []
   for j in range(n):
     options = [(o,) for o in range(choices[j])]
     if space.has_channel_choices:
       options = [(o, c) for o in range(choices[j]) for c in range(choices[n + j])]
-    deltas = {k: [] for k in at_base}
+    rows = []
     for option in options:
       genes = list(base)
       genes[j] = option[0]
       if len(option) > 1:
         genes[n + j] = option[1]
-      m = metrics(space, latency, arch_of(space, genes))
-      for k in at_base:
-        deltas[k].append(m[k] - at_base[k])
-    for k in at_base:
-      lo[k] += min(deltas[k])
-      hi[k] += max(deltas[k])
-  return {k: (lo[k], hi[k]) for k in at_base}
+      rows.append(metrics(space, latency, arch_of(space, genes)))
+    deltas.append({k: np.array([r[k] - at_base[k] for r in rows]) for k in at_base})
+  return at_base, deltas
+
+
+def metrics_of_many(space, latency, genes: np.ndarray, terms=None) -> dict[str, np.ndarray]:
+  """`metrics` of many genomes at once, from `block_terms` (equal to `metrics` per arch up
+  to float rounding): genes (N, len(gene_choices(space))) int -> {metric: (N,) array}."""
+  base, deltas = terms or block_terms(space, latency)
+  genes = np.asarray(genes)
+  n = len(space.choice_blocks)
+  out = {}
+  for k, v in base.items():
+    total_k = np.full(len(genes), v, np.float64)
+    for j in range(n):
+      option = genes[:, j]
+      if space.has_channel_choices:
+        option = option * len(space.choice_blocks[j].mid_scales) + genes[:, n + j]
+      total_k += deltas[j][k][option]
+    out[k] = total_k
+  return out
+
+
+def metric_ranges(space, latency, terms=None) -> dict[str, tuple[float, float]]:
+  """Exact (min, max) of every metric over all architectures of `space`: the base
+  genome's value plus each block's extreme change (`block_terms`, or `terms` from it)."""
+  base, deltas = terms or block_terms(space, latency)
+  return {k: (v + sum(float(d[k].min()) for d in deltas),
+              v + sum(float(d[k].max()) for d in deltas)) for k, v in base.items()}
 
 
 def check_feasible(space, latency, searches) -> None:
@@ -201,6 +268,13 @@ def _check_config(config):
   warm = config.get("channel_warmup_fraction", 0.0)
   if not 0.0 <= warm < 1.0:
     raise TfnasError(f"channel_warmup_fraction {warm!r} must be in [0, 1)")
+  sampling = config.get("sampling", "uniform")
+  if sampling not in SAMPLINGS:
+    raise TfnasError(f"sampling {sampling!r} is not one of {list(SAMPLINGS)}")
+  if sampling == "strict_fair" and config.sample_constraints:
+    raise TfnasError(f"sampling 'strict_fair' trains every op of every block each step, so "
+                     f"it cannot also keep paths within sample_constraints "
+                     f"{config.sample_constraints!r}; set one of them")
 
 
 class SPOSSearch:
@@ -236,6 +310,9 @@ class SPOSSearch:
       self.latency = latency_lib.load(config.latency_model, self.space)
     check_feasible(self.space, self.latency, self.searches + [self.sample_limits])
     self.choices = gene_choices(self.space)
+    self.sampling = config.get("sampling", "uniform")
+    if self.sampling == "strict_fair":  # the space's op counts must agree: say so now
+      strict_fair_genes(np.random.default_rng(0), self.choices, len(self.space.choice_blocks))
     with self.strategy.scope():
       self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum,
                               share_expansion=self.ident["share_expansion"],
@@ -279,16 +356,26 @@ class SPOSSearch:
 
   # --- supernet training ----------------------------------------------------------------
   def _train_step(self, images, labels, ops, chans):
+    """One optimizer step on one batch for the paths `ops`, `chans`: (n,) for one path
+    (uniform sampling), or (m, n) for m paths whose gradients are summed before the single
+    update (FairNAS strict fairness). Returns the paths' mean loss and top-1."""
+    if ops.shape.rank == 1:
+      ops, chans = ops[None], chans[None]
     batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
+    onehot = tf.one_hot(tf.cast(labels, tf.int32), self.space.head.num_classes)
+    losses, accs = [], []
     with tf.GradientTape() as tape:
-      logits = self.net(images, ops=ops, chans=chans, bn_mode="train", training=True)
-      onehot = tf.one_hot(tf.cast(labels, tf.int32), self.space.head.num_classes)
-      loss = self.ce(onehot, logits) / batch
+      for k in range(ops.shape[0]):  # static: one traced forward per path
+        logits = self.net(images, ops=ops[k], chans=chans[k], bn_mode="train", training=True)
+        losses.append(self.ce(onehot, logits) / batch)
+        accs.append(tf.reduce_mean(tf.cast(tf.equal(
+            tf.argmax(logits, -1, output_type=tf.int32), tf.cast(labels, tf.int32)),
+            tf.float32)))
+      loss = tf.add_n(losses)
     variables = self.net.trainable_variables
     self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                                          tf.cast(labels, tf.int32)), tf.float32))
-    return loss * self.strategy.num_replicas_in_sync, acc
+    paths = float(len(losses))
+    return loss / paths * self.strategy.num_replicas_in_sync, tf.add_n(accs) / paths
 
   def train(self) -> dict:
     c, wd, s = self.config, self.workdir, self.strategy
@@ -317,11 +404,17 @@ class SPOSSearch:
             "channels uniform", flush=True)
     for step in range(start, c.steps):
       rng = np.random.default_rng([c.seed, 31, step])
-      genes = sample_genes(rng, self.choices,
-                           lambda g: self.feasible(g, self.sample_limits),
-                           fixed if step < ops_only else None, what=what)
+      if self.sampling == "strict_fair":
+        paths = strict_fair_genes(rng, self.choices, len(self.space.choice_blocks),
+                                  fixed if step < ops_only else None)
+      else:
+        paths = [sample_genes(rng, self.choices,
+                              lambda g: self.feasible(g, self.sample_limits),
+                              fixed if step < ops_only else None, what=what)]
+      tensors = [self._tensors(g) for g in paths]
       images, labels = next(train)
-      window.append(step_fn(images, labels, *self._tensors(genes)))
+      window.append(step_fn(images, labels, tf.stack([o for o, _ in tensors]),
+                            tf.stack([ch for _, ch in tensors])))
       self.step.assign(step + 1)
       done = step + 1 == c.steps
       if (step + 1) % c.log_every == 0 or done:
@@ -369,15 +462,22 @@ class SPOSSearch:
     ops, chans = self._tensors(genes)
     self.net.recalibrate(self._calib_batches, ops, chans, self._calib, self._calib_edges)
 
+  def correct_per_batch(self, genes) -> np.ndarray:
+    """(B, 2) int: for each of the B validation batches (`val_images` held-out images in
+    batches of `eval_batch_size`), [correct top-1 predictions, images] of `genes` with
+    inherited weights after exact BN recalibration. Nothing is cached or written."""
+    self.recalibrate(genes)
+    ops, chans = self._tensors(genes)
+    return np.array([[int(self._eval(x, y, ops, chans)), int(y.shape[0])]
+                     for x, y in self._val_batches], np.int64)
+
   def evaluate(self, genes) -> float:
     """Validation top-1 of `genes` with inherited weights after exact BN recalibration."""
     key = self.arch_of(genes).key()
     if key in self.scores:
       return self.scores[key]
-    self.recalibrate(genes)
-    ops, chans = self._tensors(genes)
-    hits = sum(int(self._eval(x, y, ops, chans)) for x, y in self._val_batches)
-    acc = hits / sum(int(y.shape[0]) for _, y in self._val_batches)
+    hits = self.correct_per_batch(genes)
+    acc = float(hits[:, 0].sum() / hits[:, 1].sum())
     self.scores[key] = acc
     append_jsonl(os.path.join(self.workdir, "candidates.jsonl"),
                  [{"key": key, "genes": list(genes), "accuracy": acc,
@@ -477,9 +577,13 @@ class SPOSSearch:
         "method": "spos", "space": self.space.name, "resolution": self.space.input_shape[0],
         "width": c.width, "arch": best.to_string(self.space), "latency_model": c.latency_model,
         "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
+        # Table entries not measured but derived (e.g. a published table's Logits entry for
+        # another class count): {key: how}; empty when every entry was measured.
+        "latency_derived_entries": self.latency.meta.get("derived_entries", {}),
         "predicted_ms": float(self.latency.predict(best)) if self.latency.unit == "ms"
         else None, "predicted_latency": float(self.latency.predict(best)),
         "sample_constraints": [str(l) for l in self.sample_limits],
+        "sampling": self.sampling,
         "supernet": {"steps": c.steps, **trained}, "search_seconds": search_seconds,
         "searches": [{k: v for k, v in r.items() if not k.startswith("all")} for r in results],
         "target_ms": min((l.value for l in self.searches[0] if l.metric == "latency_ms"

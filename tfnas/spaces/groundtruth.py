@@ -68,6 +68,8 @@ class GroundTruth:
     accuracy: (N,) mean accuracy in %, aligned with `archs`.
     macs: (N,) multiply-accumulates (the spec's count).
     params: (N,) trained parameters (the spec's `trainable_params`).
+    runs: (N, R) accuracy in % of each of the benchmark's R independent trainings, or None
+      when its file gives only the mean.
   """
   space: SearchSpace
   benchmark: Benchmark
@@ -75,6 +77,7 @@ class GroundTruth:
   accuracy: np.ndarray
   macs: np.ndarray
   params: np.ndarray
+  runs: np.ndarray | None = None
 
   def __post_init__(self):
     self._index = {a.ops: i for i, a in enumerate(self.archs)}
@@ -121,6 +124,51 @@ class GroundTruth:
             "percentile": float(100.0 * np.mean(pool <= acc)),
             "best_arch": code(best_arch), "best_accuracy": best_acc, "gap": best_acc - acc}
 
+  def noise_ceiling(self, indices: np.ndarray) -> dict:
+    """How well *any* evaluator can rank `archs[indices]` against `accuracy`, given the
+    benchmark's own training noise: the archs' accuracies in one training run ranked
+    against another run, and against the mean of the other runs (Kendall tau and
+    Spearman, averaged over runs). A supernet's tau against `accuracy` near these is as
+    good as training every arch from scratch once.
+
+    Args:
+      indices: (M,) positions in `archs`, M >= 2.
+
+    Raises:
+      TfnasError: the benchmark's file gave no per-run accuracies (`runs` is None) or
+        fewer than 2 runs.
+    """
+    from scipy import stats
+    runs = self._runs()[np.asarray(indices)]
+    r = runs.shape[1]
+    pairs = list(itertools.combinations(range(r), 2))
+    others = [np.delete(runs, i, axis=1).mean(axis=1) for i in range(r)]
+    return {
+        "archs": int(runs.shape[0]), "runs": r,
+        "kendall_tau_run_vs_run": float(np.mean(
+            [stats.kendalltau(runs[:, i], runs[:, j]).statistic for i, j in pairs])),
+        "spearman_run_vs_run": float(np.mean(
+            [stats.spearmanr(runs[:, i], runs[:, j]).statistic for i, j in pairs])),
+        "kendall_tau_run_vs_mean_of_others": float(np.mean(
+            [stats.kendalltau(runs[:, i], others[i]).statistic for i in range(r)])),
+    }
+
+  def one_run_oracle(self, feasible: np.ndarray | None = None) -> list[dict]:
+    """What a search would find whose evaluator were one from-scratch training of every
+    feasible arch: for each of the benchmark's runs, `standing` (against the mean
+    accuracy) of the arch that run scored best. The gap of these is the least a search
+    guided by any single noisy training can be expected to miss by."""
+    mask = self._mask(feasible)
+    runs, where = self._runs(), np.flatnonzero(mask)
+    return [self.standing(self.archs[int(where[np.argmax(runs[mask, i])])], mask)
+            for i in range(runs.shape[1])]
+
+  def _runs(self) -> np.ndarray:
+    if self.runs is None or self.runs.ndim != 2 or self.runs.shape[1] < 2:
+      raise TfnasError(f"the {self.space.name!r} benchmark file gives no per-run accuracies "
+                       "(need at least 2 runs per arch for a noise ceiling)")
+    return self.runs
+
   def _mask(self, feasible):
     if feasible is None:
       return np.ones(len(self.archs), bool)
@@ -161,6 +209,9 @@ def load(space: SearchSpace, path: str | None = None) -> GroundTruth:
     archs = [Arch.create(space, ops) for ops in
              itertools.product(*(range(len(b.ops)) for b in space.choice_blocks))]
     accuracy = np.array([float(table[code(a)]["mean_acc"]) for a in archs])
+    runs = [table[code(a)].get("test_acc") for a in archs]
+    runs = (np.array(runs, np.float64) if all(isinstance(r, list) for r in runs)
+            and len({len(r) for r in runs}) == 1 else None)
   except (OSError, ValueError) as e:
     raise TfnasError(f"ground-truth file {path!r} cannot be read: {e}") from None
   except (KeyError, TypeError) as e:
@@ -168,7 +219,7 @@ def load(space: SearchSpace, path: str | None = None) -> GroundTruth:
   cost = [total(space, a) for a in archs]
   return GroundTruth(space, BENCHMARKS[space.name], archs, accuracy,
                      np.array([c.macs for c in cost], np.int64),
-                     np.array([trainable_params(space, a) for a in archs], np.int64))
+                     np.array([trainable_params(space, a) for a in archs], np.int64), runs)
 
 
 def search_standing(space: SearchSpace, arch: Arch, meets: Callable[[Arch], bool],
