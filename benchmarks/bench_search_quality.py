@@ -1,24 +1,41 @@
-"""Search quality against ground truth: SPOS on `nasbench_macro` (NAS-Bench-Macro).
+"""Search quality against ground truth on `nasbench_macro` (NAS-Bench-Macro): SPOS and
+ProxylessNAS, and what the benchmark's own noise allows.
 
   .venv/bin/python benchmarks/bench_search_quality.py [--steps=1500 --points=500,1000,1500 \
-      --archs=200 --top=200 --limits=25,50,75 --seeds=0,1,2 --population=16 --generations=4]
+      --archs=200 --top=200 --limits=25,50,75 --seeds=0,1,2 --population=16 --generations=4 \
+      --sampling=uniform|strict_fair --val_images=2000 --val_prefixes=500,2000]
+  .venv/bin/python benchmarks/bench_search_quality.py --part=ceiling
+  .venv/bin/python benchmarks/bench_search_quality.py --part=proxyless --limits=25,50,75 \
+      --seeds=0,1,2 [--latency_model=runs/lut/latency_model.json]
 
-Trains the SPOS supernet on CIFAR-10 from ../shared/data (`configs/spos_cifar10.py` with
-`space=nasbench_macro`, width 1.0: the benchmark's own network) through the same
-`SPOSSearch` the search binary runs, and measures what a search is worth:
+`--part=spos` (default) trains the SPOS supernet on CIFAR-10 from ../shared/data
+(`configs/spos_cifar10.py` with `space=nasbench_macro`, width 1.0: the benchmark's own
+network) through the same `SPOSSearch` the search binary runs, and measures:
 
 - **ranking**: Kendall tau and Spearman between each arch's supernet score (validation
   top-1 with inherited weights after exact BN recalibration) and its NAS-Bench-Macro
   accuracy, over `--archs` uniformly sampled archs at each of `--points` (training steps:
-  the curve), and over the `--top` best archs at the last point;
+  the curve), and over the `--top` best archs at the last point; with `--val_prefixes`,
+  also tau when scored on fewer of the same images (how much the score's noise costs);
 - **searches**: at the last point, evolution (Algorithm 1) and random search with the same
   number of evaluations under MACs limits at the `--limits` percentiles of the space's
   MACs, for each seed: the found arch's ground-truth accuracy, rank and percentile among
-  the archs meeting the limit, and its gap to the best of them;
+  the archs meeting the limit, and its gap to the best of them (`--limits=` skips them);
 - **cost**: wall time of supernet training, of each evaluation and of each search.
-
 The learning-rate schedule runs over `--steps`; the points stop training on the way.
 Writes benchmarks/results/search_quality_spos.json (and prints it).
+
+`--part=ceiling` (no training, seconds): the same ranking measured between the benchmark's
+own independent trainings of each arch (run vs run), and the gap a search would have if it
+could train every feasible arch once: the best any supernet can be expected to do.
+Writes benchmarks/results/search_quality_ceiling.json.
+
+`--part=proxyless`: the quick ProxylessNAS search (`configs/proxyless_cifar10.py:quick`,
+the search binary's code) with its target at each limit (percentiles of the
+`--latency_model`'s predictions over all 6,561 archs), for each seed: the derived arch's
+ground truth among the archs meeting the target. About 10 min per search on 2 cores; a
+killed run resumes at the first unfinished search. Writes
+benchmarks/results/search_quality_proxyless_{macs,latency}.json.
 """
 
 import argparse
@@ -44,6 +61,8 @@ def _config(args):
   c.steps, c.batch_size, c.eval_batch_size = args.steps, args.batch, 250
   c.calib_images, c.val_images, c.val_size = args.calib_images, args.val_images, args.val_size
   c.channel_warmup_fraction = 0.0  # no channel choices in this space
+  c.sampling = args.sampling
+  c.latency_model = args.latency_model
   c.searches, c.measure_host, c.log_every = "", False, 100
   c.checkpoint_every = min(args.steps, 500)
   c.population, c.generations = args.population, args.generations
@@ -59,16 +78,58 @@ def _rank_corr(scores, truth):
   return float(tau), float(rho)
 
 
-def ranking(search, gt, indices):
-  """(tau, spearman, seconds per evaluation) of the supernet's scores on gt.archs[indices]."""
+def ranking(search, gt, indices, prefixes=()):
+  """(tau, spearman, seconds per evaluation, ...) of the supernet's scores on
+  gt.archs[indices]; with `prefixes`, also tau when each arch is scored on only the first
+  P of its validation images, for each P (the same recalibration and images)."""
+  import numpy as np
   search.scores = {}  # new weights since the last point: score every arch again
   t0 = time.time()
-  scores = [search.evaluate(search.genes_of(gt.archs[i])) for i in indices]
+  hits = []
+  for n, i in enumerate(indices, 1):
+    hits.append(search.correct_per_batch(search.genes_of(gt.archs[i])))
+    if n % 25 == 0 or n == len(indices):
+      rate = (time.time() - t0) / n
+      print(f"[ranking] {n}/{len(indices)} archs scored ({rate:.1f} s each, ETA "
+            f"{rate * (len(indices) - n):.0f} s)", flush=True)
   per_eval = (time.time() - t0) / len(indices)
+  hits = np.array(hits)  # (archs, batches, 2)
+  scores = hits[:, :, 0].sum(1) / hits[:, :, 1].sum(1)
   tau, rho = _rank_corr(scores, gt.accuracy[indices])
-  return {"kendall_tau": tau, "spearman": rho, "archs": len(indices),
-          "seconds_per_evaluation": per_eval,
-          "median_supernet_accuracy": float(sorted(scores)[len(scores) // 2])}
+  row = {"kendall_tau": tau, "spearman": rho, "archs": len(indices),
+         "val_images": int(hits[0, :, 1].sum()), "seconds_per_evaluation": per_eval,
+         "median_supernet_accuracy": float(np.median(scores)),
+         "ceiling": gt.noise_ceiling(np.asarray(indices))}
+  if prefixes:
+    seen = np.cumsum(hits[0, :, 1])
+    row["by_val_images"] = {}
+    for p in prefixes:
+      if p not in seen:
+        raise SystemExit(f"--val_prefixes: {p} is not a whole number of eval batches "
+                         f"(cumulative batch sizes {seen.tolist()})")
+      b = int(np.flatnonzero(seen == p)[0]) + 1
+      part = hits[:, :b, 0].sum(1) / p
+      t, r = _rank_corr(part, gt.accuracy[indices])
+      row["by_val_images"][str(p)] = {"kendall_tau": t, "spearman": r}
+  return row
+
+
+def ceiling(gt, archs, top, limits_pct):
+  """What the benchmark's own noise allows: run-vs-run ranking of the same uniform / top
+  archs the SPOS part scores, and the gap of a search guided by one from-scratch training."""
+  import numpy as np
+  rng = np.random.default_rng(0)
+  out = {"uniform": gt.noise_ceiling(rng.choice(len(gt.archs), archs, replace=False)),
+         "top": gt.noise_ceiling(np.argsort(-gt.accuracy)[:top]),
+         "all": gt.noise_ceiling(np.arange(len(gt.archs))), "one_run_oracle": []}
+  for pct in limits_pct:
+    limit = float(np.percentile(gt.macs, pct)) / 1e6
+    found = gt.one_run_oracle(gt.macs / 1e6 <= float(f"{limit:.4f}"))
+    out["one_run_oracle"].append({"limit_percentile": pct, "macs_m_limit": limit,
+                                  "gaps": [f["gap"] for f in found],
+                                  "archs": [f["arch"] for f in found],
+                                  "of": found[0]["of"]})
+  return out
 
 
 def searches(search, gt, limits_pct, seeds, log):
@@ -78,22 +139,26 @@ def searches(search, gt, limits_pct, seeds, log):
   from tfnas.search.spos import parse_constraints
   c = search.config
   out = []
+  if search.latency.unit == "ms":  # limits on the per-op table's prediction (host latency)
+    metric, values = "latency_ms", gt.predict(search.latency.predict)
+  else:
+    metric, values = "macs_m", gt.macs / 1e6
   for pct in limits_pct:
-    limit = float(np.percentile(gt.macs, pct)) / 1e6
-    limits = parse_constraints(f"macs_m<={limit:.4f}")
-    feasible_mask = gt.macs / 1e6 <= float(f"{limit:.4f}")
+    limit = float(f"{float(np.percentile(values, pct)):.4f}")
+    limits = parse_constraints(f"{metric}<={limit}")
+    feasible_mask = values <= limit
     feasible = lambda g, limits=limits: search.feasible(g, limits)
     for seed in seeds:
       opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
                               c.mutation_prob, seed)
       t0 = time.time()
-      evo = Evolution(search.choices, feasible, search.evaluate, opts, f"macs_m<={limit:.1f}").run(
+      evo = Evolution(search.choices, feasible, search.evaluate, opts, f"{metric}<={limit}").run(
           None, log, tag=f"evolution p{pct} s{seed}")
       evo_seconds = time.time() - t0
       t0 = time.time()
       rand = random_search(search.choices, feasible, search.evaluate, evo["evaluations"], seed,
-                           c.population, None, log, f"macs_m<={limit:.1f}")
-      row = {"limit_percentile": pct, "macs_m_limit": limit, "seed": seed,
+                           c.population, None, log, f"{metric}<={limit}")
+      row = {"limit_percentile": pct, "metric": metric, "limit": limit, "seed": seed,
              "evaluations": evo["evaluations"], "evolution_seconds": evo_seconds,
              "random_seconds": time.time() - t0}
       for name, result in (("evolution", evo), ("random", rand)):
@@ -105,6 +170,81 @@ def searches(search, gt, limits_pct, seeds, log):
           f"(rank {row['evolution']['rank']}/{row['evolution']['of']}), random "
           f"{row['random']['accuracy']:.2f} (rank {row['random']['rank']}), best "
           f"{row['evolution']['best_accuracy']:.2f}")
+  return out
+
+
+def _proxyless_config(args, target, seed):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("p", os.path.join(ROOT, "configs",
+                                                                  "proxyless_cifar10.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config("quick")  # nasbench_macro at width 1.0, derive=target, abs
+  c.dataset, c.seed, c.target_ms = f"folder:{args.data}", seed, float(target)
+  c.latency_model = args.latency_model
+  if args.proxyless_steps:
+    c.steps, c.warmup_steps = args.proxyless_steps, args.proxyless_steps // 2
+  return c
+
+
+def proxyless(args, gt, limits_pct, seeds, log):
+  """ProxylessNAS (the quick config, the search binary's `search`) with target = each
+  limit, for each seed; the derived arch's standing among the archs whose prediction
+  meets the target (+ derive_tolerance, as the report's own verdict). A finished
+  (limit, seed) is read back from its workdir's report, so a killed run resumes."""
+  import numpy as np
+
+  from tfnas import latency as latency_lib
+  from tfnas.search import proxyless as proxyless_lib
+  model = latency_lib.load(args.latency_model, gt.space)
+  predicted = gt.predict(model.predict)
+  out = []
+  for pct in limits_pct:
+    target = float(np.percentile(predicted, pct))
+    for seed in seeds:
+      wd = os.path.join(args.workdir, f"proxyless_p{pct:g}_s{seed}")
+      path = os.path.join(wd, "search_report.json")
+      t0 = time.time()
+      if os.path.exists(path):
+        with open(path) as f:
+          report = json.load(f)
+        seconds = report.get("bench_seconds")
+      else:
+        config = _proxyless_config(args, target, seed)
+        report = proxyless_lib.search(config, wd)
+        seconds = time.time() - t0
+        report["bench_seconds"] = seconds
+        with open(path, "w") as f:
+          json.dump(report, f, indent=2)
+      g = report["ground_truth"]
+      # The baseline a derivation within the target must beat: any arch in the same window
+      # (predicted within the tolerance of the target), each as likely as another. Exact,
+      # from all archs: bigger archs are better on this benchmark, so this is no strawman.
+      tol = report.get("derive_tolerance", 0.05)
+      feasible = predicted <= target * (1 + tol)
+      window = feasible & (predicted >= target * (1 - tol))
+      acc = gt.accuracy
+      baseline = {"archs": int(window.sum()),
+                  "median_accuracy": float(np.median(acc[window])),
+                  "median_gap": float(g["best_accuracy"] - np.median(acc[window])),
+                  "median_percentile": float(np.median(
+                      [100.0 * np.mean(acc[feasible] <= a) for a in acc[window]])),
+                  "share_better_than_found": float(np.mean(acc[window] > g["accuracy"]))}
+      row = {"limit_percentile": pct, "target": target, "unit": model.unit, "seed": seed,
+             "arch": g["arch"], "accuracy": g["accuracy"], "rank": g["rank"], "of": g["of"],
+             "percentile": g["percentile"], "gap": g["gap"], "best_arch": g["best_arch"],
+             "best_accuracy": g["best_accuracy"],
+             "predicted_over_target": report["predicted_over_target"],
+             "argmax_over_target": report["argmax_over_target"],
+             "val_accuracy_inherited": report["val_accuracy_inherited"],
+             "measured_ms": report.get("measured_ms"), "seconds": seconds,
+             "random_in_window": baseline}
+      out.append(row)
+      log(f"proxyless p{pct:g} ({target:.4g} {model.unit}) seed {seed}: {g['accuracy']:.2f} "
+          f"(rank {g['rank']}/{g['of']}), best {g['best_accuracy']:.2f}, gap {g['gap']:.2f}; "
+          f"predicted {report['predicted_over_target']:.3f}x target; a random arch in the "
+          f"window: median {baseline['median_accuracy']:.2f}, "
+          f"{100 * baseline['share_better_than_found']:.0f} % of them better")
   return out
 
 
@@ -120,7 +260,7 @@ def main():
   p.add_argument("--archs", type=int, default=200)
   p.add_argument("--top", type=int, default=200)
   p.add_argument("--calib_images", type=int, default=256)
-  p.add_argument("--val_images", type=int, default=500)
+  p.add_argument("--val_images", type=int, default=2000)
   p.add_argument("--val_size", type=int, default=5000, help="held-out training images")
   p.add_argument("--limits", default="25,50,75")
   p.add_argument("--seeds", default="0,1,2")
@@ -131,9 +271,62 @@ def main():
                       "ranking rows (one JSON line per point) become this run's curve, for a "
                       "rerun that only searches (--archs=0 --top=0, --points=--steps: the "
                       "supernet's last checkpoint is restored, no training step runs)")
-  p.add_argument("--out", default=os.path.join(RESULTS, "search_quality_spos.json"))
+  p.add_argument("--val_prefixes", default="500,2000",
+                 help="e.g. 500,1000: also report tau with each arch scored on only the first "
+                      "P of its --val_images (multiples of the eval batch, 250)")
+  p.add_argument("--sampling", default="uniform", choices=("uniform", "strict_fair"),
+                 help="supernet path sampling (config.sampling)")
+  p.add_argument("--part", default="spos", choices=("spos", "ceiling", "proxyless"),
+                 help="spos: train and score the supernet, search; ceiling: no training, the "
+                      "benchmark's own run-to-run noise (what any evaluator can reach); "
+                      "proxyless: one ProxylessNAS search per limit and seed")
+  p.add_argument("--latency_model", default="macs",
+                 help="the cost the limits are percentiles of (SPOS: latency_ms limits for a "
+                      "model in ms; ProxylessNAS: its target's unit): 'macs', or a per-op "
+                      "table measured on the spot "
+                      "(python -m tfnas.bin.latency_fit --measure_lut --space=nasbench_macro "
+                      "--out=DIR; then DIR/latency_model.json)")
+  p.add_argument("--proxyless_steps", type=int, default=0,
+                 help="--part=proxyless: steps (half of them weight-only warm-up); 0: the "
+                      "quick config's")
+  p.add_argument("--out", default="")
   args = p.parse_args()
   import numpy as np
+
+  limits_pct = [float(x) for x in args.limits.split(",") if x]
+  if args.part == "ceiling":
+    from tfnas.spaces import get_space
+    from tfnas.spaces import groundtruth
+    gt = groundtruth.load(get_space("nasbench_macro"))
+    result = ceiling(gt, args.archs, args.top, limits_pct)
+    out = args.out or os.path.join(RESULTS, "search_quality_ceiling.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+      json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    return
+  if args.part == "proxyless":
+    from tfnas.spaces import get_space
+    from tfnas.spaces import groundtruth
+    gt = groundtruth.load(get_space("nasbench_macro"))
+    t0 = time.time()
+    rows = proxyless(args, gt, limits_pct, [int(x) for x in args.seeds.split(",")],
+                     lambda *a: print(*a, flush=True))
+    result = {"space": "nasbench_macro", "method": "proxylessnas", "cpu_count": os.cpu_count(),
+              "latency_model": args.latency_model, "searches": rows,
+              "summary": {"gap_median": float(np.median([r["gap"] for r in rows])),
+                          "gap_max": float(np.max([r["gap"] for r in rows])),
+                          "percentile_median": float(np.median([r["percentile"] for r in rows])),
+                          "window_random_gap_median": float(np.median(
+                              [r["random_in_window"]["median_gap"] for r in rows])),
+                          "wall_seconds": time.time() - t0}}
+    kind = "macs" if args.latency_model == "macs" else "latency"
+    out = args.out or os.path.join(RESULTS, f"search_quality_proxyless_{kind}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+      json.dump(result, f, indent=2)
+    print(json.dumps(result["summary"], indent=2))
+    return
 
   from tfnas.search.spos import SPOSSearch
   from tfnas.spaces import get_space
@@ -144,6 +337,7 @@ def main():
     p.error(f"the last point must be --steps ({args.steps})")
   gt = groundtruth.load(get_space("nasbench_macro"))
   config = _config(args)
+  prefixes = [int(x) for x in args.val_prefixes.split(",") if x]
   search = SPOSSearch(config, args.workdir)
   rng = np.random.default_rng(0)
   uniform = rng.choice(len(gt.archs), args.archs, replace=False)  # the same archs at each point
@@ -166,25 +360,28 @@ def main():
       if not args.archs:
         continue
       row = {"step": point, "train_seconds": train_seconds,
-             "uniform": ranking(search, gt, uniform)}
+             "uniform": ranking(search, gt, uniform, prefixes)}
       if point == points[-1] and args.top:
-        row["top"] = ranking(search, gt, top)
+        row["top"] = ranking(search, gt, top, prefixes)
       result["curve"].append(row)
       log(json.dumps(row))
-    result["searches"] = searches(search, gt, [float(x) for x in args.limits.split(",")],
+    result["searches"] = searches(search, gt, limits_pct,
                                   [int(s) for s in args.seeds.split(",")], log)
   s = result["searches"]
   result["summary"] = {
       "kendall_tau_uniform": result["curve"][-1]["uniform"]["kendall_tau"],
       "kendall_tau_top": result["curve"][-1].get("top", {}).get("kendall_tau"),
-      "evolution_gap_median": float(np.median([r["evolution"]["gap"] for r in s])),
-      "evolution_gap_max": float(np.max([r["evolution"]["gap"] for r in s])),
-      "random_gap_median": float(np.median([r["random"]["gap"] for r in s])),
-      "evolution_minus_random_mean": float(np.mean(
-          [r["evolution"]["accuracy"] - r["random"]["accuracy"] for r in s])),
       "supernet_train_seconds": train_seconds}
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
+  if s:
+    result["summary"].update({
+        "evolution_gap_median": float(np.median([r["evolution"]["gap"] for r in s])),
+        "evolution_gap_max": float(np.max([r["evolution"]["gap"] for r in s])),
+        "random_gap_median": float(np.median([r["random"]["gap"] for r in s])),
+        "evolution_minus_random_mean": float(np.mean(
+            [r["evolution"]["accuracy"] - r["random"]["accuracy"] for r in s]))})
+  out = args.out or os.path.join(RESULTS, "search_quality_spos.json")
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  with open(out, "w") as f:
     json.dump(result, f, indent=2)
   print(json.dumps(result["summary"], indent=2))
 

@@ -321,6 +321,7 @@ class ProxylessSearch:
         # another class count): {key: how}; empty when every entry was measured.
         "latency_derived_entries": self.latency.meta.get("derived_entries", {}),
         "predicted_ms": self.latency.predict(arch), "derive": derive,
+        "derive_tolerance": c.derive_tolerance,
         "argmax_arch": argmax.to_string(self.space),
         "argmax_predicted_ms": self.latency.predict(argmax),
         # How far the paper's argmax derivation would have landed (1.0 = on target).
