@@ -20,7 +20,7 @@ PIXEL1_LUT = os.path.join(SHARED_DATA, "latency", "proxylessnas_mobile_trim.yaml
 # order, so the long binary tests start at once instead of running alone at the end (the
 # default reorder puts modules with few tests, like these, last; CI took 30 min).
 LONGEST_FIRST = ("test_spos_bin.py", "test_search_bin.py", "test_spos.py", "test_train_bin.py",
-                 "test_colab.py")
+                 "test_colab.py", "test_packaging.py")  # the last: mostly waits on PyPI
 
 
 def pytest_collection_modifyitems(items):
