@@ -50,13 +50,23 @@ sys.path.insert(0, ROOT)
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
-def _config(args):
+def _load_config(name, arg=""):
+  """`configs/<name>.py`'s get_config(arg), as the binaries' --config flag loads it."""
   import importlib.util
-  spec = importlib.util.spec_from_file_location("c", os.path.join(ROOT, "configs",
-                                                                  "spos_cifar10.py"))
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  c = module.get_config()
+  return module.get_config(arg)
+
+
+def _write(out, obj):
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  with open(out, "w") as f:
+    json.dump(obj, f, indent=2)
+
+
+def _config(args):
+  c = _load_config("spos_cifar10")
   c.space, c.width, c.dataset = "nasbench_macro", 1.0, f"folder:{args.data}"
   c.steps, c.batch_size, c.eval_batch_size = args.steps, args.batch, 250
   c.calib_images, c.val_images, c.val_size = args.calib_images, args.val_images, args.val_size
@@ -174,12 +184,7 @@ def searches(search, gt, limits_pct, seeds, log):
 
 
 def _proxyless_config(args, target, seed):
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("p", os.path.join(ROOT, "configs",
-                                                                  "proxyless_cifar10.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config("quick")  # nasbench_macro at width 1.0, derive=target, abs
+  c = _load_config("proxyless_cifar10", "quick")  # nasbench_macro, width 1.0, derive=target
   c.dataset, c.seed, c.target_ms = f"folder:{args.data}", seed, float(target)
   c.latency_model = args.latency_model
   if args.proxyless_steps:
@@ -294,21 +299,21 @@ def main():
   import numpy as np
 
   limits_pct = [float(x) for x in args.limits.split(",") if x]
+  prefixes = [int(x) for x in args.val_prefixes.split(",") if x]
+  for v in prefixes:  # checked before any training: ranking scores in eval batches of 250
+    if not (0 < v <= args.val_images and (v % 250 == 0 or v == args.val_images)):
+      p.error(f"--val_prefixes: {v} must be a multiple of the eval batch (250), or "
+              f"--val_images, and at most --val_images ({args.val_images})")
+
+  from tfnas.spaces import get_space
+  from tfnas.spaces import groundtruth
+  gt = groundtruth.load(get_space("nasbench_macro"))
   if args.part == "ceiling":
-    from tfnas.spaces import get_space
-    from tfnas.spaces import groundtruth
-    gt = groundtruth.load(get_space("nasbench_macro"))
     result = ceiling(gt, args.archs, args.top, limits_pct)
-    out = args.out or os.path.join(RESULTS, "search_quality_ceiling.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-      json.dump(result, f, indent=2)
+    _write(args.out or os.path.join(RESULTS, "search_quality_ceiling.json"), result)
     print(json.dumps(result, indent=2))
     return
   if args.part == "proxyless":
-    from tfnas.spaces import get_space
-    from tfnas.spaces import groundtruth
-    gt = groundtruth.load(get_space("nasbench_macro"))
     t0 = time.time()
     rows = proxyless(args, gt, limits_pct, [int(x) for x in args.seeds.split(",")],
                      lambda *a: print(*a, flush=True))
@@ -321,23 +326,16 @@ def main():
                               [r["random_in_window"]["median_gap"] for r in rows])),
                           "wall_seconds": time.time() - t0}}
     kind = "macs" if args.latency_model == "macs" else "latency"
-    out = args.out or os.path.join(RESULTS, f"search_quality_proxyless_{kind}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-      json.dump(result, f, indent=2)
+    _write(args.out or os.path.join(RESULTS, f"search_quality_proxyless_{kind}.json"), result)
     print(json.dumps(result["summary"], indent=2))
     return
 
   from tfnas.search.spos import SPOSSearch
-  from tfnas.spaces import get_space
-  from tfnas.spaces import groundtruth
   from tfnas.train import supernet_graphs
   points = sorted(int(x) for x in args.points.split(","))
   if points[-1] != args.steps:
     p.error(f"the last point must be --steps ({args.steps})")
-  gt = groundtruth.load(get_space("nasbench_macro"))
   config = _config(args)
-  prefixes = [int(x) for x in args.val_prefixes.split(",") if x]
   search = SPOSSearch(config, args.workdir)
   rng = np.random.default_rng(0)
   uniform = rng.choice(len(gt.archs), args.archs, replace=False)  # the same archs at each point
@@ -379,10 +377,7 @@ def main():
         "random_gap_median": float(np.median([r["random"]["gap"] for r in s])),
         "evolution_minus_random_mean": float(np.mean(
             [r["evolution"]["accuracy"] - r["random"]["accuracy"] for r in s]))})
-  out = args.out or os.path.join(RESULTS, "search_quality_spos.json")
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out, "w") as f:
-    json.dump(result, f, indent=2)
+  _write(args.out or os.path.join(RESULTS, "search_quality_spos.json"), result)
   print(json.dumps(result["summary"], indent=2))
 
 
