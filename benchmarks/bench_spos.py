@@ -242,7 +242,7 @@ def part_cost(args):
   config.measure_host = False
   search = spos.SPOSSearch(config, args.workdir)
   os.makedirs(args.workdir, exist_ok=True)
-  step_fn = _step_fn(search)
+  step_fn = search.train_step_fn()
   train = iter(search.data.train.repeat())
   rng = np.random.default_rng(args.seeds[0])
   evals, steps = [], []
@@ -296,24 +296,13 @@ def load_config(path, arg):
   return module.get_config(arg)
 
 
-def _step_fn(search):
-  """The search's training step, traced once (the step the supernet loop runs)."""
-  import tensorflow as tf
-  s = search.strategy
-
-  @tf.function
-  def step_fn(images, labels, ops, chans):
-    return s.run(search._train_step, args=(images, labels, ops, chans))
-  return step_fn
-
-
 def _train_step_seconds(search, batch, n=20):
   """Median time of the supernet training step (random archs, real pipeline)."""
   import numpy as np
 
   from tfnas.search.evolution import random_genes
   from tfnas.train import supernet_graphs
-  step_fn = _step_fn(search)
+  step_fn = search.train_step_fn()
   train = iter(search.data.train.repeat())
   # These steps continue training the supernet (as the loop would), after the search.
   rng = np.random.default_rng(123)

@@ -266,3 +266,45 @@ def test_whole_proxyless_cifar_supernet_steps_eagerly():
   for m, g, inv in zip(net.mixed, tape.gradient(loss, net.alphas), involved.numpy()):
     g = g.numpy()
     assert np.all(g[[i for i in range(m.num_paths) if i not in inv]] == 0) and np.any(g[inv])
+
+
+def test_eager_paths_equal_the_traced_switch_case_and_share_traces():
+  """The searches' eager steps run each sampled candidate through a traced function shared
+  by candidates of the same structure (`tfnas.layers.compiled`); a `tf.function` caller
+  gets one `switch_case` over all candidates. Both give the same outputs, weight and
+  input gradients and BatchNorm moving statistics, in training and inference, and two
+  same-structure blocks run one trace."""
+  from tfnas.models.supernet import ProxylessSupernet
+  space = get_space("proxyless_cifar", resolution=8, width=0.25)
+  net = ProxylessSupernet(space)
+  a, b = net.mixed[1], net.mixed[2]  # same shapes: the same six structures + zero
+  assert a.structure == b.structure
+  rng = np.random.default_rng(3)
+  x = tf.constant(rng.normal(size=(2,) + a.block.in_shape).astype(np.float32))
+
+  def run(op, k, training):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = op.run_path(k, x, training)
+      loss = tf.reduce_sum(y * y)
+    variables = [v for v in op.trainable_variables if v is not op.alpha]
+    grads = tape.gradient(loss, [x] + variables)
+    return [y] + [tf.zeros_like(v) if g is None else g for v, g in zip([x] + variables, grads)]
+
+  traced = tf.function(run)
+  for k in range(a.num_paths):
+    for training in (True, False):
+      stats = [v.numpy() for v in a.non_trainable_variables]
+      eager = run(a, k, training)
+      moved = [v.numpy() for v in a.non_trainable_variables]
+      for v, s in zip(a.non_trainable_variables, stats):
+        v.assign(s)
+      graph = traced(a, tf.constant(k), training)
+      for e, g in zip(eager, graph):
+        np.testing.assert_allclose(e.numpy(), g.numpy(), rtol=1e-5, atol=1e-6)
+      for v, m in zip(a.non_trainable_variables, moved):
+        np.testing.assert_allclose(v.numpy(), m, rtol=1e-6, atol=1e-7)
+  before = net.compiled.traces
+  for k in range(b.num_paths):
+    run(b, k, True)
+  assert net.compiled.traces == before  # block b reuses block a's traces

@@ -183,9 +183,12 @@ def test_inherited_child_reproduces_the_supernet_path(space, net):
     assert child.count_params() == total(space, arch).params  # the sampled widths, not the max
 
 
-def test_traced_step_gives_each_path_the_childs_gradients(space):
-  """One traced train-mode step serves every path; for each sampled arch its gradients equal
-  the inherited plain child's (leading slices), and every other weight gets exactly zero."""
+@pytest.mark.parametrize("form", ["eager", "traced"])
+def test_step_gives_each_path_the_childs_gradients(space, form):
+  """A train-mode step, as the search runs it (eagerly, each path's blocks through their
+  own traced functions) and as one traced `switch_case` graph serving every path: for each
+  sampled arch its gradients equal the inherited plain child's (leading slices), and every
+  other weight gets none (eager; zero here) or exactly zero (traced)."""
   net = SPOSSupernet(space)
   x = tf.random.stateless_normal((4, 32, 32, 3), [3, 1])
   y = tf.one_hot([0, 1, 2, 3], space.head.num_classes)
@@ -195,11 +198,13 @@ def test_traced_step_gives_each_path_the_childs_gradients(space):
   net(x, ops=ops, chans=chans, bn_mode="eval")
   variables = net.trainable_variables
 
-  @tf.function
   def grads(ops, chans):
     with tf.GradientTape() as tape:
       loss = ce(y, net(x, ops=ops, chans=chans, bn_mode="train", training=True))
-    return tape.gradient(loss, variables)
+    return [tf.zeros_like(v) if g is None else g for v, g in
+            zip(variables, tape.gradient(loss, variables))]
+  if form == "traced":
+    grads = tf.function(grads)
 
   with supernet_graphs():
     for arch in archs:
@@ -375,9 +380,8 @@ def test_strict_fair_paths_hold_every_op_of_every_block_once():
 def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
   """One real `SPOSSearch.train` step with sampling='strict_fair' updates every weight of
   the supernet (all 3 ops of all 8 `nasbench_macro` blocks; uniform sampling updates one op
-  per block: test_traced_step_gives_each_path_the_childs_gradients). Run eagerly: tracing
-  the step's three unrolled paths took 38 s, and the traced (m, n)-path step is the same
-  code the search binary's end-to-end test traces with m = 1 (test_spos_bin.py)."""
+  per block: test_step_gives_each_path_the_childs_gradients), through the step the search
+  binary runs (its three paths' blocks each through their own traced function)."""
   import importlib.util
   import os
 
@@ -393,11 +397,7 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
            measure_host=False)
   search = spos.SPOSSearch(c, str(tmp_path / "fair"))
   before = [v.numpy().copy() for v in search.net.trainable_variables]
-  tf.config.run_functions_eagerly(True)
-  try:
-    search.train()
-  finally:
-    tf.config.run_functions_eagerly(False)
+  search.train()
   assert int(search.step.numpy()) == 1
   unchanged = [v.path for v, b in zip(search.net.trainable_variables, before)
                if np.array_equal(v.numpy(), b)]

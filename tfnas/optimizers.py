@@ -57,3 +57,27 @@ class SGD(keras.optimizers.SGD):
         var=handle(variable), accum=handle(m), lr=tf.cast(learning_rate, variable.dtype),
         grad=tf.cast(gradient, variable.dtype), momentum=tf.cast(self.momentum, variable.dtype),
         use_nesterov=self.nesterov)
+
+
+def dense_gradients(grads, variables, cache: dict) -> list:
+  """`grads` with each None replaced by zeros of its variable's shape and dtype.
+
+  A supernet step run eagerly touches only the sampled paths, so the tape gives None
+  for every other variable; a traced `switch_case` step gives zeros there, and the
+  optimizer's momentum and weight decay act on them. Passing zeros keeps that update
+  (and one traced optimizer step for every sampled path). `cache` holds one zero
+  tensor per (shape, dtype, replica), made once and reused (one per replica: a strategy
+  would take one tensor returned by every replica for a single, non-replicated value).
+  """
+  out = []
+  replica = tf.distribute.get_replica_context()
+  devices = str(replica.devices) if replica is not None else ""
+  for g, v in zip(grads, variables):
+    if g is None:
+      key = (tuple(v.shape), v.dtype, devices)
+      if key not in cache:
+        with tf.init_scope():
+          cache[key] = tf.zeros(v.shape, v.dtype)
+      g = cache[key]
+    out.append(g)
+  return out

@@ -4,6 +4,11 @@ Only used while searching; a derived architecture becomes a plain child model.
 The path(s) are inputs to the call (int tensors), never hidden layer state, so
 one traced graph serves every sampled path and nothing retraces per path.
 
+Eagerly (the searches' steps), only the chosen candidate(s) run, each through a traced
+function shared by candidates of the same structure (`tfnas.layers.compiled`); inside a
+`tf.function` the same call is a `tf.switch_case` over all candidates, so a traced step
+serves every path. Both give the same outputs and gradients.
+
 Modes (a Python string fixed per traced step function):
 - "single": run path `active` only (`tf.switch_case`): the weight step, and the
   forward pass of every binarized mode. Activations of one path are kept.
@@ -22,9 +27,11 @@ Modes (a Python string fixed per traced step function):
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfnas.layers.batchnorm import FusedBatchNorm
+from tfnas.layers.compiled import CompiledCalls
 
 
 def binarize(alpha, active, involved):
@@ -78,6 +85,11 @@ class MixedOp(keras.layers.Layer):
     self.block, self.activation, self.bn_momentum = block, activation, bn_momentum
     self.num_paths = len(block.ops)
     self.candidates = []
+    # Structure of each candidate: equal keys run one trace in eager steps.
+    self.structure = [(block.in_shape, block.graph(op, activation), activation, bn_momentum)
+                      for op in block.ops]
+    # Traced candidate calls for eager steps; a supernet hands all its MixedOps one cache.
+    self.compiled = CompiledCalls()
     for op in block.ops:
       graph = block.graph(op, activation)
       if not graph.main and graph.residual:
@@ -89,6 +101,7 @@ class MixedOp(keras.layers.Layer):
       self.candidates.append(keras.Model(inp, out, name=f"{block.name}_{op.name}"))
     self.alpha = self.add_weight(shape=(self.num_paths,), initializer="zeros",
                                  name="alpha", trainable=True)
+    self.built = True  # the candidates and alpha exist: no symbolic first call
 
   def get_config(self):
     return {**super().get_config(), "block": self.block.to_config(),
@@ -99,7 +112,13 @@ class MixedOp(keras.layers.Layer):
     return tf.nn.softmax(self.alpha)
 
   def run_path(self, k, x, training=None):
-    """Output of path `k` (an int tensor); only that branch executes."""
+    """Output of path `k` (an int, or an int tensor); only that path executes."""
+    if tf.executing_eagerly():
+      k = int(k)
+      model = self.candidates[k]
+      if model is None:
+        return x
+      return self.compiled(model, x, bool(training), key=self.structure[k])
     branches = [(lambda m=m: x if m is None else m(x, training=training))
                 for m in self.candidates]
     return tf.switch_case(tf.cast(k, tf.int32), branches)
@@ -123,18 +142,25 @@ class MixedOp(keras.layers.Layer):
       return self.run_path(active, x, training)
     if mode == "full":
       p = self.probs()
-      outs = [x if m is None else m(x, training=training) for m in self.candidates]
+      outs = [self.run_path(k, x, training) if tf.executing_eagerly()
+              else (x if m is None else m(x, training=training))
+              for k, m in enumerate(self.candidates)]
       return tf.add_n([p[k] * o for k, o in enumerate(outs)])
     if mode != "gated":
       raise ValueError(f"unknown MixedOp mode {mode!r}")
     if involved is None:
       involved = tf.range(self.num_paths)
+    if tf.executing_eagerly():  # Python values: see ProxylessSupernet.call
+      active, involved = int(active), np.asarray(involved, np.int32)
     gates = binarize(tf.convert_to_tensor(self.alpha), active, involved)
     y = self.run_path(active, x, training)
     return self._attach_gate_grads(y, gates, x, active, involved, training)
 
   def _attach_gate_grads(self, y, gates, x, active, involved, training):
     x_const = tf.stop_gradient(x)
+    if tf.executing_eagerly():
+      return self._attach_gate_grads_eager(y, gates, x_const, active, involved.tolist(),
+                                           training)
 
     @tf.custom_gradient
     def fn(y, gates):
@@ -148,5 +174,17 @@ class MixedOp(keras.layers.Layer):
                            parallel_iterations=1)
         dg = tf.scatter_nd(involved[:, None], dg_inv, [self.num_paths])
         return dy, dg
+      return tf.identity(y), grad
+    return fn(y, gates)
+
+  def _attach_gate_grads_eager(self, y, gates, x, active, involved, training):
+    @tf.custom_gradient
+    def fn(y, gates):
+      def grad(dy):
+        # One path at a time, as the traced form: recomputed, used, released.
+        dg = [tf.reduce_sum(dy * (y if k == active else self.run_path(k, x, training)))
+              for k in involved]
+        return dy, tf.scatter_nd(tf.constant(involved)[:, None], tf.stack(dg),
+                                 [self.num_paths])
       return tf.identity(y), grad
     return fn(y, gates)

@@ -5,7 +5,9 @@ candidate sub-graph per op of a choice block, at the block's largest mid-channel
 scale). A call takes the architecture as two int tensors, `ops` and `chans`
 (one entry per choice block): `tf.switch_case` runs the chosen op only, and the
 chosen mid-channel count slices that op's weights, so one traced graph serves
-every architecture. BatchNorm runs in "train", "eval" or "calib" mode (see
+every architecture. Called eagerly (as the search's steps are), only the chosen path of
+each block runs, through a traced function of that path alone (built the first time the
+path is chosen), so no graph of the whole supernet is built. BatchNorm runs in "train", "eval" or "calib" mode (see
 `tfnas.layers.sliced`); `recalibrate` gives a candidate exact BN statistics
 over calibration images touching only its active path, without building a
 model per candidate. `inherit_child` copies the (sliced) weights into a plain
@@ -19,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
+from tfnas.layers.compiled import traced
 from tfnas.layers.sliced import SlicedBN, SlicedConv
 from tfnas.models.child import ChannelShuffle, ChannelSplit, build_child
 from tfnas.spaces import SearchSpace, parse_arch
@@ -130,6 +133,23 @@ class _Path:
     return x + y if g.residual else y
 
 
+class _PathFunctions:
+  """Traced functions of single paths for eager calls, made on first use (a plain object:
+  Keras does not track what it holds)."""
+
+  def __init__(self):
+    self._fns: dict = {}
+
+  def get(self, key, body):
+    fn = self._fns.get(key)
+    if fn is None:
+      fn = self._fns[key] = traced(body)
+    return fn
+
+  def __len__(self):
+    return len(self._fns)
+
+
 class SPOSSupernet(keras.Model):
   """Single-path supernet over a space; the arch is an input of the call.
 
@@ -194,6 +214,8 @@ class SPOSSupernet(keras.Model):
     self.classifier.build((None, space.feature_channels))
     self.bns = [l for l in self.sliced_layers if isinstance(l, SlicedBN)]
     self.num_choice = len(choice)
+    self.compiled = _PathFunctions()
+    self.built = True  # every layer is built above: Keras traces no symbolic first call
 
   def arch_tensors(self, arch) -> tuple[tf.Tensor, tf.Tensor]:
     """(ops, chans) int32 tensors for an `Arch` (chans all 0 without channel choices)."""
@@ -202,7 +224,11 @@ class SPOSSupernet(keras.Model):
     return tf.constant(arch.ops, tf.int32), tf.constant(chans, tf.int32)
 
   def call(self, images, ops, chans, bn_mode: str = "eval", training=None):
+    """Logits (B, classes) of images (B, H, W, 3) for the arch `ops`, `chans` ((choice
+    blocks,) int each); `bn_mode` "train", "eval" or "calib" (see `SlicedBN`)."""
     training = bool(training) if training is not None else bn_mode == "train"
+    if tf.executing_eagerly():
+      return self._call_eager(images, ops, chans, bn_mode, training)
     x = self.stem(images, None, bn_mode, training)
     j = 0
     for block, is_choice, paths, path_of, member_of in self.parts:
@@ -218,20 +244,38 @@ class SPOSSupernet(keras.Model):
       x = tf.switch_case(index, branches)
       x.set_shape((None,) + block.out_shape)
       j += 1
-    x = self.head_chain(x, None, bn_mode, training)
+    return self._head(self.head_chain(x, None, bn_mode, training), training)
+
+  def _head(self, x, training):
     x = self.pool(x)
     if self.dropout is not None:
       x = self.dropout(x, training=training)
     return self.classifier(x)
+
+  def _call_eager(self, images, ops, chans, bn_mode, training):
+    fn = lambda key, body: self.compiled.get((key, bn_mode, training), body)
+    zero = tf.constant(0)
+    x = fn("stem", lambda x: self.stem(x, None, bn_mode, training))(images)
+    ops, chans, j = [int(k) for k in ops], [int(k) for k in chans], 0
+    for i, (block, is_choice, paths, path_of, member_of) in enumerate(self.parts):
+      if not is_choice:
+        x = fn(i, lambda x, c, p=paths[0]: p(x, c, bn_mode, training))(x, zero)
+        continue
+      index = ops[j] if path_of is None else path_of[ops[j]]
+      chan = chans[j] if member_of is None else member_of[ops[j]]
+      x = fn((i, index), lambda x, c, p=paths[index]: p(x, c, bn_mode, training))(
+          x, tf.constant(chan))
+      j += 1
+    return fn("head", lambda x: self._head(
+        self.head_chain(x, None, bn_mode, training), training))(x)
 
   # --- BN recalibration ---------------------------------------------------------------
   def recalibrate(self, batches, ops, chans, step_fn=None, edges=None):
     """Exact BN statistics for the arch (`ops`, `chans` tensors) over `batches`
     (an iterable of image batches); only the active path's BN layers change.
 
-    `step_fn(images, ops, chans)` is a traced calibration forward pass (see
-    `calibration_fn`), so recalibrating many candidates traces once; without it the pass
-    runs eagerly (tracing a new function for one arch took a minute). `edges` is the
+    `step_fn(images, ops, chans)` is the calibration forward pass (see `calibration_fn`;
+    the default is the same). `edges` is the
     (begin, end) pair of `calibration_edges`: zeroing every accumulator and turning the
     sums into moving statistics as one graph call each, instead of ~10 eager ops per BN
     layer (hundreds of layers, mirrored under a multi-replica strategy: seconds per
@@ -269,9 +313,9 @@ class SPOSSupernet(keras.Model):
     return tf.function(begin), tf.function(end)
 
   def calibration_fn(self):
-    """The traced calibration forward pass `calib(images, ops, chans)` (returns None):
-    every BN on the path accumulates its batch sums (SPOS paper, Sec. 3.4)."""
-    @tf.function
+    """The calibration forward pass `calib(images, ops, chans)` (returns None): every BN
+    on the path accumulates its batch sums (SPOS paper, Sec. 3.4). It runs eagerly, each
+    path through its own traced function, so many candidates share the traces."""
     def calib(images, ops, chans):
       self(images, ops=ops, chans=chans, bn_mode="calib", training=False)
     return calib

@@ -33,7 +33,7 @@ from tfnas.export import tflite as tflite_lib
 from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
-from tfnas.optimizers import SGD
+from tfnas.optimizers import SGD, dense_gradients
 from tfnas.search import workdir as workdir_lib
 from tfnas.spaces import Arch, get_space, groundtruth
 from tfnas.train import make_strategy, supernet_graphs
@@ -116,8 +116,6 @@ class ProxylessSearch:
     self.total_steps = config.steps
     with self.strategy.scope():
       self.net = ProxylessSupernet(self.space, config.dropout, config.bn_momentum)
-      self.net(tf.zeros((1,) + self.space.input_shape),
-               paths=tf.zeros([len(self.space.choice_blocks)], tf.int32))
       schedule = keras.optimizers.schedules.CosineDecay(
           config.lr * config.batch_size / 256, decay_steps=max(1, self.total_steps))
       self.w_opt = SGD(schedule, momentum=config.momentum, nesterov=True,
@@ -168,19 +166,23 @@ class ProxylessSearch:
   def expected_latency(self):
     return expected_latency(self.net.probs(), self.costs, self.latency.constant)
 
-  def _weight_step(self, images, labels, paths):
+  # Each step runs eagerly: the sampled paths' traced candidate calls (see
+  # `ProxylessSupernet`) and one traced optimizer update, so nothing traces the whole
+  # supernet. The gradient part runs per replica (`strategy.run`); the update runs in a
+  # `tf.function` over all weights, inactive paths' gradients zero (as a traced
+  # `switch_case` gives them: momentum and weight decay keep acting on every weight).
+  def _weight_grads(self, images, labels, paths):
     batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
     with tf.GradientTape() as tape:
       logits = self.net(images, paths=paths, mode="single", training=True)
       loss = self.ce(labels, logits) / batch
     variables = self.net.weight_variables
-    grads = tape.gradient(loss, variables)
-    self.w_opt.apply_gradients(zip(grads, variables))
+    grads = dense_gradients(tape.gradient(loss, variables), variables, self._zeros)
     acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                           tf.cast(labels, tf.int32)), tf.float32))
-    return loss * self.strategy.num_replicas_in_sync, acc
+    return loss * self.strategy.num_replicas_in_sync, acc, grads
 
-  def _arch_step(self, images, labels, active, involved, mode):
+  def _arch_grads(self, images, labels, active, involved, mode):
     batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
     with tf.GradientTape() as tape:
       logits = self.net(images, paths=active, involved=involved, mode=mode, training=True)
@@ -188,9 +190,8 @@ class ProxylessSearch:
       lat = self.expected_latency()
       loss = latency_loss(ce, lat, self.config.target_ms, self.config.latency_form,
                           self.config.latency_lambda, self.config.latency_beta)
-    grads = tape.gradient(loss, self.net.alphas)
-    self.a_opt.apply_gradients(zip(grads, self.net.alphas))
-    return ce * self.strategy.num_replicas_in_sync, lat
+    grads = dense_gradients(tape.gradient(loss, self.net.alphas), self.net.alphas, self._zeros)
+    return ce * self.strategy.num_replicas_in_sync, lat, grads
 
   def _reinforce_step(self, images, labels, paths):
     logits = self.net(images, paths=paths, mode="single", training=False)
@@ -199,41 +200,60 @@ class ProxylessSearch:
     return acc
 
   def build_functions(self):
+    """(weight_step, arch_step, reinforce_step), each `fn(images, labels)` on one
+    (distributed) batch, returning (loss, accuracy), (objective, E[lat]) and (reward,
+    latency). They run eagerly; see the comment above `_weight_grads`."""
     s = self.strategy
     mode = {"two_path": "gated", "full_v2": "gated", "full": "full"}.get(self.config.arch_mode)
+    w_vars, alphas = self.net.weight_variables, self.net.alphas
+    self._zeros = {}
 
-    @tf.function
+    @tf.function(autograph=False)
+    def apply_weights(grads):
+      s.run(lambda g: self.w_opt.apply_gradients(zip(g, w_vars)), args=(grads,))
+
+    @tf.function(autograph=False)
+    def apply_alphas(grads, involved):
+      old = [tf.identity(a) for a in alphas]
+      s.run(lambda g: self.a_opt.apply_gradients(zip(g, alphas)), args=(grads,))
+      if involved is not None:  # two_path: keep the unsampled paths' probabilities
+        for j, a in enumerate(alphas):
+          a.assign(rescale_alpha(tf.convert_to_tensor(a), old[j], involved[j]))
+
+    # Sampling: ~10 small ops per block, traced once (run eagerly they cost more).
+    sample_paths = tf.function(self.sample_paths, autograph=False)
+    sample_two = tf.function(self.sample_two, autograph=False)
+
     def weight_step(images, labels):
-      paths = self.sample_paths()
-      loss, acc = s.run(self._weight_step, args=(images, labels, paths))
+      paths = sample_paths()
+      loss, acc, grads = s.run(self._weight_grads, args=(images, labels, paths))
+      apply_weights(grads)
       return (s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None))
 
-    @tf.function
     def arch_step(images, labels):
       if self.config.arch_mode == "two_path":
-        active, involved = self.sample_two()
+        active, involved = sample_two()
       else:
-        active = self.sample_paths(salt=500)
+        active = sample_paths(salt=500)
         involved = None
-      old = [tf.identity(a) for a in self.net.alphas]
-      ce, lat = s.run(self._arch_step, args=(images, labels, active, involved, mode))
-      if self.config.arch_mode == "two_path":
-        for j, a in enumerate(self.net.alphas):
-          a.assign(rescale_alpha(tf.convert_to_tensor(a), old[j], involved[j]))
-      return s.reduce("MEAN", ce, axis=None), lat
+      ce, lat, grads = s.run(self._arch_grads, args=(images, labels, active, involved, mode))
+      apply_alphas(grads, involved)
+      return s.reduce("MEAN", ce, axis=None), s.experimental_local_results(lat)[0]
 
-    @tf.function
-    def reinforce_step(images, labels):
-      paths = self.sample_paths(salt=900)
-      acc = s.reduce("MEAN", s.run(self._reinforce_step, args=(images, labels, paths)),
-                     axis=None)
-      lat = tf.numpy_function(
-          lambda p: np.float32(self.latency.predict(list(map(int, p)))), [paths], tf.float32)
-      reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target_ms - 1.0)
-      grads = reinforce_gradients(self.net.alphas, paths, reward - self.baseline)
-      self.a_opt.apply_gradients(zip(grads, self.net.alphas))
+    @tf.function(autograph=False)
+    def apply_reinforce(paths, reward):
+      grads = reinforce_gradients(alphas, paths, reward - self.baseline)
+      self.a_opt.apply_gradients(zip(grads, alphas))
       m = self.config.reinforce_baseline_decay
       self.baseline.assign(m * self.baseline + (1 - m) * reward)
+
+    def reinforce_step(images, labels):
+      paths = sample_paths(salt=900)
+      acc = s.reduce("MEAN", s.run(self._reinforce_step, args=(images, labels, paths)),
+                     axis=None)
+      lat = tf.constant(self.latency.predict(list(map(int, paths))), tf.float32)
+      reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target_ms - 1.0)
+      apply_reinforce(paths, reward)
       return reward, lat
 
     return weight_step, arch_step, reinforce_step

@@ -48,6 +48,7 @@ from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
 from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.models.spos import SPOSSupernet
+from tfnas.optimizers import dense_gradients
 from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, groundtruth, parse_arch, total
@@ -317,8 +318,6 @@ class SPOSSearch:
       self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum,
                               share_expansion=self.ident["share_expansion"],
                               choice_bn_affine=self.ident["choice_bn_affine"])
-      self.net(tf.zeros((1,) + self.space.input_shape), *self._tensors(self.genes_of(
-          self.largest())), bn_mode="eval")
       self.opt = make_optimizer(config, config.steps)  # warm-up, cosine, no decay on BN
       self.opt.build(self.net.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -355,10 +354,12 @@ class SPOSSearch:
     return meets(self.space, self.latency, self.arch_of(genes), limits)
 
   # --- supernet training ----------------------------------------------------------------
-  def _train_step(self, images, labels, ops, chans):
-    """One optimizer step on one batch for the paths `ops`, `chans`: (n,) for one path
-    (uniform sampling), or (m, n) for m paths whose gradients are summed before the single
-    update (FairNAS strict fairness). Returns the paths' mean loss and top-1."""
+  def _train_grads(self, images, labels, ops, chans):
+    """The gradient of one batch for the paths `ops`, `chans`: (n,) for one path (uniform
+    sampling), or (m, n) for m paths whose gradients are summed for one update (FairNAS
+    strict fairness). Returns the paths' mean loss and top-1, and a gradient for every
+    trainable variable (zeros off the paths). Runs eagerly: each path's blocks through
+    their own traced functions (see `SPOSSupernet`)."""
     if ops.shape.rank == 1:
       ops, chans = ops[None], chans[None]
     batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
@@ -373,9 +374,27 @@ class SPOSSearch:
             tf.float32)))
       loss = tf.add_n(losses)
     variables = self.net.trainable_variables
-    self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    grads = dense_gradients(tape.gradient(loss, variables), variables, self._zeros)
     paths = float(len(losses))
-    return loss / paths * self.strategy.num_replicas_in_sync, tf.add_n(accs) / paths
+    return loss / paths * self.strategy.num_replicas_in_sync, tf.add_n(accs) / paths, grads
+
+  def train_step_fn(self):
+    """`step(images, labels, ops, chans) -> (loss, top-1)`: one supernet update on one
+    (distributed) batch, for one path ((n,) ops and chans) or m paths ((m, n)). The
+    gradient runs eagerly per replica (`_train_grads`), the update of every weight is one
+    traced function."""
+    s, variables = self.strategy, self.net.trainable_variables
+    self._zeros = {}
+
+    @tf.function(autograph=False)
+    def apply(grads):
+      s.run(lambda g: self.opt.apply_gradients(zip(g, variables)), args=(grads,))
+
+    def step(images, labels, ops, chans):
+      loss, acc, grads = s.run(self._train_grads, args=(images, labels, ops, chans))
+      apply(grads)
+      return s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None)
+    return step
 
   def train(self) -> dict:
     c, wd, s = self.config, self.workdir, self.strategy
@@ -384,10 +403,7 @@ class SPOSSearch:
     if start >= c.steps:
       return {"steps": c.steps, "resumed_at": start}
 
-    @tf.function
-    def step_fn(images, labels, ops, chans):
-      loss, acc = s.run(self._train_step, args=(images, labels, ops, chans))
-      return s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None)
+    step_fn = self.train_step_fn()
 
     train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
     writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
@@ -450,8 +466,7 @@ class SPOSSearch:
         break
     self._val_batches = val
 
-    @tf.function
-    def correct(images, labels, ops, chans):
+    def correct(images, labels, ops, chans):  # eager: each path through its traced function
       logits = self.net(images, ops=ops, chans=chans, bn_mode="eval", training=False)
       return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                             labels), tf.int32))
