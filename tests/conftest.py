@@ -80,8 +80,8 @@ SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.space=na
 def searched(tiny_cifar, tmp_path_factory):
   """A quick ProxylessNAS search on tiny CIFAR-10: 4 warm-up (weight-only) steps under
   MirroredStrategy (two logical CPUs), then a rerun to 6 steps (default strategy) that
-  resumes and runs the architecture steps 5 and 6 (each process traces only the step
-  functions it needs, once per replica: tracing the supernet is what costs here).
+  resumes and runs the architecture steps 5 and 6 (each process traces the candidates it
+  samples, once per replica).
 
   Returns (workdir, first run, second run, alpha history after the first run, report
   after the first run). Shared by the search tests and the export tests (export from a
@@ -102,8 +102,8 @@ def searched(tiny_cifar, tmp_path_factory):
       return (workdir, *pickle.loads(done.read_bytes()))
     workdir.parent.mkdir(exist_ok=True)
     args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
-    # The first run on two replicas (MirroredStrategy over two logical CPUs): the MixedOps'
-    # Keras BatchNorm updates run per replica inside switch_case.
+    # The first run on two replicas (MirroredStrategy over two logical CPUs): each replica
+    # runs the eager step with its own copies of the variables (BatchNorm updates included).
     first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false",
                     "--config.strategy=mirrored", "--config.logical_cpus=2")
     assert first.returncode == 0, first.stderr[-3000:]

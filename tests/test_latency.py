@@ -220,6 +220,26 @@ def test_lut_import_binary_and_spaces_prediction(tmp_path):
   assert list(lat.values()) == sorted(lat.values()) and lat["min"] < 136.466 < lat["max"]
 
 
+def test_lut_measured_on_this_host_by_the_binary(tmp_path):
+  """`latency_fit --measure_lut`: every (block, op) of `nasbench_macro` (width 0.25) timed
+  in isolation by LiteRT on this CPU, as the pieces fast generation stitches."""
+  r = run_bin("tfnas.bin.latency_fit", "--measure_lut", "--space=nasbench_macro",
+              "--width=0.25", f"--out={tmp_path}")
+  assert r.returncode == 0, r.stderr[-2000:]
+  model = load(str(tmp_path / "latency_model.json"), get_space("nasbench_macro", width=0.25))
+  assert model.kind == "lut" and model.unit == "ms" and model.constant > 0
+  assert list(model.table) == [f"b{i:02d}" for i in range(8)]
+  for name, row in model.table.items():
+    assert list(row) == ["id", "k3_e3", "k5_e6"] and row["k3_e3"] > 0 and row["k5_e6"] > 0
+    # `id` is the identity where shapes match (no piece: 0 ms), a strided 1x1 conv where
+    # a stage starts (b00, b02, b05).
+    assert (row["id"] > 0) == (name in ("b00", "b02", "b05")), (name, row)
+  assert sum(r["k5_e6"] for r in model.table.values()) > sum(
+      r["k3_e3"] for r in model.table.values())
+  out = json.loads(r.stdout[r.stdout.index("\n{") + 1:])  # after the progress lines
+  assert out["predicted_ms"]["largest"] == pytest.approx(model.predict("largest"), abs=1e-3)
+
+
 def test_profile_and_fit_bad_input(tmp_path):
   r = run_bin("tflite_bench.bin.profile", "--space=nope", f"--out={tmp_path / 'r.jsonl'}")
   assert r.returncode == 2 and "unknown search space 'nope'" in r.stderr

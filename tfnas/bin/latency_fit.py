@@ -53,7 +53,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   from tfnas.errors import TfnasError
   from tfnas import workdir as workdir_lib
-  from tfnas.latency import fit, lut, models
+  from tfnas import latency as latency_lib
+  from tfnas.latency import fit, lut
   from tfnas.spaces import get_space, parse_arch
   out = _OUT.value
   modes = sum(bool(x) for x in (_RECORDS.value, _IMPORT.value, _MEASURE.value))
@@ -69,7 +70,8 @@ def main(argv):
     else:
       from tflite_bench.host import HostRunner
       from tflite_bench.protocol import ADAPTIVE
-      model = lut.measure_lut(space, HostRunner(), ADAPTIVE,
+      from tfnas.export.fastgen import PieceCache
+      model = lut.measure_lut(space, HostRunner(), PieceCache(space), ADAPTIVE,
                               progress=lambda i, n: print(f"  block {i}/{n}", flush=True))
     os.makedirs(out, exist_ok=True)
     workdir_lib.mark(out, "latency_fit", {})
@@ -109,7 +111,7 @@ def main(argv):
     target = min(floors, key=lambda t: floors[t]["rmspe"]) if floors else "smoothed"
   y = np.array([values[target][r["id"]] for r in main_recs])
   fit_idx, test_idx = fit.split(len(y), _TEST.value, _SEED.value)
-  prior = models.load(_LUT.value, space) if _LUT.value else None
+  prior = latency_lib.load(_LUT.value, space) if _LUT.value else None
   model = fit.fit_additive(space, [archs[i] for i in fit_idx], y[fit_idx], prior)
   pred = model.predict_many([archs[i] for i in test_idx])
   report = {"space": space_name, "resolution": res, "records": _RECORDS.value,

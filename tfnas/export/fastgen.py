@@ -18,7 +18,7 @@ from tflite_bench.stitch import stitch
 from tfnas.data.sources import cache_dir
 from tfnas.export.tflite import convert_float
 from tfnas.io import atomic_write_bytes
-from tfnas.models.child import apply_graph, make_layer
+from tfnas.layers.from_spec import apply_graph, make_layer
 from tfnas.spaces import Arch, SearchSpace, parse_arch
 
 

@@ -170,7 +170,7 @@ def _delegation(data: bytes) -> dict:
 
 
 def _predict(src: Source, opts: ExportOptions) -> dict:
-  from tfnas.latency.models import load as load_latency
+  from tfnas.latency import load as load_latency
   spec = opts.latency_model or src.config.get("latency_model")
   if not spec:
     return {"latency_ms_predicted": None, "latency_model": None}

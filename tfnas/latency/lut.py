@@ -108,15 +108,23 @@ def _logits_entry(raw: dict, get, last, head: int, classes: int) -> tuple[float,
                                     f"adds + dense {head}x{classes} MACs, vs {their} classes)"}
 
 
-def measure_lut(space: SearchSpace, runner, protocol=None, cache=None,
+def measure_lut(space: SearchSpace, runner, cache, protocol=None,
                 progress=None) -> LatencyModel:
   """Measures every (block, op) in isolation at its position's shapes.
 
-  The pieces are the same `.tflite` pieces fast generation stitches, so the
-  table and the whole-model dataset measure the same operators.
+  Args:
+    space: The (sized) search space.
+    runner: A `tflite_bench` runner (`measure(model_bytes, protocol)`).
+    cache: The pieces as `.tflite` bytes: `stem_piece()`, `head_piece()` and
+      `block_piece(block index, op index, mid scale or None)` (None for `zero`), e.g.
+      `tfnas.export.fastgen.PieceCache(space)`: the pieces fast generation stitches, so
+      the table and the whole-model dataset measure the same operators.
+    protocol: The runner's measurement protocol (None: its default).
+    progress: Called with (blocks done, choice blocks) after each block.
+
+  Returns:
+    A "lut" `LatencyModel` in ms: the stem, head and fixed blocks as its constant.
   """
-  from tfnas.export.fastgen import PieceCache
-  cache = cache or PieceCache(space)
   ms = lambda data: runner.measure(data, protocol)[0].median_ms
   constant = ms(cache.stem_piece()) + ms(cache.head_piece())
   for i, block in enumerate(space.blocks):

@@ -17,12 +17,10 @@ Models are stored as JSON (never pickle).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from tfnas.errors import TfnasError
-from tfnas.io import atomic_write_json, read_json
+from tfnas.io import atomic_write_json
 from tfnas.spaces import Arch, SearchSpace, get_space, parse_arch
 from tfnas.spaces.analysis import costs as spec_costs
 
@@ -130,20 +128,3 @@ def spec_model(space: SearchSpace, kind: str = "macs") -> LatencyModel:
     table[block.name] = row
   return LatencyModel(space, kind, "MMACs" if kind == "macs" else "Mparams", constant, table,
                       {"source": "spec"})
-
-
-def load(spec: str, space: SearchSpace | None = None) -> LatencyModel:
-  """A latency model from "macs", "params", "lut:FILE.yaml" or a model JSON path."""
-  if spec in ("macs", "params", "flops"):
-    if space is None:
-      raise TfnasError(f"latency model {spec!r} needs a space")
-    return spec_model(space, "macs" if spec == "flops" else spec)
-  if spec.startswith("lut:"):
-    from tfnas.latency.lut import import_proxyless_yaml
-    if space is None:
-      space = get_space("proxyless_mobile")
-    return import_proxyless_yaml(spec[4:], space)
-  if not os.path.exists(spec):
-    raise TfnasError(f"latency model {spec!r} is neither 'macs', 'params', 'lut:FILE.yaml' "
-                     f"nor an existing latency_model.json")
-  return from_json(read_json(spec, "latency model file"), space)

@@ -32,6 +32,8 @@ import tensorflow as tf
 
 from tfnas.layers.batchnorm import FusedBatchNorm
 from tfnas.layers.compiled import CompiledCalls
+from tfnas.layers.from_spec import apply_graph
+from tfnas.spaces.spec import Block
 
 
 def binarize(alpha, active, involved):
@@ -78,8 +80,6 @@ class MixedOp(keras.layers.Layer):
 
   def __init__(self, block, activation: str, bn_momentum: float = 0.9, **kwargs):
     super().__init__(**kwargs)
-    from tfnas.models.child import apply_graph
-    from tfnas.spaces.spec import Block
     if isinstance(block, dict):  # from get_config
       block = Block.from_config(block)
     self.block, self.activation, self.bn_momentum = block, activation, bn_momentum

@@ -23,7 +23,8 @@ import tensorflow as tf
 from tfnas.errors import TfnasError
 from tfnas.layers.compiled import traced
 from tfnas.layers.sliced import SlicedBN, SlicedConv
-from tfnas.models.child import ChannelShuffle, ChannelSplit, build_child
+from tfnas.layers.from_spec import ChannelShuffle, ChannelSplit
+from tfnas.models.child import build_child
 from tfnas.spaces import SearchSpace, parse_arch
 from tfnas.spaces.spec import IRF, MBCONV, Block, LayerSpec, Op
 

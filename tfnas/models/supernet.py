@@ -16,7 +16,8 @@ import tensorflow as tf
 from tfnas.layers.batchnorm import FusedBatchNorm
 from tfnas.layers.compiled import CompiledCalls
 from tfnas.layers.mixed import MixedOp
-from tfnas.models.child import apply_graph, build_child, make_layer
+from tfnas.layers.from_spec import apply_graph, make_layer
+from tfnas.models.child import build_child
 from tfnas.spaces import Arch, SearchSpace
 
 
