@@ -64,7 +64,7 @@ def main(_):
   sh("tfnas.bin.latency_fit", "--measure_lut", "--space=proxyless_cifar", "--resolution=32",
      f"--width={w}", f"--out={out}/lut")
   model_path = f"{out}/{_SOURCE.value}/latency_model.json"
-  from tfnas.latency.models import load
+  from tfnas.latency import load
   from tfnas.spaces import get_space
   space = get_space("proxyless_cifar", 32, w)
   lat = load(model_path, space)
