@@ -36,6 +36,8 @@ def one_run(args, root) -> dict:
   common = [f"--config.dataset=folder:{args.data}", f"--config.steps={args.steps}",
             "--config.log_every=1", "--config.checkpoint_every=1000",
             "--config.measure_host=false", f"--workdir={workdir}"]
+  if args.supernet_step and root == ROOT:  # the baseline checkout may predate the option
+    common.append(f"--config.supernet_step={args.supernet_step}")
   if args.method == "proxyless":
     cmd = [sys.executable, "-m", "tfnas.bin.search",
            "--config=configs/proxyless_cifar10.py:quick", f"--config.space={args.space}",
@@ -78,6 +80,8 @@ def main():
   p.add_argument("--data", default=os.path.join(
       os.environ.get("TFNAS_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")),
       "cifar10-jpg.tar.gz"))
+  p.add_argument("--supernet_step", default="eager", choices=["", "eager", "traced"],
+                 help="this checkout's step form ('': the config's)")
   p.add_argument("--repeats", type=int, default=2)
   p.add_argument("--steps", type=int, default=20,
                  help="steps run (weight + architecture step each after the first); the "
@@ -99,7 +103,7 @@ def main():
       **({"space": args.space, "width": args.width, "config": "configs/proxyless_cifar10.py:quick"}
          if args.method == "proxyless" else
          {"space": "spos_cifar", "width": 0.5, "config": "configs/spos_cifar10.py:quick"}),
-      "steps": args.steps,
+      "steps": args.steps, "supernet_step": args.supernet_step or "the config's",
       "cpu_count": os.cpu_count(), "load_average_1m_5m_before": load_before,
       "load_average_1m_5m_after": os.getloadavg()[:2], "runs": runs["this"],
       "median_to_step_1_s": median(runs["this"], "to_step_1_s"),

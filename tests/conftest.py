@@ -73,7 +73,10 @@ def run_bin(module, *args, env=None, timeout=2400):
 SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.space=nasbench_macro",
                "--config.target_ms=3", "--config.val_size=32",
                "--config.batch_size=8", "--config.warmup_steps=4", "--config.log_every=2",
-               "--config.checkpoint_every=2", "--config.width=0.25"]
+               "--config.checkpoint_every=2", "--config.width=0.25",
+               # Eager steps: seconds to the first step, where the traced one takes a
+               # minute (test_search_bin.py checks that both train the same supernet).
+               "--config.supernet_step=eager"]
 
 
 @pytest.fixture(scope="session")

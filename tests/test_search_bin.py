@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import run_bin
 
@@ -43,6 +44,12 @@ def test_search_bad_config(tmp_path):
               f"--workdir={tmp_path / 'w'}", "--config.derive=best")
   assert r.returncode == 2 and "unknown derive 'best'" in r.stderr.splitlines()[-1]
   assert not (tmp_path / "w").exists()
+  for config in ("proxyless_cifar10.py:quick", "spos_cifar10.py:quick"):
+    r = run_bin("tfnas.bin.search", f"--config=configs/{config}", f"--workdir={tmp_path / 'w'}",
+                "--config.supernet_step=graph")
+    last = r.stderr.splitlines()[-1]
+    assert r.returncode == 2 and "supernet_step 'graph' is not one of eager, traced" in last
+    assert not (tmp_path / "w").exists()
 
 
 def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
@@ -69,3 +76,33 @@ def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
       "(it takes its log): the space's architectures predict 0.3914 to 2.963 Mparams; use "
       "--config.latency_form=abs (or add)")
   assert not (tmp_path / "w" / "ckpt").exists()
+
+
+def test_eager_and_traced_steps_train_the_same_supernet(tiny_cifar, tmp_path):
+  """`config.supernet_step`: the eager steps (the quick configs') and the whole-step graph
+  (the full configs') give the same losses, alphas and derived arch: 2 weight-only steps,
+  then 2 with two-path architecture steps, on the same seed and data."""
+  import importlib.util
+  import os
+
+  from conftest import ROOT
+  from tfnas.search import proxyless
+  path = os.path.join(ROOT, "configs", "proxyless_cifar10.py")
+  module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("c", path))
+  module.__spec__.loader.exec_module(module)
+  runs = {}
+  for form in ("eager", "traced"):
+    c = module.get_config("quick")
+    c.update(space="nasbench_macro", width=0.25, dataset=f"folder:{tiny_cifar}",
+             target_ms=3.0, val_size=32, batch_size=8, steps=4, warmup_steps=2, log_every=2,
+             checkpoint_every=4, measure_host=False, supernet_step=form)
+    report = proxyless.search(c, str(tmp_path / form))
+    rows = [json.loads(l) for l in open(tmp_path / form / "alpha_history.jsonl")]
+    runs[form] = (report, rows)
+  (eager, eager_rows), (traced, traced_rows) = runs["eager"], runs["traced"]
+  assert eager["arch"] == traced["arch"]
+  for a, b in zip(eager_rows, traced_rows):
+    np.testing.assert_allclose(a["alpha"], b["alpha"], atol=1e-4)
+    assert a["expected_latency"] == pytest.approx(b["expected_latency"], rel=1e-5)
+  assert not np.allclose(eager_rows[-1]["alpha"], 0.0)
+  assert eager["val_accuracy_inherited"] == pytest.approx(traced["val_accuracy_inherited"])

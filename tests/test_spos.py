@@ -380,8 +380,9 @@ def test_strict_fair_paths_hold_every_op_of_every_block_once():
 def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
   """One real `SPOSSearch.train` step with sampling='strict_fair' updates every weight of
   the supernet (all 3 ops of all 8 `nasbench_macro` blocks; uniform sampling updates one op
-  per block: test_step_gives_each_path_the_childs_gradients), through the step the search
-  binary runs (its three paths' blocks each through their own traced function)."""
+  per block: test_step_gives_each_path_the_childs_gradients), through the search's step
+  traced whole (`supernet_step="traced"`, the full configs' form; the binary's
+  end-to-end test runs the eager one)."""
   import importlib.util
   import os
 
@@ -394,7 +395,7 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
            train_limit=64, val_size=32, batch_size=8, eval_batch_size=8, steps=1,
            calib_images=16, val_images=16, searches="macs_m<=9", weight_decay=0.0,
            warmup_fraction=0.0, channel_warmup_fraction=0.0, sampling="strict_fair",
-           measure_host=False)
+           measure_host=False, supernet_step="traced")
   search = spos.SPOSSearch(c, str(tmp_path / "fair"))
   before = [v.numpy().copy() for v in search.net.trainable_variables]
   search.train()
@@ -403,6 +404,12 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
                if np.array_equal(v.numpy(), b)]
   assert not unchanged, unchanged
   assert len(before) > 50
+  # Candidate scores (BN recalibration + held-out top-1) agree between the traced
+  # evaluation (this config's) and the eager one, batch by batch.
+  genes = spos.random_genes(np.random.default_rng(0), search.choices, lambda g: True)
+  traced = search.correct_per_batch(genes)
+  search.config.supernet_step, search._eval = "eager", None
+  np.testing.assert_array_equal(search.correct_per_batch(genes), traced)
   c.sample_constraints = "macs_m<=9"
   with pytest.raises(TfnasError, match="cannot also keep paths within sample_constraints"):
     spos.SPOSSearch(c, str(tmp_path / "bad"))

@@ -23,6 +23,7 @@ from tfnas.spaces.registry import get_space
 
 
 SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.train_limit=64",
+             "--config.supernet_step=eager",  # the traced step: test_spos.py
              "--config.val_size=32", "--config.batch_size=8", "--config.eval_batch_size=8",
              "--config.steps=4", "--config.log_every=2", "--config.checkpoint_every=2",
              "--config.width=0.25", "--config.population=4", "--config.generations=2",

@@ -239,3 +239,11 @@ def _load_weights(model, path: str):
   if not os.path.exists(path):
     raise TfnasError(f"init_weights {path!r} does not exist")
   model.load_weights(path)
+
+SUPERNET_STEPS = ("eager", "traced")
+
+
+def check_supernet_step(value) -> None:
+  """Raises TfnasError unless `config.supernet_step` is "eager" or "traced"."""
+  if value not in SUPERNET_STEPS:
+    raise TfnasError(f"supernet_step {value!r} is not one of {', '.join(SUPERNET_STEPS)}")

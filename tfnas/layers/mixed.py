@@ -4,8 +4,9 @@ Only used while searching; a derived architecture becomes a plain child model.
 The path(s) are inputs to the call (int tensors), never hidden layer state, so
 one traced graph serves every sampled path and nothing retraces per path.
 
-Eagerly (the searches' steps), only the chosen candidate(s) run, each through a traced
-function shared by candidates of the same structure (`tfnas.layers.compiled`); inside a
+Eagerly (a search's steps with `supernet_step="eager"`), only the chosen candidate(s)
+run, each through a traced function shared by candidates of the same structure
+(`tfnas.layers.compiled`); inside a
 `tf.function` the same call is a `tf.switch_case` over all candidates, so a traced step
 serves every path. Both give the same outputs and gradients.
 

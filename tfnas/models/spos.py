@@ -5,9 +5,10 @@ candidate sub-graph per op of a choice block, at the block's largest mid-channel
 scale). A call takes the architecture as two int tensors, `ops` and `chans`
 (one entry per choice block): `tf.switch_case` runs the chosen op only, and the
 chosen mid-channel count slices that op's weights, so one traced graph serves
-every architecture. Called eagerly (as the search's steps are), only the chosen path of
+every architecture. Called eagerly (`supernet_step="eager"`), only the chosen path of
 each block runs, through a traced function of that path alone (built the first time the
-path is chosen), so no graph of the whole supernet is built. BatchNorm runs in "train", "eval" or "calib" mode (see
+path is chosen), so no graph of the whole supernet is built. BatchNorm runs in "train",
+"eval" or "calib" mode (see
 `tfnas.layers.sliced`); `recalibrate` gives a candidate exact BN statistics
 over calibration images touching only its active path, without building a
 model per candidate. `inherit_child` copies the (sliced) weights into a plain
@@ -315,8 +316,9 @@ class SPOSSupernet(keras.Model):
 
   def calibration_fn(self):
     """The calibration forward pass `calib(images, ops, chans)` (returns None): every BN
-    on the path accumulates its batch sums (SPOS paper, Sec. 3.4). It runs eagerly, each
-    path through its own traced function, so many candidates share the traces."""
+    on the path accumulates its batch sums (SPOS paper, Sec. 3.4). Called eagerly, each
+    path runs through its own traced function; wrapped in a `tf.function`, it is one
+    graph for every arch."""
     def calib(images, ops, chans):
       self(images, ops=ops, chans=chans, bn_mode="calib", training=False)
     return calib

@@ -1,10 +1,10 @@
 """The ProxylessNAS over-parameterized network: fixed parts plus one MixedOp per choice block.
 
 The sampled architecture is an input of the call (int tensors), so one traced
-step serves every path. Called eagerly (as the search's steps are), only the sampled
+step serves every path. Called eagerly (`supernet_step="eager"`), only the sampled
 paths run, each through a traced function shared by same-structure candidates
-(`tfnas.layers.compiled`): no graph of the whole supernet is ever built. `inherit_child` copies the chosen paths' weights into
-a plain child model built by `build_child`.
+(`tfnas.layers.compiled`): no graph of the whole supernet is built. `inherit_child`
+copies the chosen paths' weights into a plain child model built by `build_child`.
 """
 
 from __future__ import annotations

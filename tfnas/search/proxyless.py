@@ -36,7 +36,7 @@ from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_l
 from tfnas.optimizers import SGD, dense_gradients
 from tfnas.search import workdir as workdir_lib
 from tfnas.spaces import Arch, get_space, groundtruth
-from tfnas.train import make_strategy, supernet_graphs
+from tfnas.train import check_supernet_step, make_strategy, supernet_graphs
 
 ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
 DERIVES = ("argmax", "target")
@@ -54,6 +54,7 @@ def _check_config(config):
     raise TfnasError("val_size must be > 0: architecture steps use the held-out validation split")
   if config.derive not in DERIVES:
     raise TfnasError(f"unknown derive {config.derive!r}; expected one of {DERIVES}")
+  check_supernet_step(config.get("supernet_step", "traced"))
   if config.derive == "target" and not 0 < config.derive_tolerance < 1:
     raise TfnasError(f"derive_tolerance {config.derive_tolerance!r} must be in (0, 1)")
 
@@ -166,11 +167,12 @@ class ProxylessSearch:
   def expected_latency(self):
     return expected_latency(self.net.probs(), self.costs, self.latency.constant)
 
-  # Each step runs eagerly: the sampled paths' traced candidate calls (see
-  # `ProxylessSupernet`) and one traced optimizer update, so nothing traces the whole
-  # supernet. The gradient part runs per replica (`strategy.run`); the update runs in a
-  # `tf.function` over all weights, inactive paths' gradients zero (as a traced
-  # `switch_case` gives them: momentum and weight decay keep acting on every weight).
+  # With supernet_step="eager" each step runs eagerly: the sampled paths' traced candidate
+  # calls (see `ProxylessSupernet`) and one traced optimizer update, so nothing traces the
+  # whole supernet ("traced" wraps the same code in one `tf.function`). The gradient part
+  # runs per replica (`strategy.run`); the update runs in a `tf.function` over all weights,
+  # inactive paths' gradients zero (as a traced `switch_case` gives them: momentum and
+  # weight decay keep acting on every weight).
   def _weight_grads(self, images, labels, paths):
     batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
     with tf.GradientTape() as tape:
@@ -202,7 +204,8 @@ class ProxylessSearch:
   def build_functions(self):
     """(weight_step, arch_step, reinforce_step), each `fn(images, labels)` on one
     (distributed) batch, returning (loss, accuracy), (objective, E[lat]) and (reward,
-    latency). They run eagerly; see the comment above `_weight_grads`."""
+    latency). With `config.supernet_step="eager"` they run eagerly (see the comment above
+    `_weight_grads`); with "traced" the weight and architecture steps are traced whole."""
     s = self.strategy
     mode = {"two_path": "gated", "full_v2": "gated", "full": "full"}.get(self.config.arch_mode)
     w_vars, alphas = self.net.weight_variables, self.net.alphas
@@ -256,6 +259,9 @@ class ProxylessSearch:
       apply_reinforce(paths, reward)
       return reward, lat
 
+    if self.config.get("supernet_step", "traced") == "traced":
+      # The same code traced whole: `MixedOp`s become `switch_case`s over every candidate.
+      weight_step, arch_step = tf.function(weight_step), tf.function(arch_step)
     return weight_step, arch_step, reinforce_step
 
   # --- loop -------------------------------------------------------------------------------

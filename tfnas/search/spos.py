@@ -52,7 +52,7 @@ from tfnas.optimizers import dense_gradients
 from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, groundtruth, parse_arch, total
-from tfnas.train import make_optimizer, make_strategy, supernet_graphs
+from tfnas.train import check_supernet_step, make_optimizer, make_strategy, supernet_graphs
 
 METRICS = ("latency_ms", "macs_m", "params_m")
 
@@ -256,6 +256,7 @@ def meets(space, latency, arch: Arch, limits) -> bool:
 
 
 def _check_config(config):
+  check_supernet_step(config.get("supernet_step", "traced"))
   o = EvolutionOptions(config.population, config.generations, config.top_k,
                        config.crossovers, config.mutations, config.mutation_prob)
   o.check()
@@ -358,8 +359,8 @@ class SPOSSearch:
     """The gradient of one batch for the paths `ops`, `chans`: (n,) for one path (uniform
     sampling), or (m, n) for m paths whose gradients are summed for one update (FairNAS
     strict fairness). Returns the paths' mean loss and top-1, and a gradient for every
-    trainable variable (zeros off the paths). Runs eagerly: each path's blocks through
-    their own traced functions (see `SPOSSupernet`)."""
+    trainable variable (zeros off the paths). Eagerly, each path's blocks run through
+    their own traced functions (see `SPOSSupernet`); traced, as one graph."""
     if ops.shape.rank == 1:
       ops, chans = ops[None], chans[None]
     batch = tf.cast(tf.shape(labels)[0] * self.strategy.num_replicas_in_sync, tf.float32)
@@ -380,9 +381,9 @@ class SPOSSearch:
 
   def train_step_fn(self):
     """`step(images, labels, ops, chans) -> (loss, top-1)`: one supernet update on one
-    (distributed) batch, for one path ((n,) ops and chans) or m paths ((m, n)). The
-    gradient runs eagerly per replica (`_train_grads`), the update of every weight is one
-    traced function."""
+    (distributed) batch, for one path ((n,) ops and chans) or m paths ((m, n)). With
+    `config.supernet_step="eager"` the gradient runs eagerly per replica (`_train_grads`)
+    and the update of every weight is one traced function; "traced" traces it whole."""
     s, variables = self.strategy, self.net.trainable_variables
     self._zeros = {}
 
@@ -394,6 +395,8 @@ class SPOSSearch:
       loss, acc, grads = s.run(self._train_grads, args=(images, labels, ops, chans))
       apply(grads)
       return s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None)
+    if self.config.get("supernet_step", "traced") == "traced":
+      return tf.function(step)  # one graph: a `switch_case` over every path per block
     return step
 
   def train(self) -> dict:
@@ -466,11 +469,13 @@ class SPOSSearch:
         break
     self._val_batches = val
 
-    def correct(images, labels, ops, chans):  # eager: each path through its traced function
+    def correct(images, labels, ops, chans):
       logits = self.net(images, ops=ops, chans=chans, bn_mode="eval", training=False)
       return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                             labels), tf.int32))
     self._eval = correct
+    if c.get("supernet_step", "traced") == "traced":  # as the training step: one graph each
+      self._calib, self._eval = tf.function(self._calib), tf.function(correct)
 
   def recalibrate(self, genes):
     self._prepare_eval()
