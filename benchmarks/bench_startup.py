@@ -73,7 +73,8 @@ def one_run(args, root) -> dict:
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--method", default="proxyless", choices=["proxyless", "spos"])
-  p.add_argument("--space", default="proxyless_cifar", help="(proxyless)")
+  p.add_argument("--space", default="proxyless_cifar",
+                 help="(proxyless; --method=spos runs its quick config's spos_cifar w0.5)")
   p.add_argument("--width", type=float, default=0.35,
                  help="width multiplier (the figures in BENCHMARKS.md: 0.35)")
   p.add_argument("--target", type=float, default=15.0, help="MMACs (within the space's range)")
@@ -90,6 +91,8 @@ def main():
                  help="another checkout (e.g. a `git worktree` of an earlier commit): its "
                       "runs interleave with this checkout's, and the result gains the ratios")
   args = p.parse_args()
+  if args.steps < 4:
+    p.error(f"--steps {args.steps}: at least 4 (steps 1 and 2, then the steady state)")
   load_before = os.getloadavg()[:2]
   roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline
                             else {})}

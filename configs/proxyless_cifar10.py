@@ -46,12 +46,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.dropout = 0.0
   c.bn_momentum = 0.9
   # How a supernet step runs. "traced": the whole step as one graph (a `switch_case` over
-  # every candidate): tracing before the first step (97 s for proxyless_cifar w0.35, 34 s
-  # for nasbench_macro), then the fastest steps. "eager": only the sampled candidates run,
-  # each through a small traced function built when first sampled: the first step within
-  # seconds (29 s, 14 s), then each step 1.2-1.3x slower. Eager wins only for short runs
-  # (under ~50 steps on nasbench_macro, ~275 on proxyless_cifar; BENCHMARKS.md, "Search
-  # start-up"): trying a config, tests.
+  # every candidate): 97 s to the first step on proxyless_cifar w0.35 (19 s on the quick
+  # config's nasbench_macro), then the fastest steps. "eager": only the sampled candidates
+  # run, each through a small traced function built when first sampled: 29 s (14 s) to the
+  # first step, then steps 1.34x (1.17x) slower, so it finishes first only under ~275
+  # (~50) steps (BENCHMARKS.md, "Search start-up"): for trying a config, and the tests.
   c.supernet_step = "traced"
   c.arch_mode = "two_path"  # two_path | full_v2 | full | reinforce
   c.arch_lr = 6e-3  # the paper's CIFAR-10 value; the official code uses 1e-3

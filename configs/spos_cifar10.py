@@ -68,15 +68,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # op counts and no sample_constraints). On nasbench_macro at equal compute (500 fair vs
   # 1,500 uniform steps) it ranked archs backwards (Kendall tau -0.32 vs 0.44 uniform;
   # BENCHMARKS.md, "Making the supernet rank"): uniform is the default.
-  # How a supernet step runs. "traced": the whole step as one graph (a `switch_case` over
-  # every candidate): tracing before the first step (97 s for proxyless_cifar w0.35, 34 s
-  # for nasbench_macro), then the fastest steps. "eager": only the sampled candidates run,
-  # each through a small traced function built when first sampled: the first step within
-  # seconds (29 s, 14 s), then each step 1.2-1.3x slower. Eager wins only for short runs
-  # (under ~50 steps on nasbench_macro, ~275 on proxyless_cifar; BENCHMARKS.md, "Search
-  # start-up"): trying a config, tests.
-  c.supernet_step = "traced"
   c.sampling = "uniform"
+  # How a supernet step runs (and candidates are scored). "traced": the whole step as one
+  # graph (a `switch_case` over every path): 112 s to the first step on the quick config's
+  # spos_cifar w0.5, then the fastest steps. "eager": only the sampled path runs, each block
+  # through a small traced function built when first chosen: 38 s to the first step, then
+  # steps 1.41x slower, so it finishes first only under ~195 steps (BENCHMARKS.md, "Search
+  # start-up"): for trying a config, and the tests.
+  c.supernet_step = "traced"
   # Search: one evolution (+ random baseline) per ';'-separated constraint set.
   # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
   c.latency_model = "macs"

@@ -73,18 +73,15 @@ def run_bin(module, *args, env=None, timeout=2400):
 SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.space=nasbench_macro",
                "--config.target_ms=3", "--config.val_size=32",
                "--config.batch_size=8", "--config.warmup_steps=4", "--config.log_every=2",
-               "--config.checkpoint_every=2", "--config.width=0.25",
-               # Eager steps: seconds to the first step, where the traced one takes a
-               # minute (test_search_bin.py checks that both train the same supernet).
-               "--config.supernet_step=eager"]
+               "--config.checkpoint_every=2", "--config.width=0.25"]
 
 
 @pytest.fixture(scope="session")
 def searched(tiny_cifar, tmp_path_factory):
   """A quick ProxylessNAS search on tiny CIFAR-10: 4 warm-up (weight-only) steps under
   MirroredStrategy (two logical CPUs), then a rerun to 6 steps (default strategy) that
-  resumes and runs the architecture steps 5 and 6 (each process traces the candidates it
-  samples, once per replica).
+  resumes and runs the architecture steps 5 and 6 with eager steps (each process traces
+  what it runs, once per replica).
 
   Returns (workdir, first run, second run, alpha history after the first run, report
   after the first run). Shared by the search tests and the export tests (export from a
@@ -106,14 +103,18 @@ def searched(tiny_cifar, tmp_path_factory):
     workdir.parent.mkdir(exist_ok=True)
     args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
     # The first run on two replicas (MirroredStrategy over two logical CPUs): each replica
-    # runs the eager step with its own copies of the variables (BatchNorm updates included).
+    # runs the step with its own copies of the variables (BatchNorm updates included).
+    # Traced steps (the configs' default) there; the rerun takes the eager ones (the same
+    # supernet either way: test_search_bin.py).
     first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false",
-                    "--config.strategy=mirrored", "--config.logical_cpus=2")
+                    "--config.strategy=mirrored", "--config.logical_cpus=2",
+                    "--config.supernet_step=traced")
     assert first.returncode == 0, first.stderr[-3000:]
     history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
     report = json.load(open(workdir / "search_report.json"))
     # The rerun on one replica resumes the same checkpoint.
-    second = run_bin("tfnas.bin.search", *args, "--config.steps=6")
+    second = run_bin("tfnas.bin.search", *args, "--config.steps=6",
+                     "--config.supernet_step=eager")
     assert second.returncode == 0, second.stderr[-3000:]
     result = (first, second, history, report)
     done.write_bytes(pickle.dumps(result))

@@ -304,7 +304,12 @@ def test_eager_paths_equal_the_traced_switch_case_and_share_traces():
         np.testing.assert_allclose(e.numpy(), g.numpy(), rtol=1e-5, atol=1e-6)
       for v, m in zip(a.non_trainable_variables, moved):
         np.testing.assert_allclose(v.numpy(), m, rtol=1e-6, atol=1e-7)
-  before = net.compiled.traces
+  # Block b runs block a's traces with its own weights (no new function, no retrace), and
+  # matches its own traced switch_case.
+  count = lambda: (net.compiled.traces, sum(
+      f.experimental_get_tracing_count() for f in net.compiled._fns.values()))
+  before = count()
   for k in range(b.num_paths):
-    run(b, k, True)
-  assert net.compiled.traces == before  # block b reuses block a's traces
+    for e, g in zip(run(b, k, True), traced(b, tf.constant(k), True)):
+      np.testing.assert_allclose(e.numpy(), g.numpy(), rtol=1e-4, atol=1e-5)
+  assert count() == before

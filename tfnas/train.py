@@ -240,6 +240,7 @@ def _load_weights(model, path: str):
     raise TfnasError(f"init_weights {path!r} does not exist")
   model.load_weights(path)
 
+
 SUPERNET_STEPS = ("eager", "traced")
 
 

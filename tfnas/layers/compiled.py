@@ -23,7 +23,7 @@ class CompiledCalls:
 
   Example:
     >>> calls = CompiledCalls()
-    >>> y = calls(candidate, x, training=True, key=(graph, "relu6", 0.9))
+    >>> y = calls(candidate, x, training=True, key=mixed_op.structure[k])
 
   `__call__` must run eagerly (inside a `tf.function`, call the model itself). The
   model's variables are arguments of the trace: gradients reach the trainable ones
@@ -74,7 +74,8 @@ class CompiledCalls:
 class _Body:
   """A callable wrapping `fn`. TensorFlow counts traces per code object for its
   "excessive retracing" warning, so many functions made from one closure would warn
-  although each traces once (per replica); an object is counted by itself."""
+  although each traces at most twice (per replica: its first batch shape, then the
+  relaxed one of `reduce_retracing`); an object is counted by itself."""
 
   def __init__(self, fn):
     self.fn = fn

@@ -91,8 +91,7 @@ class MixedOp(keras.layers.Layer):
                       for op in block.ops]
     # Traced candidate calls for eager steps; a supernet hands all its MixedOps one cache.
     self.compiled = CompiledCalls()
-    for op in block.ops:
-      graph = block.graph(op, activation)
+    for (_, graph, _, _), op in zip(self.structure, block.ops):
       if not graph.main and graph.residual:
         self.candidates.append(None)  # zero: the shortcut alone
         continue
@@ -129,7 +128,8 @@ class MixedOp(keras.layers.Layer):
 
     Args:
       x: The block's input.
-      active: Scalar int tensor, the path that runs (sampled from `probs()` by the caller).
+      active: The path that runs (sampled from `probs()` by the caller): a scalar int
+        tensor, or a Python int when called eagerly.
       involved: (K,) int tensor, the paths whose gate gradients the backward pass computes
         in "gated" mode (two sampled paths: Sec. 3.2.1; all: Appendix D); None = all.
       mode: "single" (path `active` only), "gated" (Eq. 4's gradient to alpha) or "full"

@@ -250,17 +250,23 @@ class ProxylessSearch:
       m = self.config.reinforce_baseline_decay
       self.baseline.assign(m * self.baseline + (1 - m) * reward)
 
+    def reinforce_accuracy(images, labels, paths):
+      return s.reduce("MEAN", s.run(self._reinforce_step, args=(images, labels, paths)),
+                      axis=None)
+    if self.config.get("supernet_step", "traced") == "traced":
+      reinforce_accuracy = tf.function(reinforce_accuracy)
+
     def reinforce_step(images, labels):
       paths = sample_paths(salt=900)
-      acc = s.reduce("MEAN", s.run(self._reinforce_step, args=(images, labels, paths)),
-                     axis=None)
+      acc = reinforce_accuracy(images, labels, paths)
       lat = tf.constant(self.latency.predict(list(map(int, paths))), tf.float32)
       reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target_ms - 1.0)
       apply_reinforce(paths, reward)
       return reward, lat
 
     if self.config.get("supernet_step", "traced") == "traced":
-      # The same code traced whole: `MixedOp`s become `switch_case`s over every candidate.
+      # The same code traced whole: `MixedOp`s become `switch_case`s over every candidate
+      # (REINFORCE: its forward pass above; the reward takes the latency model in Python).
       weight_step, arch_step = tf.function(weight_step), tf.function(arch_step)
     return weight_step, arch_step, reinforce_step
 
