@@ -244,7 +244,13 @@ def _load_weights(model, path: str):
 SUPERNET_STEPS = ("eager", "traced")
 
 
-def check_supernet_step(value) -> None:
-  """Raises TfnasError unless `config.supernet_step` is "eager" or "traced"."""
+def supernet_step(config) -> str:
+  """`config.supernet_step`, "eager" or "traced" ("traced" when the config has none).
+
+  Raises:
+    TfnasError: any other value.
+  """
+  value = config.get("supernet_step", "traced")
   if value not in SUPERNET_STEPS:
     raise TfnasError(f"supernet_step {value!r} is not one of {', '.join(SUPERNET_STEPS)}")
+  return value

@@ -19,11 +19,14 @@ import tensorflow as tf
 
 
 class CompiledCalls:
-  """A cache of traced stateless calls, keyed by model structure and training flag.
+  """A cache of traced functions for eager supernet steps, each built on first use: any
+  `body` under a key (`get`), or a Keras model's stateless call keyed by its structure and
+  training flag (`__call__`). A plain object: Keras does not track what it holds.
 
   Example:
     >>> calls = CompiledCalls()
     >>> y = calls(candidate, x, training=True, key=mixed_op.structure[k])
+    >>> y = calls.get(("b03", 2, "train"), lambda x: path(x))(x)
 
   `__call__` must run eagerly (inside a `tf.function`, call the model itself). The
   model's variables are arguments of the trace: gradients reach the trainable ones
@@ -35,6 +38,14 @@ class CompiledCalls:
   def __init__(self):
     self._fns: dict = {}
     self.traces = 0  # how many functions were built (for tests and logs)
+
+  def get(self, key: Hashable, body) -> tf.types.experimental.PolymorphicFunction:
+    """The function stored under `key`; on first use, `traced(body)` is stored there."""
+    fn = self._fns.get(key)
+    if fn is None:
+      self.traces += 1
+      fn = self._fns[key] = traced(body)
+    return fn
 
   def __call__(self, model: keras.Model, x, training: bool, key: Hashable | None = None):
     """`model(x, training=training)`, through the trace shared by `key`.
@@ -51,24 +62,22 @@ class CompiledCalls:
     """
     training = bool(training)
     fkey = (("id", id(model)) if key is None else ("key", key), training)
-    fn = self._fns.get(fkey)
-    if fn is None:
-      fn = self._fns[fkey] = self._trace(model, training)
+    fn = self._fns.get(fkey) or self.get(fkey, _stateless_call(model, training))
     return fn([_tf_variable(v) for v in model.trainable_variables],
               [_tf_variable(v) for v in model.non_trainable_variables], x)
 
-  def _trace(self, model, training: bool):
-    self.traces += 1
 
-    # The variables come in as arguments (read inside, assigned inside): reading them
-    # eagerly first cost more than the call itself (~130 us each on a 2-core host).
-    def call(trainable, non_trainable, x):
-      y, new = model.stateless_call(trainable, non_trainable, x, training=training)
-      if training:
-        for v, value in zip(non_trainable, new):
-          v.assign(value)
-      return y
-    return traced(call)
+def _stateless_call(model, training: bool):
+  """`call(trainable, non_trainable, x)` for `model`; the variables come in as arguments
+  (read inside, assigned inside): reading them eagerly first cost more than the call
+  itself (~130 us each on a 2-core host)."""
+  def call(trainable, non_trainable, x):
+    y, new = model.stateless_call(trainable, non_trainable, x, training=training)
+    if training:
+      for v, value in zip(non_trainable, new):
+        v.assign(value)
+    return y
+  return call
 
 
 class _Body:

@@ -6,9 +6,9 @@ one traced graph serves every sampled path and nothing retraces per path.
 
 Eagerly (a search's steps with `supernet_step="eager"`), only the chosen candidate(s)
 run, each through a traced function shared by candidates of the same structure
-(`tfnas.layers.compiled`); inside a
-`tf.function` the same call is a `tf.switch_case` over all candidates, so a traced step
-serves every path. Both give the same outputs and gradients.
+(`tfnas.layers.compiled`); inside a `tf.function` the same call is a `tf.switch_case`
+over all candidates, so a traced step serves every path. Both give the same outputs and
+gradients.
 
 Modes (a Python string fixed per traced step function):
 - "single": run path `active` only (`tf.switch_case`): the weight step, and the

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
-from tfnas.layers.compiled import traced
+from tfnas.layers.compiled import CompiledCalls
 from tfnas.layers.sliced import SlicedBN, SlicedConv
 from tfnas.layers.from_spec import ChannelShuffle, ChannelSplit
 from tfnas.models.child import build_child
@@ -135,23 +135,6 @@ class _Path:
     return x + y if g.residual else y
 
 
-class _PathFunctions:
-  """Traced functions of single paths for eager calls, made on first use (a plain object:
-  Keras does not track what it holds)."""
-
-  def __init__(self):
-    self._fns: dict = {}
-
-  def get(self, key, body):
-    fn = self._fns.get(key)
-    if fn is None:
-      fn = self._fns[key] = traced(body)
-    return fn
-
-  def __len__(self):
-    return len(self._fns)
-
-
 class SPOSSupernet(keras.Model):
   """Single-path supernet over a space; the arch is an input of the call.
 
@@ -216,7 +199,7 @@ class SPOSSupernet(keras.Model):
     self.classifier.build((None, space.feature_channels))
     self.bns = [l for l in self.sliced_layers if isinstance(l, SlicedBN)]
     self.num_choice = len(choice)
-    self.compiled = _PathFunctions()
+    self.compiled = CompiledCalls()  # traced single paths for eager calls
     self.built = True  # every layer is built above: Keras traces no symbolic first call
 
   def arch_tensors(self, arch) -> tuple[tf.Tensor, tf.Tensor]:

@@ -36,7 +36,7 @@ from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_l
 from tfnas.optimizers import SGD, dense_gradients
 from tfnas.search import workdir as workdir_lib
 from tfnas.spaces import Arch, get_space, groundtruth
-from tfnas.train import check_supernet_step, make_strategy, supernet_graphs
+from tfnas.train import make_strategy, supernet_graphs, supernet_step
 
 ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
 DERIVES = ("argmax", "target")
@@ -54,7 +54,7 @@ def _check_config(config):
     raise TfnasError("val_size must be > 0: architecture steps use the held-out validation split")
   if config.derive not in DERIVES:
     raise TfnasError(f"unknown derive {config.derive!r}; expected one of {DERIVES}")
-  check_supernet_step(config.get("supernet_step", "traced"))
+  supernet_step(config)  # raises on a bad value
   if config.derive == "target" and not 0 < config.derive_tolerance < 1:
     raise TfnasError(f"derive_tolerance {config.derive_tolerance!r} must be in (0, 1)")
 
@@ -208,6 +208,7 @@ class ProxylessSearch:
     `_weight_grads`); with "traced" the weight and architecture steps are traced whole."""
     s = self.strategy
     mode = {"two_path": "gated", "full_v2": "gated", "full": "full"}.get(self.config.arch_mode)
+    traced_steps = supernet_step(self.config) == "traced"
     w_vars, alphas = self.net.weight_variables, self.net.alphas
     self._zeros = {}
 
@@ -253,7 +254,7 @@ class ProxylessSearch:
     def reinforce_accuracy(images, labels, paths):
       return s.reduce("MEAN", s.run(self._reinforce_step, args=(images, labels, paths)),
                       axis=None)
-    if self.config.get("supernet_step", "traced") == "traced":
+    if traced_steps:
       reinforce_accuracy = tf.function(reinforce_accuracy)
 
     def reinforce_step(images, labels):
@@ -264,7 +265,7 @@ class ProxylessSearch:
       apply_reinforce(paths, reward)
       return reward, lat
 
-    if self.config.get("supernet_step", "traced") == "traced":
+    if traced_steps:
       # The same code traced whole: `MixedOp`s become `switch_case`s over every candidate
       # (REINFORCE: its forward pass above; the reward takes the latency model in Python).
       weight_step, arch_step = tf.function(weight_step), tf.function(arch_step)

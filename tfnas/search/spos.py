@@ -52,7 +52,7 @@ from tfnas.optimizers import dense_gradients
 from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, groundtruth, parse_arch, total
-from tfnas.train import check_supernet_step, make_optimizer, make_strategy, supernet_graphs
+from tfnas.train import make_optimizer, make_strategy, supernet_graphs, supernet_step
 
 METRICS = ("latency_ms", "macs_m", "params_m")
 
@@ -256,7 +256,7 @@ def meets(space, latency, arch: Arch, limits) -> bool:
 
 
 def _check_config(config):
-  check_supernet_step(config.get("supernet_step", "traced"))
+  supernet_step(config)  # raises on a bad value
   o = EvolutionOptions(config.population, config.generations, config.top_k,
                        config.crossovers, config.mutations, config.mutation_prob)
   o.check()
@@ -395,7 +395,7 @@ class SPOSSearch:
       loss, acc, grads = s.run(self._train_grads, args=(images, labels, ops, chans))
       apply(grads)
       return s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None)
-    if self.config.get("supernet_step", "traced") == "traced":
+    if supernet_step(self.config) == "traced":
       return tf.function(step)  # one graph: a `switch_case` over every path per block
     return step
 
@@ -474,7 +474,7 @@ class SPOSSearch:
       return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                             labels), tf.int32))
     self._eval = correct
-    if c.get("supernet_step", "traced") == "traced":  # as the training step: one graph each
+    if supernet_step(c) == "traced":  # as the training step: one graph each
       self._calib, self._eval = tf.function(self._calib), tf.function(correct)
 
   def recalibrate(self, genes):
