@@ -80,7 +80,7 @@ def main(_):
      "--config.space=proxyless_cifar", f"--config.width={w}", "--config.train_limit=6000",
      "--config.warmup_steps=100", f"--config.derive={_DERIVE.value}",
      f"--config.dataset={_DATASET.value}", f"--config.latency_model={model_path}",
-     f"--config.target_ms={target}", f"--config.steps={_STEPS.value}",
+     f"--config.target={target}", f"--config.steps={_STEPS.value}",
      f"--config.latency_form={_FORM.value}", f"--config.latency_lambda={_LAMBDA.value}")
   report = json.load(open(f"{search}/search_report.json"))
   runs = {"searched": f"{search}/arch.json", "all_k3_e3": "all_k3_e3", "all_k3_e6": "all_k3_e6"}
@@ -112,9 +112,9 @@ def main(_):
     others[other] = {n: m.predict(r["arch"]) for n, r in results.items()}
   summary = {
       "width": w, "latency_source": _SOURCE.value, "predicted_by_each_model": others, "target_reference": _TARGET.value, "target_ms": target,
-      "search": {k: report.get(k) for k in ("arch", "predicted_ms", "measured_ms",
+      "search": {k: report.get(k) for k in ("arch", "predicted", "measured_latency",
                                             "val_accuracy_inherited", "steps", "arch_mode",
-                                            "derive", "argmax_arch", "argmax_predicted_ms")},
+                                            "derive", "argmax_arch", "argmax_predicted")},
       "latency_model": {k: fit_report.get(k) for k in ("n_fit", "n_test", "rmspe", "within_5pct",
                                                        "spearman", "test_retest")},
       "latency_form": _FORM.value, "latency_lambda": _LAMBDA.value,

@@ -17,6 +17,8 @@ network) through the same `SPOSSearch` the search binary runs, and measures:
   accuracy, over `--archs` uniformly sampled archs at each of `--points` (training steps:
   the curve), and over the `--top` best archs at the last point; with `--val_prefixes`,
   also tau when scored on fewer of the same images (how much the score's noise costs);
+  each also with the same evaluations scored by mean validation cross-entropy
+  (`loss_kendall_tau`: a continuous score instead of counted hits);
 - **searches**: at the last point, evolution (Algorithm 1) and random search with the same
   number of evaluations under MACs limits at the `--limits` percentiles of the space's
   MACs, for each seed: the found arch's ground-truth accuracy, rank and percentile among
@@ -97,18 +99,25 @@ def ranking(search, gt, indices, prefixes=()):
   t0 = time.time()
   hits = []
   for n, i in enumerate(indices, 1):
-    hits.append(search.correct_per_batch(search.genes_of(gt.archs[i])))
+    hits.append(search.scores_per_batch(search.genes_of(gt.archs[i])))
     if n % 25 == 0 or n == len(indices):
       rate = (time.time() - t0) / n
       print(f"[ranking] {n}/{len(indices)} archs scored ({rate:.1f} s each, ETA "
             f"{rate * (len(indices) - n):.0f} s)", flush=True)
   per_eval = (time.time() - t0) / len(indices)
-  hits = np.array(hits)  # (archs, batches, 2)
+  hits = np.array(hits)  # (archs, batches, 3): correct, images, summed cross-entropy
   scores = hits[:, :, 0].sum(1) / hits[:, :, 1].sum(1)
+  losses = hits[:, :, 2].sum(1) / hits[:, :, 1].sum(1)
   tau, rho = _rank_corr(scores, gt.accuracy[indices])
+  # The same evaluations scored by mean validation cross-entropy (lower is better): a
+  # continuous score, not counts of 0/1 hits.
+  loss_tau, loss_rho = _rank_corr(-losses, gt.accuracy[indices])
   row = {"kendall_tau": tau, "spearman": rho, "archs": len(indices),
+         "loss_kendall_tau": loss_tau, "loss_spearman": loss_rho,
          "val_images": int(hits[0, :, 1].sum()), "seconds_per_evaluation": per_eval,
          "median_supernet_accuracy": float(np.median(scores)),
+         "median_supernet_loss": float(np.median(losses)),
+         "scores": scores.tolist(), "losses": losses.tolist(),
          "ceiling": gt.noise_ceiling(np.asarray(indices))}
   if prefixes:
     seen = np.cumsum(hits[0, :, 1])
@@ -120,7 +129,9 @@ def ranking(search, gt, indices, prefixes=()):
       b = int(np.flatnonzero(seen == p)[0]) + 1
       part = hits[:, :b, 0].sum(1) / p
       t, r = _rank_corr(part, gt.accuracy[indices])
-      row["by_val_images"][str(p)] = {"kendall_tau": t, "spearman": r}
+      lt, lr = _rank_corr(-hits[:, :b, 2].sum(1) / p, gt.accuracy[indices])
+      row["by_val_images"][str(p)] = {"kendall_tau": t, "spearman": r,
+                                      "loss_kendall_tau": lt, "loss_spearman": lr}
   return row
 
 
@@ -185,7 +196,7 @@ def searches(search, gt, limits_pct, seeds, log):
 
 def _proxyless_config(args, target, seed):
   c = _load_config("proxyless_cifar10", "quick")  # nasbench_macro, width 1.0, derive=target
-  c.dataset, c.seed, c.target_ms = f"folder:{args.data}", seed, float(target)
+  c.dataset, c.seed, c.target = f"folder:{args.data}", seed, float(target)
   c.latency_model = args.latency_model
   if args.proxyless_steps:
     c.steps, c.warmup_steps = args.proxyless_steps, args.proxyless_steps // 2
@@ -242,7 +253,8 @@ def proxyless(args, gt, limits_pct, seeds, log):
              "predicted_over_target": report["predicted_over_target"],
              "argmax_over_target": report["argmax_over_target"],
              "val_accuracy_inherited": report["val_accuracy_inherited"],
-             "measured_ms": report.get("measured_ms"), "seconds": seconds,
+             "measured_ms": (report.get("measured_latency") or {}).get("value"),
+             "seconds": seconds,
              "random_in_window": baseline}
       out.append(row)
       log(f"proxyless p{pct:g} ({target:.4g} {model.unit}) seed {seed}: {g['accuracy']:.2f} "
@@ -369,6 +381,8 @@ def main():
   result["summary"] = {
       "kendall_tau_uniform": result["curve"][-1]["uniform"]["kendall_tau"],
       "kendall_tau_top": result["curve"][-1].get("top", {}).get("kendall_tau"),
+      "loss_kendall_tau_uniform": result["curve"][-1]["uniform"].get("loss_kendall_tau"),
+      "loss_kendall_tau_top": result["curve"][-1].get("top", {}).get("loss_kendall_tau"),
       "supernet_train_seconds": train_seconds}
   if s:
     result["summary"].update({

@@ -39,9 +39,12 @@ def one_run(args, root) -> dict:
   if args.supernet_step and root == ROOT:  # the baseline checkout may predate the option
     common.append(f"--config.supernet_step={args.supernet_step}")
   if args.method == "proxyless":
+    # The field was target_ms before the cost model's unit was made explicit.
+    with open(os.path.join(root, "configs", "proxyless_cifar10.py")) as f:
+      field = "target" if "c.target =" in f.read() else "target_ms"
     cmd = [sys.executable, "-m", "tfnas.bin.search",
            "--config=configs/proxyless_cifar10.py:quick", f"--config.space={args.space}",
-           f"--config.width={args.width}", f"--config.target_ms={args.target}",
+           f"--config.width={args.width}", f"--config.{field}={args.target}",
            "--config.warmup_steps=1", *common]
     prefix = "step "
   else:

@@ -11,9 +11,9 @@ For a latency budget on this CPU, measure the per-op table, see the space's late
 and search for a budget in ms (what scripts/quickstart.sh does):
   python -m tfnas.bin.latency_fit --measure_lut --space=nasbench_macro --out=runs/lut
   python -m tfnas.bin.spaces nasbench_macro --latency_model=runs/lut/latency_model.json
-  ... --config.latency_model=runs/lut/latency_model.json --config.target_ms=2.0
+  ... --config.latency_model=runs/lut/latency_model.json --config.target=2.0
 The quick search of the 21-block space (2026-11 quick start; ~17 min):
-  ... --config.space=proxyless_cifar --config.width=0.35 --config.target_ms=15 \
+  ... --config.space=proxyless_cifar --config.width=0.35 --config.target=15 \
       --config.train_limit=6000 --config.steps=300 --config.warmup_steps=100
 """
 
@@ -57,7 +57,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.arch_beta1 = 0.0
   # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
   c.latency_model = "macs"
-  c.target_ms = 60.0  # in the latency model's unit (MMACs for "macs")
+  c.target = 60.0  # in the latency model's unit: MMACs for "macs", ms for a latency table
   # mul: CE * (log E / log T)^beta; add: CE + lambda * E / T; abs: CE + lambda * |E / T - 1|
   c.latency_form = "mul"
   c.latency_lambda = 0.1
@@ -65,7 +65,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.reinforce_beta = -0.07  # TuNAS absolute reward: acc + beta * |lat / target - 1|
   c.reinforce_baseline_decay = 0.95
   # "target": the most likely arch whose predicted latency is within derive_tolerance of
-  # target_ms (exact, the model is additive); "argmax": the most likely op per block (the
+  # target (exact, the model is additive); "argmax": the most likely op per block (the
   # paper), which landed at 0.45x its target in the quick start while the probabilities
   # were still broad (the report's argmax_over_target says how far it is in every run).
   c.derive = "target"
@@ -86,7 +86,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.steps = 400
     c.warmup_steps = 200
     c.arch_every = 1
-    c.target_ms = 50.0  # MMACs with the default "macs" model
+    c.target = 50.0  # MMACs with the default "macs" model
     # CE + λ·|E[lat]/T - 1| (TuNAS's absolute reward as a loss): unit-free, where the
     # official code's "mul" (mul#log) takes log E[lat] and breaks on a host budget of a
     # few ms (E[lat] under 1 ms: NaN); it also pulls E[lat] up to the target, as

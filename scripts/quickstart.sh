@@ -35,7 +35,7 @@ PY
 # 3. Search (configs/proxyless_cifar10.py:quick), 4. retrain, 5. export int8.
 .venv/bin/python -m tfnas.bin.search --config=configs/proxyless_cifar10.py:quick \
     --workdir="$WORKDIR/search" --config.dataset="$DATASET" \
-    --config.latency_model="$LUT" --config.target_ms="$BUDGET_MS"
+    --config.latency_model="$LUT" --config.target="$BUDGET_MS"
 .venv/bin/python -m tfnas.bin.train --config=configs/train_cifar10.py:quick \
     --workdir="$WORKDIR/retrain" --config.dataset="$DATASET" --config.space=$SPACE \
     --config.arch="$WORKDIR/search/arch.json" --config.width=1.0 --config.verbose=0
@@ -47,9 +47,11 @@ r = os.path.join(w, "retrain")
 s = json.load(open(os.path.join(w, "search", "search_report.json")))
 e = json.load(open(os.path.join(r, "export", "export_report.json")))["exports"]["int8"]
 print(f"searched arch:      {s['arch']}")
-print(f"latency budget:     {s['target_ms']:.3f} {s['latency_unit']} on this CPU; searched arch "
-      f"predicted {s['predicted_ms']:.3f} ({s['predicted_over_target']:.2f}x; the argmax arch "
-      f"{s['argmax_over_target']:.2f}x), measured {s['measured_ms']:.3f} ms (float32 child)")
+t, p, m = s["target"], s["predicted"], s["measured_latency"]
+print(f"latency budget:     {t['value']:.3f} {t['unit']} on this CPU; searched arch "
+      f"predicted {p['value']:.3f} {p['unit']} ({s['predicted_over_target']:.2f}x; the argmax "
+      f"arch {s['argmax_over_target']:.2f}x), measured {m['value']:.3f} {m['unit']} "
+      f"({m['of']})")
 g = s.get("ground_truth")
 if g and "unavailable" not in g:
   print(f"ground truth:       NAS-Bench-Macro trained it to {g['accuracy']:.2f} % (CIFAR-10, "
@@ -64,6 +66,6 @@ print(f"test accuracy:      {e['tflite_test_accuracy']:.4f} in LiteRT, "
       f"{e['keras_test_accuracy']:.4f} float Keras ({e['test_examples']} images; "
       "3 epochs of retraining, not the benchmark's 50)")
 print(f"host latency:       {e['latency_ms_measured']:.3f} ms (int8 file), float32 "
-      f"{s.get('measured_ms', float('nan')):.3f} ms")
+      f"{m['value']:.3f} ms")
 print(f"for the app:        {os.path.join(r, e['sidecar'])}")
 PY

@@ -71,7 +71,7 @@ def run_bin(module, *args, env=None, timeout=2400):
 # 3 ops, so tracing takes a fraction of `proxyless_cifar`'s 21 x 7 (that supernet's own
 # steps are tested in test_mixed.py).
 SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.space=nasbench_macro",
-               "--config.target_ms=3", "--config.val_size=32",
+               "--config.target=3", "--config.val_size=32",
                "--config.batch_size=8", "--config.warmup_steps=4", "--config.log_every=2",
                "--config.checkpoint_every=2", "--config.width=0.25"]
 

@@ -29,9 +29,10 @@ def every_op_arch(space):
   return Arch.create(space, ops, channels or None)
 
 
-# Keras vs LiteRT: per space, an arch with every op (zero included) in it and the largest
-# (the full sweep over all references is marked slow).
-AGREE = [(s, r) for s in list_spaces() for r in ("every_op", "largest")]
+# Keras vs LiteRT: per space, an arch with every op (zero included) and every channel
+# scale in it; the sweep over all references, the largest included, is marked slow (the
+# largest arch repeats the same kernels at other positions: 165 s of the default run).
+AGREE = [(s, "every_op") for s in list_spaces()]
 
 
 def randomize_bn(model, seed=0):
@@ -66,7 +67,7 @@ def test_spec_params_equal_keras_params(space_name, ref):
 
 
 @pytest.mark.parametrize("space_name, ref", AGREE + [
-    pytest.param(s, r, marks=pytest.mark.slow) for s, r in REFS if r != "largest"])
+    pytest.param(s, r, marks=pytest.mark.slow) for s, r in REFS])
 def test_keras_and_litert_agree(space_name, ref):
   space = get_space(space_name, resolution=32)
   model = build_child(space, every_op_arch(space) if ref == "every_op" else ref)
@@ -91,6 +92,10 @@ def test_width_and_resolution_options():
 
 @pytest.mark.parametrize("space_name", list_spaces())
 def test_every_space_trains_one_step_eager_graph_and_fit(space_name):
+  """Every weight of every space's child trains: an eager step, `fit` (the traced step
+  tfnas trains children with, tfnas.train) and, on nasbench_macro, a hand-written
+  `tf.function` step (a user's own loop; on the 20-block spaces it traced the same graph
+  as `fit` again, 18 s each)."""
   space = get_space(space_name, resolution=32, num_classes=10)
   model = build_child(space, "largest")
   x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32)
@@ -108,8 +113,9 @@ def test_every_space_trains_one_step_eager_graph_and_fit(space_name):
     return loss
 
   eager = step(x, y)
-  graph = tf.function(step)(x, y)
-  assert np.isfinite(float(eager)) and np.isfinite(float(graph))
+  assert np.isfinite(float(eager))
+  if space_name == "nasbench_macro":
+    assert np.isfinite(float(tf.function(step)(x, y)))
   model.compile(optimizer="sgd", loss=loss_fn)
   hist = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
   assert np.isfinite(hist.history["loss"][0])

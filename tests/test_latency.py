@@ -68,6 +68,23 @@ def test_spec_models_equal_the_spec_totals_including_channels():
       assert np.isclose(params.predict(arch), t.params / 1e6)
 
 
+def test_every_cost_model_says_its_unit():
+  """A prediction is never read in the wrong unit: each model carries one of ms, MMACs,
+  Mparams, reports give {value, unit}, and the ambiguous 'flops' is refused."""
+  from tfnas.latency import CostModel
+  space = get_space("nasbench_macro")
+  want = {"macs": ("MMACs", False), "params": ("Mparams", False),
+          f"lut:{require(PIXEL1_LUT)}": ("ms", True)}
+  for spec, (unit, is_latency) in want.items():
+    model = load(spec, space if not spec.startswith("lut:") else None)
+    assert model.unit == unit and model.is_latency is is_latency
+    assert model.predicted("largest") == {"value": model.predict("largest"), "unit": unit}
+  with pytest.raises(TfnasError, match="cost model 'flops' is ambiguous.*use 'macs'"):
+    load("flops", space)
+  with pytest.raises(TfnasError, match="cost model unit 'MFLOPs' is not one of ms, MMACs"):
+    CostModel(space, "macs", "MFLOPs", 0.0, {})
+
+
 def test_models_round_trip_through_json(tmp_path):
   space = get_space("proxyless_mobile")
   lut = import_proxyless_yaml(require(PIXEL1_LUT), space)

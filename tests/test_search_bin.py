@@ -12,15 +12,19 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   workdir, first, second, history, report = searched
   arch = json.load(open(workdir / "arch.json"))
   assert report["arch"].startswith("nasbench_macro:") and arch["space"] == "nasbench_macro"
-  assert "measured_ms" not in report  # the first run had measure_host off
+  assert report["measured_latency"] is None  # the first run had measure_host off
   assert report["replicas"] == 2
   assert [h["step"] for h in history] == [2, 4]
   assert np.allclose(history[-1]["alpha"][0], 0.0)  # warm-up only: weights, no arch steps
   assert (workdir / "child.weights.h5").exists() and (workdir / "child.tflite").exists()
   report = json.load(open(workdir / "search_report.json"))
-  for key in ("target_ms", "predicted_ms", "measured_ms"):
-    assert key in report
-  assert report["measured_ms"] > 0 and report["latency_model_kind"] == "macs"
+  # One schema for both methods (test_spos_bin.py): every cost with its unit.
+  assert report["target"] == {"value": 3.0, "unit": "MMACs"}
+  assert report["predicted"]["unit"] == "MMACs" and report["predicted"]["value"] > 0
+  assert report["cost_model"] == {"spec": "macs", "kind": "macs", "unit": "MMACs",
+                                  "derived_entries": {}}
+  assert report["expected_latency_final"]["unit"] == "MMACs"
+  assert report["argmax_predicted"]["unit"] == "MMACs"
   # The rerun with more steps resumed from the step-4 checkpoint.
   assert "step 6/6" in second.stdout and "step 2/6" not in second.stdout
   history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
@@ -31,7 +35,10 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   # The default derivation lands within 5 % of the target; the argmax one is reported.
   assert final["derive"] == "target" and abs(final["predicted_over_target"] - 1) <= 0.05
   assert final["argmax_over_target"] > 0 and "derive=target: predicted/target=" in second.stdout
-  assert final["measured_on"].endswith("(child.tflite, float32)")
+  measured = final["measured_latency"]
+  assert measured["value"] > 0 and measured["unit"] == "ms"
+  assert measured["of"] == "child.tflite (float32)" and measured["on"].startswith("host LiteRT")
+  assert f"measured_host={measured['value']:.3f} ms" in second.stdout
   assert final["ground_truth"] is None  # width 0.25 is not the benchmark's network
 
 
@@ -43,6 +50,14 @@ def test_search_bad_config(tmp_path):
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
               f"--workdir={tmp_path / 'w'}", "--config.derive=best")
   assert r.returncode == 2 and "unknown derive 'best'" in r.stderr.splitlines()[-1]
+  assert not (tmp_path / "w").exists()
+  # The target is in the cost model's unit (MMACs here): the old name, which said ms
+  # whatever the unit, is refused with a pointer to the new one.
+  r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
+              f"--workdir={tmp_path / 'w'}", "--config.target_ms=3")
+  assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+      "error: unknown config field 'target_ms'; it is not a field of the --config file "
+      "(Did you mean \"target\" instead of \"target_ms\"?)")
   assert not (tmp_path / "w").exists()
   for config in ("proxyless_cifar10.py:quick", "spos_cifar10.py:quick"):
     r = run_bin("tfnas.bin.search", f"--config=configs/{config}", f"--workdir={tmp_path / 'w'}",
@@ -57,10 +72,10 @@ def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
   # cannot be met.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
               f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
-              "--config.target_ms=2", "--config.val_size=32")
+              "--config.target=2", "--config.val_size=32")
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.splitlines()[-1] == (
-      "error: target_ms 2 MMACs is out of reach: the space's architectures predict 7.713 to "
+      "error: target 2 MMACs is out of reach: the space's architectures predict 7.713 to "
       "105.7 MMACs (derive='target' needs one within 5 %)")
   assert not (tmp_path / "w" / "ckpt").exists()
   # The multiplicative loss (the official code's mul#log) takes log E[lat]: on a space whose
@@ -68,7 +83,7 @@ def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
   # host budget of a few ms is the same case) it would turn NaN mid-search.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
               f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
-              "--config.latency_model=params", "--config.target_ms=2", "--config.derive=argmax",
+              "--config.latency_model=params", "--config.target=2", "--config.derive=argmax",
               "--config.latency_form=mul", "--config.val_size=32")
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.splitlines()[-1] == (
@@ -99,7 +114,7 @@ def test_eager_and_traced_steps_train_the_same_supernet(tiny_cifar, tmp_path):
   for form in ("eager", "traced"):
     c = module.get_config("quick")
     c.update(space="nasbench_macro", width=0.25, dataset=f"folder:{tiny_cifar}",
-             target_ms=3.0, val_size=32, batch_size=8, steps=4, warmup_steps=1, log_every=2,
+             target=3.0, val_size=32, batch_size=8, steps=4, warmup_steps=1, log_every=2,
              checkpoint_every=4, measure_host=False, supernet_step=form)
     report = proxyless.search(c, str(tmp_path / form))
     rows = [json.loads(l) for l in open(tmp_path / form / "alpha_history.jsonl")]

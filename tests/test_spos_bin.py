@@ -44,7 +44,17 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   assert "search macs_m<=45: best" in r.stdout and "random search, same" in r.stdout
   report = json.load(open(workdir / "search_report.json"))
   assert report["method"] == "spos" and report["space"] == "nasbench_macro"
-  assert report["measured_ms"] > 0 and report["supernet"]["resumed_at"] == 0
+  assert report["supernet"]["resumed_at"] == 0
+  # The schema both methods share (tfnas.search.finish; test_search_bin.py): the first
+  # search's limit is the target, in the cost model's unit, and the measured latency is
+  # the real child file's.
+  assert report["target"] == {"value": 45.0, "unit": "MMACs"}
+  assert report["predicted"]["unit"] == "MMACs" and report["predicted"]["value"] <= 45
+  assert report["cost_model"]["unit"] == "MMACs" and report["constraints"] == ["macs_m<=45"]
+  measured = report["measured_latency"]
+  assert measured["value"] > 0 and measured["unit"] == "ms"
+  assert measured["of"] == "child.tflite (float32)"
+  assert report["ground_truth"] == report["searches"][0]["ground_truth"]
   assert [s["constraints"] for s in report["searches"]] == [["macs_m<=45"], ["macs_m<=55"]]
   gt = groundtruth.load(get_space("nasbench_macro"))
   for s, limit in zip(report["searches"], (45, 55)):

@@ -23,12 +23,26 @@ def parse_flags_or_exit(argv: list[str]) -> list[str]:
         fail(f"config file {path!r} does not exist (expected e.g. configs/<name>.py[:variant])")
   try:
     return flags.FLAGS(argv)
-  except AttributeError as e:  # ml_collections: --config.<unknown>=...
-    fail(f"unknown config field {str(e).strip(chr(34))}; it is not a field of the --config file")
-  except KeyError as e:
-    fail(f"unknown config field {e}; it is not a field of the --config file")
+  except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown>=...
+    fail(_unknown_field(e))
   except (flags.Error, OSError, ValueError, TypeError) as e:
     fail(str(e))
+
+
+def _unknown_field(e: Exception) -> str:
+  """One line from ml_collections' error for an unknown field, whose text can be the
+  repr of "'name'\\nDid you mean \"other\" instead of \"name\"?"."""
+  import ast
+  text = str(e.args[0]) if e.args else str(e)
+  for _ in range(2):  # unquote the repr (of a repr) ml_collections passes on
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" and "\\" in text:
+      try:
+        text = ast.literal_eval(text)
+      except (ValueError, SyntaxError):
+        break
+  name, _, hint = text.strip().strip('"').partition("\n")
+  return (f"unknown config field {name}; it is not a field of the --config file"
+          + (f" ({hint.strip()})" if hint.strip() else ""))
 
 
 def run_main(main):

@@ -1,8 +1,9 @@
 """Architecture search: `python -m tfnas.bin.search --config=configs/<...>.py --workdir=DIR`.
 
 The method comes from the config (`config.method`: "proxyless" or "spos"). Writes
-DIR/arch.json and DIR/search_report.json (target_ms, predicted_ms,
-measured_ms when measured on the host), DIR/alpha_history.jsonl,
+DIR/arch.json and DIR/search_report.json (one schema for both methods,
+`tfnas.search.finish`: target and predicted cost with their unit, the measured
+latency of child.tflite on the host, ground truth), DIR/alpha_history.jsonl,
 DIR/child.weights.h5 (inherited weights) and DIR/child.tflite; rerun the same
 command to resume from the last checkpoint. SPOS runs also write
 DIR/search_results.json, DIR/search_progress.png and DIR/arch_<search>.json for
@@ -42,17 +43,21 @@ def main(argv):
       _print_ground_truth(s.get("ground_truth"), f"search {s['name']}")
   else:
     raise TfnasError(f"unknown search method {method!r}; expected 'proxyless' or 'spos'")
-  measured = report.get("measured_ms")
+  measured, target = report["measured_latency"], report["target"]
   print(f"arch={report['arch']}")
-  print(f"predicted={report.get('predicted_latency', report['predicted_ms']):.3f} "
-        f"{report['latency_unit']} "
-        f"target={report['target_ms']} "
-        + (f"measured_host={measured:.3f} ms " if measured is not None else "")
+  print(f"predicted={_cost(report['predicted'])} "
+        + (f"target={_cost(target)} " if target else "")
+        + (f"measured_host={_cost(measured)} " if measured else "")
         + f"val_accuracy_inherited={report['val_accuracy_inherited']:.4f}")
   if method == "proxyless":
     print(f"derive={report['derive']}: predicted/target={report['predicted_over_target']:.3f} "
           f"(the argmax arch {report['argmax_arch']}: {report['argmax_over_target']:.3f})")
     _print_ground_truth(report.get("ground_truth"), "derived arch")
+
+
+def _cost(c):
+  """{"value": 2.08, "unit": "ms"} -> "2.080 ms"."""
+  return f"{c['value']:.3f} {c['unit']}"
 
 
 def _print_ground_truth(gt, what):

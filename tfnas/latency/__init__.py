@@ -1,6 +1,6 @@
 """Latency models: lookup tables, fitted additive models, MACs/params; one interface."""
 
 from tfnas.latency.loading import load
-from tfnas.latency.models import LatencyModel, from_json, spec_model
+from tfnas.latency.models import UNITS, CostModel, from_json, spec_model, with_unit
 
-__all__ = ["LatencyModel", "from_json", "load", "spec_model"]
+__all__ = ["UNITS", "CostModel", "from_json", "load", "spec_model", "with_unit"]

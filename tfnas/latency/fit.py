@@ -3,7 +3,7 @@
 latency(arch) ~= overhead + sum_j cost_j(op_j): one-hot features per (choice
 block, op token), least squares with a small ridge toward a prior table (the
 micro-benchmark LUT when given, else MACs scaled by a fitted ms-per-MAC) so
-costs of rarely or never sampled ops stay sensible. The result is a `LatencyModel` of kind "fitted" whose table serves
+costs of rarely or never sampled ops stay sensible. The result is a `CostModel` of kind "fitted" whose table serves
 the differentiable loss directly.
 """
 
@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from tfnas.errors import TfnasError
-from tfnas.latency.models import LatencyModel
+from tfnas.latency.models import CostModel
 from tfnas.spaces import SearchSpace, parse_arch
 
 
@@ -43,8 +43,8 @@ def design(space: SearchSpace, archs) -> tuple[np.ndarray, list[tuple[str, str]]
   return x, list(columns)
 
 
-def fit_additive(space: SearchSpace, archs, latencies_ms, prior: LatencyModel | None = None,
-                 ridge: float = 1e-3) -> LatencyModel:
+def fit_additive(space: SearchSpace, archs, latencies_ms, prior: CostModel | None = None,
+                 ridge: float = 1e-3) -> CostModel:
   """Least-squares additive model: overhead + per-(block, op) costs.
 
   Costs and the overhead are bounded below by 0 and the `zero` op (no layers at
@@ -82,7 +82,7 @@ def fit_additive(space: SearchSpace, archs, latencies_ms, prior: LatencyModel | 
   for block, row in prior.table.items():
     for token, v in row.items():
       table.setdefault(block, {}).setdefault(token, float(v))
-  return LatencyModel(space, "fitted", "ms", float(constant), table,
+  return CostModel(space, "fitted", "ms", float(constant), table,
                       {"n_fit": len(y), "ridge": ridge, "prior": prior.kind})
 
 
@@ -92,7 +92,7 @@ def _is_zero_op(space: SearchSpace, block_name: str, token: str) -> bool:
   return any(op.name == name and op.kind == "zero" for op in block.ops)
 
 
-def _macs_prior(space: SearchSpace, archs, y) -> LatencyModel:
+def _macs_prior(space: SearchSpace, archs, y) -> CostModel:
   """latency ~ c + a * MACs, as a prior table in ms (MACs are additive over blocks)."""
   from tfnas.latency.models import spec_model
   macs = spec_model(space, "macs")
@@ -102,7 +102,7 @@ def _macs_prior(space: SearchSpace, archs, y) -> LatencyModel:
   slope = max(float(slope), 0.0)
   table = {b: {t: slope * v for t, v in row.items()} for b, row in macs.table.items()}
   constant = float(np.mean(y - slope * (m - macs.constant)))
-  return LatencyModel(space, "macs-scaled", "ms", constant, table, {"ms_per_mmac": slope})
+  return CostModel(space, "macs-scaled", "ms", constant, table, {"ms_per_mmac": slope})
 
 
 def metrics(pred, true) -> dict:

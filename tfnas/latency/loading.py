@@ -1,4 +1,4 @@
-"""`load`: a latency model from the name a config or flag gives."""
+"""`load`: a cost model (latency, MACs or params) from the name a config or flag gives."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import os
 from tfnas.errors import TfnasError
 from tfnas.io import read_json
 from tfnas.latency.lut import import_proxyless_yaml
-from tfnas.latency.models import LatencyModel, from_json, spec_model
+from tfnas.latency.models import CostModel, from_json, spec_model
 from tfnas.spaces import SearchSpace, get_space
 
 
-def load(spec: str, space: SearchSpace | None = None) -> LatencyModel:
-  """A latency model from "macs", "params", "lut:FILE.yaml" or a model JSON path.
+def load(spec: str, space: SearchSpace | None = None) -> CostModel:
+  """A cost model from "macs", "params", "lut:FILE.yaml" or a latency model JSON path.
 
   Args:
-    spec: "macs" (MMACs from the spec; "flops" is read as "macs"), "params" (M params),
+    spec: "macs" (MMACs from the spec), "params" (M params),
       "lut:FILE.yaml" (a ProxylessNAS-format per-op table, ms) or the path of a
       `latency_model.json` written by `tfnas.bin.latency_fit`.
     space: The (sized) search space; "lut:" without one means `proxyless_mobile`.
@@ -24,10 +24,13 @@ def load(spec: str, space: SearchSpace | None = None) -> LatencyModel:
     TfnasError: "macs"/"params" without a space, or a path that does not exist (and the
       errors of the table or JSON readers).
   """
-  if spec in ("macs", "params", "flops"):
+  if spec == "flops":
+    raise TfnasError("cost model 'flops' is ambiguous (a multiply-accumulate is two FLOPs "
+                     "by some counts, one by others): use 'macs' (the spec's MMACs)")
+  if spec in ("macs", "params"):
     if space is None:
-      raise TfnasError(f"latency model {spec!r} needs a space")
-    return spec_model(space, "macs" if spec == "flops" else spec)
+      raise TfnasError(f"cost model {spec!r} needs a space")
+    return spec_model(space, spec)
   if spec.startswith("lut:"):
     if space is None:
       space = get_space("proxyless_mobile")

@@ -16,7 +16,7 @@ import os
 import yaml
 
 from tfnas.errors import TfnasError
-from tfnas.latency.models import LatencyModel
+from tfnas.latency.models import CostModel
 from tfnas.spaces import SearchSpace
 from tfnas.spaces import spec as S
 
@@ -33,7 +33,7 @@ def proxyless_key(block: S.Block, op: S.Op) -> str:
           f"-idskip:{int(block.same_shape)}")
 
 
-def import_proxyless_yaml(path: str, space: SearchSpace) -> LatencyModel:
+def import_proxyless_yaml(path: str, space: SearchSpace) -> CostModel:
   """Maps a ProxylessNAS-format latency YAML onto an MBConv `space`."""
   if not os.path.exists(path):
     raise TfnasError(f"lookup table {path!r} does not exist")
@@ -80,7 +80,7 @@ def import_proxyless_yaml(path: str, space: SearchSpace) -> LatencyModel:
   meta = {"source": os.path.abspath(path), "format": "proxylessnas-yaml"}
   if derived:
     meta["derived_entries"] = derived
-  return LatencyModel(space, "lut", "ms", constant, table, meta)
+  return CostModel(space, "lut", "ms", constant, table, meta)
 
 
 def _logits_entry(raw: dict, get, last, head: int, classes: int) -> tuple[float, dict]:
@@ -109,7 +109,7 @@ def _logits_entry(raw: dict, get, last, head: int, classes: int) -> tuple[float,
 
 
 def measure_lut(space: SearchSpace, runner, cache, protocol=None,
-                progress=None) -> LatencyModel:
+                progress=None) -> CostModel:
   """Measures every (block, op) in isolation at its position's shapes.
 
   Args:
@@ -123,7 +123,7 @@ def measure_lut(space: SearchSpace, runner, cache, protocol=None,
     progress: Called with (blocks done, choice blocks) after each block.
 
   Returns:
-    A "lut" `LatencyModel` in ms: the stem, head and fixed blocks as its constant.
+    A "lut" `CostModel` in ms: the stem, head and fixed blocks as its constant.
   """
   ms = lambda data: runner.measure(data, protocol)[0].median_ms
   constant = ms(cache.stem_piece()) + ms(cache.head_piece())
@@ -143,6 +143,6 @@ def measure_lut(space: SearchSpace, runner, cache, protocol=None,
     table[block.name] = row
     if progress:
       progress(j + 1, len(space.choice_blocks))
-  return LatencyModel(space, "lut", "ms", constant, table,
+  return CostModel(space, "lut", "ms", constant, table,
                       {"source": "micro-benchmarks", "device": runner.device(),
                        "delegate": runner.delegate, "threads": getattr(runner, "threads", None)})

@@ -27,13 +27,24 @@ from tfnas.spaces.analysis import costs as spec_costs
 FORMAT_VERSION = 1
 
 
-class LatencyModel:
-  """Additive cost model over one search space.
+# The unit of each quantity a cost model can predict; the unit says which it is.
+UNITS = {"ms": "latency", "MMACs": "multiply-accumulates", "Mparams": "parameters"}
+
+
+def with_unit(value: float, unit: str) -> dict:
+  """{"value": value, "unit": unit}: how reports write every cost (issue 20, item 3)."""
+  return {"value": float(value), "unit": unit}
+
+
+class CostModel:
+  """Additive cost model over one search space: latency in ms (a measured or published
+  per-op table, or a fit on measured archs), or the spec's MACs (MMACs) or parameters
+  (Mparams). A target or a prediction is always in the model's `unit`.
 
   Attributes:
     space: The sized search space the costs belong to.
-    kind: "lut", "fitted", "macs" or "params".
-    unit: "ms", "MMACs" or "Mparams".
+    kind: "lut", "fitted", "macs-scaled" (latency), "macs" or "params".
+    unit: "ms", "MMACs" or "Mparams" (`UNITS`).
     constant: Cost of everything that is not a choice (stem, fixed blocks, head,
       and a fitted overhead).
     table: {block name: {op token: cost}}; op token is the op name, or
@@ -43,6 +54,8 @@ class LatencyModel:
 
   def __init__(self, space: SearchSpace, kind: str, unit: str, constant: float,
                table: dict[str, dict[str, float]], meta: dict | None = None):
+    if unit not in UNITS:
+      raise TfnasError(f"cost model unit {unit!r} is not one of {', '.join(UNITS)}")
     self.space, self.kind, self.unit = space, kind, unit
     self.constant = float(constant)
     self.table = table
@@ -68,13 +81,29 @@ class LatencyModel:
             for j, b in enumerate(self.space.choice_blocks)]
 
   def predict(self, arch) -> float:
+    """The cost of `arch` (an `Arch`, arch string or reference name) in `unit`: the
+    constant plus each choice block's entry for its op (and channel scale).
+
+    Raises:
+      TfnasError: `arch` does not parse for the space, or a block's entry is missing.
+    """
     arch = parse_arch(self.space, arch)
     scales = arch.mid_scales(self.space) if arch.channels is not None else [None] * len(arch.ops)
     return self.constant + sum(self.cost(j, i, s) for j, (i, s) in
                                enumerate(zip(arch.ops, scales)))
 
   def predict_many(self, archs) -> np.ndarray:
+    """(N,) float64: `predict` of each of `archs`, in `unit`."""
     return np.array([self.predict(a) for a in archs])
+
+  @property
+  def is_latency(self) -> bool:
+    """True when the model predicts latency (ms), not MACs or parameters."""
+    return self.unit == "ms"
+
+  def predicted(self, arch) -> dict:
+    """`predict(arch)` with its unit: {"value": float, "unit": "ms" | "MMACs" | "Mparams"}."""
+    return with_unit(self.predict(arch), self.unit)
 
   def to_json(self) -> dict:
     return {"format": FORMAT_VERSION, "kind": self.kind, "unit": self.unit,
@@ -87,7 +116,7 @@ class LatencyModel:
     atomic_write_json(path, self.to_json())
 
 
-def from_json(obj: dict, space: SearchSpace | None = None) -> LatencyModel:
+def from_json(obj: dict, space: SearchSpace | None = None) -> CostModel:
   if obj.get("format") != FORMAT_VERSION:
     raise TfnasError(f"latency model format {obj.get('format')!r} is not {FORMAT_VERSION}")
   if space is None:
@@ -103,11 +132,11 @@ def from_json(obj: dict, space: SearchSpace | None = None) -> LatencyModel:
     raise TfnasError(f"latency model was measured at width {obj.get('width', 1.0)} (block "
                      f"channels {obj['channels'][:4]}...), not at this space's width (block "
                      f"channels {channels[:4]}...)")
-  return LatencyModel(space, obj["kind"], obj["unit"], obj["constant"], obj["table"],
+  return CostModel(space, obj["kind"], obj["unit"], obj["constant"], obj["table"],
                       obj.get("meta"))
 
 
-def spec_model(space: SearchSpace, kind: str = "macs") -> LatencyModel:
+def spec_model(space: SearchSpace, kind: str = "macs") -> CostModel:
   """MACs (millions) or params (millions) from the spec, as a cost model."""
   if kind not in ("macs", "params"):
     raise TfnasError(f"spec cost kind {kind!r} must be 'macs' or 'params'")
@@ -126,5 +155,5 @@ def spec_model(space: SearchSpace, kind: str = "macs") -> LatencyModel:
         value = sum(getattr(l, field) for l in graph.layers()) / 1e6
         row[f"{op.name}@{s:g}" if s is not None else op.name] = value
     table[block.name] = row
-  return LatencyModel(space, kind, "MMACs" if kind == "macs" else "Mparams", constant, table,
+  return CostModel(space, kind, "MMACs" if kind == "macs" else "Mparams", constant, table,
                       {"source": "spec"})

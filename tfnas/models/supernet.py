@@ -139,9 +139,11 @@ def expected_latency(probs: list, block_costs: list[list[float]], constant: floa
   return total
 
 
-def latency_loss(ce, expected, target_ms: float, form: str = "mul", lam: float = 0.1,
+def latency_loss(ce, expected, target: float, form: str = "mul", lam: float = 0.1,
                  beta: float = 0.6):
-  """Combines cross-entropy with the expected latency.
+  """Combines cross-entropy with the expected latency (ProxylessNAS Eq. 7 and the
+  official code's "mul#log" form); `expected` (E[lat], Eq. 5-6) and `target` in the
+  same unit, that of the cost model (ms, MMACs or Mparams). Scalars in, scalar out.
 
   form="add": CE + lam * E[lat] / target; form="mul": CE * (log E[lat] / log target)^beta;
   form="abs": CE + lam * |E[lat] / target - 1| (TuNAS's absolute-value reward as a
@@ -150,9 +152,9 @@ def latency_loss(ce, expected, target_ms: float, form: str = "mul", lam: float =
   needs target > 1).
   """
   if form == "add":
-    return ce + lam * expected / target_ms
+    return ce + lam * expected / target
   if form == "abs":
-    return ce + lam * tf.abs(expected / target_ms - 1.0)
+    return ce + lam * tf.abs(expected / target - 1.0)
   if form == "mul":
-    return ce * (tf.math.log(expected) / tf.math.log(tf.constant(target_ms, tf.float32))) ** beta
+    return ce * (tf.math.log(expected) / tf.math.log(tf.constant(target, tf.float32))) ** beta
   raise ValueError(f"unknown latency loss form {form!r}; expected 'add', 'mul' or 'abs'")

@@ -28,14 +28,15 @@ import tensorflow as tf
 
 from tfnas import data as data_lib
 from tfnas import latency as latency_lib
+from tfnas.latency import with_unit
 from tfnas.errors import TfnasError
-from tfnas.export import tflite as tflite_lib
-from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
+from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
 from tfnas.optimizers import SGD, dense_gradients
+from tfnas.search import finish as finish_lib
 from tfnas.search import workdir as workdir_lib
-from tfnas.spaces import Arch, get_space, groundtruth
+from tfnas.spaces import Arch, get_space
 from tfnas.train import make_strategy, supernet_graphs, supernet_step
 
 ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
@@ -48,8 +49,11 @@ def _check_config(config):
   if config.latency_form not in ("add", "mul", "abs"):
     raise TfnasError(f"unknown latency_form {config.latency_form!r}; expected 'add', 'mul' "
                      "or 'abs'")
-  if not config.target_ms > 0 or (config.latency_form == "mul" and config.target_ms <= 1):
-    raise TfnasError(f"target_ms {config.target_ms!r} must be > 0 (and > 1 for the 'mul' form)")
+  if "target_ms" in config:
+    raise TfnasError("config field target_ms is now target: a value in the latency model's "
+                     "unit (ms for a latency table, MMACs for 'macs', Mparams for 'params')")
+  if not config.target > 0 or (config.latency_form == "mul" and config.target <= 1):
+    raise TfnasError(f"target {config.target!r} must be > 0 (and > 1 for the 'mul' form)")
   if config.val_size <= 0:
     raise TfnasError("val_size must be > 0: architecture steps use the held-out validation split")
   if config.derive not in DERIVES:
@@ -72,7 +76,7 @@ def check_target_reachable(latency, costs, target: float, tolerance: float) -> N
   low, high = predicted_range(latency, costs)
   if target * (1 + tolerance) < low or target * (1 - tolerance) > high:
     raise TfnasError(
-        f"target_ms {target:g} {latency.unit} is out of reach: the space's architectures "
+        f"target {target:g} {latency.unit} is out of reach: the space's architectures "
         f"predict {low:.4g} to {high:.4g} {latency.unit} (derive='target' needs one within "
         f"{100 * tolerance:g} %)")
 
@@ -112,7 +116,7 @@ class ProxylessSearch:
       self.latency = latency_lib.load(config.latency_model, self.space)
     self.costs = self.latency.block_costs()
     if config.derive == "target":
-      check_target_reachable(self.latency, self.costs, config.target_ms, config.derive_tolerance)
+      check_target_reachable(self.latency, self.costs, config.target, config.derive_tolerance)
     check_latency_form(self.latency, self.costs, config.latency_form)
     self.total_steps = config.steps
     with self.strategy.scope():
@@ -190,7 +194,7 @@ class ProxylessSearch:
       logits = self.net(images, paths=active, involved=involved, mode=mode, training=True)
       ce = self.ce(labels, logits) / batch
       lat = self.expected_latency()
-      loss = latency_loss(ce, lat, self.config.target_ms, self.config.latency_form,
+      loss = latency_loss(ce, lat, self.config.target, self.config.latency_form,
                           self.config.latency_lambda, self.config.latency_beta)
     grads = dense_gradients(tape.gradient(loss, self.net.alphas), self.net.alphas, self._zeros)
     return ce * self.strategy.num_replicas_in_sync, lat, grads
@@ -261,7 +265,7 @@ class ProxylessSearch:
       paths = sample_paths(salt=900)
       acc = reinforce_accuracy(images, labels, paths)
       lat = tf.constant(self.latency.predict(list(map(int, paths))), tf.float32)
-      reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target_ms - 1.0)
+      reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target - 1.0)
       apply_reinforce(paths, reward)
       return reward, lat
 
@@ -331,60 +335,41 @@ class ProxylessSearch:
     return self.finish(history_path)
 
   def finish(self, history_path: str) -> dict:
-    c, wd = self.config, self.workdir
+    """Derives the arch (`config.derive`) and ends the search through `finish.finish`: the
+    common report plus how the derivation landed and the final probabilities."""
+    c = self.config
     argmax = self.net.derive()
     arch = argmax
-    derive = c.derive
-    if derive == "target":
+    if c.derive == "target":
       probs = [m.probs().numpy() for m in self.net.mixed]
-      ops = derive_within_target(probs, self.costs, self.latency.constant, c.target_ms,
+      ops = derive_within_target(probs, self.costs, self.latency.constant, c.target,
                                  c.derive_tolerance)
       arch = Arch.create(self.space, ops)
-    atomic_write_json(os.path.join(wd, "arch.json"), arch.to_json(self.space))
-    child = self.net.inherit_child(arch)
-    with atomic_path(os.path.join(wd, "child.weights.h5")) as tmp:
-      child.save_weights(tmp)
-    report = {
-        "method": "proxylessnas", "arch_mode": c.arch_mode, "space": self.space.name,
-        "replicas": self.strategy.num_replicas_in_sync,
-        "resolution": self.space.input_shape[0], "arch": arch.to_string(self.space),
-        "target_ms": c.target_ms, "latency_model": c.latency_model,
-        "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
-        # Table entries not measured but derived (e.g. a published table's Logits entry for
-        # another class count): {key: how}; empty when every entry was measured.
-        "latency_derived_entries": self.latency.meta.get("derived_entries", {}),
-        "predicted_ms": self.latency.predict(arch), "derive": derive,
-        "derive_tolerance": c.derive_tolerance,
-        "argmax_arch": argmax.to_string(self.space),
-        "argmax_predicted_ms": self.latency.predict(argmax),
-        # How far the paper's argmax derivation would have landed (1.0 = on target).
-        "argmax_over_target": self.latency.predict(argmax) / c.target_ms,
-        "predicted_over_target": self.latency.predict(arch) / c.target_ms,
-        "expected_latency_final":
-        float(self.expected_latency()), "steps": self.total_steps,
-        "probs": {m.block.name: dict(zip(m.block.op_names, map(float, m.probs().numpy())))
-                  for m in self.net.mixed},
-        "alpha_history": os.path.basename(history_path),
-    }
-    child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    report["val_accuracy_inherited"] = float(child.evaluate(self.data.val, verbose=0)[1])
-    tflite_path = os.path.join(wd, "child.tflite")
-    tflite_lib.convert_float(child, tflite_path)
-    if c.measure_host:  # the real child file, as SPOS does
-      from tflite_bench.host import HostRunner
-      from tflite_bench.protocol import FIXED
-      with open(tflite_path, "rb") as f:
-        stats, _ = HostRunner().measure(f.read(), FIXED)
-      report["measured_ms"] = stats.median_ms
-      report["measured_on"] = "host LiteRT, 1 thread, XNNPACK (child.tflite, float32)"
-    # On a space with ground truth (NAS-Bench-Macro at its size): the derived arch among all
-    # archs whose prediction meets the same budget (within the tolerance above the target).
-    limit = c.target_ms * (1 + c.derive_tolerance)
-    report["ground_truth"] = groundtruth.search_standing(
-        self.space, arch, lambda a: self.latency.predict(a) <= limit)
-    atomic_write_json(os.path.join(wd, "search_report.json"), report)
-    return report
+    predicted, argmax_predicted = self.latency.predict(arch), self.latency.predict(argmax)
+    limit = c.target * (1 + c.derive_tolerance)
+    return finish_lib.finish(
+        self.workdir, method="proxylessnas", space=self.space, arch=arch,
+        child=self.net.inherit_child(arch), cost_model=self.latency,
+        cost_model_spec=c.latency_model, target=c.target, val_data=self.data.val,
+        measure_host=c.measure_host, replicas=self.strategy.num_replicas_in_sync,
+        width=c.width,
+        # Ground truth: the derived arch among all archs whose prediction meets the same
+        # budget (within the tolerance above the target).
+        within_budget=lambda a: self.latency.predict(a) <= limit,
+        extra={
+            "arch_mode": c.arch_mode, "derive": c.derive,
+            "derive_tolerance": c.derive_tolerance,
+            "predicted_over_target": predicted / c.target,
+            "argmax_arch": argmax.to_string(self.space),
+            "argmax_predicted": with_unit(argmax_predicted, self.latency.unit),
+            # How far the paper's argmax derivation would have landed (1.0 = on target).
+            "argmax_over_target": argmax_predicted / c.target,
+            "expected_latency_final": with_unit(float(self.expected_latency()),
+                                                self.latency.unit),
+            "steps": self.total_steps,
+            "probs": {m.block.name: dict(zip(m.block.op_names, map(float, m.probs().numpy())))
+                      for m in self.net.mixed},
+            "alpha_history": os.path.basename(history_path)})
 
 
 def derive_within_target(probs: list, costs: list[list[float]], constant: float,

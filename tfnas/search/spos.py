@@ -17,8 +17,9 @@
    `val_images` held-out validation images. Scores are cached per architecture
    across searches and appended to `candidates.jsonl`, so a killed search
    resumes without re-evaluating.
-3. **Outputs.** `search_report.json` (constraints; top candidates with accuracy,
-   predicted latency, MMACs, params; evolution vs random), `arch.json` (best of
+3. **Outputs.** `search_report.json` (the common schema of `tfnas.search.finish`, plus
+   constraints; top candidates with accuracy, predicted latency, MMACs, params;
+   evolution vs random), `arch.json` (best of
    the first search) and `arch_<search>.json` for each, `search_progress.png`
    (best accuracy per generation, evolution vs random, and the accuracy-MACs
    front), the child with inherited (sliced) weights after the same BN
@@ -45,10 +46,10 @@ import tensorflow as tf
 from tfnas import data as data_lib
 from tfnas import latency as latency_lib
 from tfnas.errors import TfnasError
-from tfnas.export import tflite as tflite_lib
-from tfnas.io import append_jsonl, atomic_path, atomic_write_bytes, atomic_write_json, read_jsonl
+from tfnas.io import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.models.spos import SPOSSupernet
 from tfnas.optimizers import dense_gradients
+from tfnas.search import finish as finish_lib
 from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, groundtruth, parse_arch, total
@@ -471,8 +472,11 @@ class SPOSSearch:
 
     def correct(images, labels, ops, chans):
       logits = self.net(images, ops=ops, chans=chans, bn_mode="eval", training=False)
-      return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+      hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                             labels), tf.int32))
+      loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels, tf.cast(logits, tf.float32)))
+      return hits, loss
     self._eval = correct
     if supernet_step(c) == "traced":  # as the training step: one graph each
       self._calib, self._eval = tf.function(self._calib), tf.function(correct)
@@ -482,14 +486,23 @@ class SPOSSearch:
     ops, chans = self._tensors(genes)
     self.net.recalibrate(self._calib_batches, ops, chans, self._calib, self._calib_edges)
 
-  def correct_per_batch(self, genes) -> np.ndarray:
-    """(B, 2) int: for each of the B validation batches (`val_images` held-out images in
-    batches of `eval_batch_size`), [correct top-1 predictions, images] of `genes` with
-    inherited weights after exact BN recalibration. Nothing is cached or written."""
+  def scores_per_batch(self, genes) -> np.ndarray:
+    """(B, 3) float64: for each of the B validation batches (`val_images` held-out images
+    in batches of `eval_batch_size`), [correct top-1 predictions, images, summed
+    cross-entropy in nats] of `genes` with inherited weights after exact BN
+    recalibration. Nothing is cached or written."""
     self.recalibrate(genes)
     ops, chans = self._tensors(genes)
-    return np.array([[int(self._eval(x, y, ops, chans)), int(y.shape[0])]
-                     for x, y in self._val_batches], np.int64)
+    rows = []
+    for x, y in self._val_batches:
+      hits, loss = self._eval(x, y, ops, chans)
+      rows.append([int(hits), int(y.shape[0]), float(loss)])
+    return np.array(rows, np.float64)
+
+  def correct_per_batch(self, genes) -> np.ndarray:
+    """(B, 2) int64: [correct top-1 predictions, images] per validation batch, as
+    `scores_per_batch`."""
+    return self.scores_per_batch(genes)[:, :2].astype(np.int64)
 
   def evaluate(self, genes) -> float:
     """Validation top-1 of `genes` with inherited weights after exact BN recalibration."""
@@ -584,54 +597,42 @@ class SPOSSearch:
     if first["best"] is None:
       raise TfnasError(f"search {first['name']} found no candidate")
     best = parse_arch(self.space, first["best"]["arch"])
-    atomic_write_json(os.path.join(wd, "arch.json"), best.to_json(self.space))
-    # The child: the same BN recalibration, then the (sliced) weights copied over.
-    with supernet_graphs():
-      self.recalibrate(self.genes_of(best))
-    child = self.net.inherit_child(best)
-    with atomic_path(os.path.join(wd, "child.weights.h5")) as tmp:
-      child.save_weights(tmp)
-    child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    report = {
-        "method": "spos", "space": self.space.name, "resolution": self.space.input_shape[0],
-        "width": c.width, "arch": best.to_string(self.space), "latency_model": c.latency_model,
-        "latency_model_kind": self.latency.kind, "latency_unit": self.latency.unit,
-        # Table entries not measured but derived (e.g. a published table's Logits entry for
-        # another class count): {key: how}; empty when every entry was measured.
-        "latency_derived_entries": self.latency.meta.get("derived_entries", {}),
-        "predicted_ms": float(self.latency.predict(best)) if self.latency.unit == "ms"
-        else None, "predicted_latency": float(self.latency.predict(best)),
-        "sample_constraints": [str(l) for l in self.sample_limits],
-        "sampling": self.sampling,
-        "supernet": {"steps": c.steps, **trained}, "search_seconds": search_seconds,
-        "searches": [{k: v for k, v in r.items() if not k.startswith("all")} for r in results],
-        "target_ms": min((l.value for l in self.searches[0] if l.metric == "latency_ms"
-                          and l.op == "<="), default=None),
-        "calib_images": c.calib_images, "val_images": c.val_images,
-        "val_accuracy_inherited": float(child.evaluate(self.data.val, verbose=0)[1]),
-        "supernet_check": supernet_check(list(self.scores.values()),
-                                         self.space.head.num_classes, c.val_images),
-    }
-    check = report["supernet_check"]
+    check = supernet_check(list(self.scores.values()), self.space.head.num_classes,
+                           c.val_images)
     if not check["learned"]:
       print(f"warning: the supernet scores candidates at chance (median "
             f"{check['median_candidate_accuracy']:.3f} over {check['candidates']} candidates, "
             f"chance {check['chance']:.3f}), so this search ranked noise. Train it longer "
             "(--config.steps) before trusting arch.json; see BENCHMARKS.md (Single Path "
             "One-Shot).", flush=True)
-    tflite_lib.convert_float(child, os.path.join(wd, "child.tflite"))
-    if c.measure_host:
-      from tflite_bench.host import HostRunner
-      from tflite_bench.protocol import FIXED
-      with open(os.path.join(wd, "child.tflite"), "rb") as f:
-        stats, _ = HostRunner().measure(f.read(), FIXED)
-      report["measured_ms"] = stats.median_ms
-      report["measured_on"] = "host LiteRT, 1 thread, XNNPACK"
     plot(results, os.path.join(wd, "search_progress.png"))
     atomic_write_json(os.path.join(wd, "search_results.json"), results)
-    atomic_write_json(os.path.join(wd, "search_report.json"), report)
-    return report
+    # The child: the same BN recalibration, then the (sliced) weights copied over.
+    with supernet_graphs():
+      self.recalibrate(self.genes_of(best))
+    limits = self.searches[0]
+    # Limits on the cost model's quantity: its own metric, or the spec's MACs / params
+    # when the model is "macs" / "params".
+    same = {next(k for k in metrics(self.space, self.latency, best) if k.startswith("latency_")),
+            {"MMACs": "macs_m", "Mparams": "params_m"}.get(self.latency.unit)}
+    return finish_lib.finish(
+        wd, method="spos", space=self.space, arch=best, child=self.net.inherit_child(best),
+        cost_model=self.latency, cost_model_spec=c.latency_model,
+        # The first search's upper limit on the cost model's own metric, if it has one.
+        target=min((l.value for l in limits if l.metric in same and l.op == "<="),
+                   default=None),
+        val_data=self.data.val, measure_host=c.measure_host,
+        within_budget=lambda a: meets(self.space, self.latency, a, limits),
+        replicas=self.strategy.num_replicas_in_sync, width=c.width,
+        extra={
+            "constraints": [str(l) for l in limits],
+            "sample_constraints": [str(l) for l in self.sample_limits],
+            "sampling": self.sampling, "supernet": {"steps": c.steps, **trained},
+            "search_seconds": search_seconds,
+            "searches": [{k: v for k, v in r.items() if not k.startswith("all")}
+                         for r in results],
+            "calib_images": c.calib_images, "val_images": c.val_images,
+            "supernet_check": check})
 
 
 def supernet_check(accuracies, num_classes: int, val_images: int) -> dict:
