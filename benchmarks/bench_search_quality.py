@@ -74,6 +74,7 @@ def _config(args):
   c.calib_images, c.val_images, c.val_size = args.calib_images, args.val_images, args.val_size
   c.channel_warmup_fraction = 0.0  # no channel choices in this space
   c.sampling = args.sampling
+  c.score = args.score
   c.latency_model = args.latency_model
   c.searches, c.measure_host, c.log_every = "", False, 100
   c.checkpoint_every = min(args.steps, 500)
@@ -184,8 +185,10 @@ def searches(search, gt, limits_pct, seeds, log):
              "random_seconds": time.time() - t0}
       for name, result in (("evolution", evo), ("random", rand)):
         genes, score = result["top"][0]
-        row[name] = {"supernet_accuracy": score,
-                     **gt.standing(search.arch_of(genes), feasible_mask)}
+        arch = search.arch_of(genes)
+        row[name] = {"supernet_score": score, "supernet_accuracy":
+                     search.evals[arch.key()]["accuracy"], "supernet_loss":
+                     search.evals[arch.key()]["loss"], **gt.standing(arch, feasible_mask)}
       out.append(row)
       log(f"p{pct} seed {seed}: evolution {row['evolution']['accuracy']:.2f} "
           f"(rank {row['evolution']['rank']}/{row['evolution']['of']}), random "
@@ -293,6 +296,8 @@ def main():
                       "P of its --val_images (multiples of the eval batch, 250)")
   p.add_argument("--sampling", default="uniform", choices=("uniform", "strict_fair"),
                  help="supernet path sampling (config.sampling)")
+  p.add_argument("--score", default="loss", choices=("loss", "accuracy"),
+                 help="what the searches' evolution maximizes (config.score)")
   p.add_argument("--part", default="spos", choices=("spos", "ceiling", "proxyless"),
                  help="spos: train and score the supernet, search; ceiling: no training, the "
                       "benchmark's own run-to-run noise (what any evaluator can reach); "
@@ -343,7 +348,7 @@ def main():
     return
 
   from tfnas.search.spos import SPOSSearch
-  from tfnas.train import supernet_graphs
+  from tfnas.runtime import supernet_graphs
   points = sorted(int(x) for x in args.points.split(","))
   if points[-1] != args.steps:
     p.error(f"the last point must be --steps ({args.steps})")

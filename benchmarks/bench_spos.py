@@ -67,7 +67,7 @@ def measure_step(variant, width, batch, steps, n_archs):
   from tfnas.models import build_child
   from tfnas.models.spos import SPOSSupernet
   from tfnas.spaces import get_space
-  from tfnas.train import supernet_graphs
+  from tfnas.runtime import supernet_graphs
   space = get_space("spos_cifar", width=width)
   x = tf.random.normal((batch, 32, 32, 3))
   y = tf.random.uniform((batch,), 0, 10, tf.int32)
@@ -146,7 +146,7 @@ def part_step(args):
 def part_search(args):
   from tfnas.search import spos
   from tfnas.search.evolution import Evolution, EvolutionOptions, random_search
-  from tfnas.train import supernet_graphs
+  from tfnas.runtime import supernet_graphs
   config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
   full_steps = config.steps
   config.dataset = f"folder:{args.data}"
@@ -236,7 +236,7 @@ def part_cost(args):
 
   from tfnas.search import spos
   from tfnas.search.evolution import random_genes
-  from tfnas.train import supernet_graphs
+  from tfnas.runtime import supernet_graphs
   config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
   config.dataset = f"folder:{args.data}"
   config.measure_host = False
@@ -301,7 +301,7 @@ def _train_step_seconds(search, batch, n=20):
   import numpy as np
 
   from tfnas.search.evolution import random_genes
-  from tfnas.train import supernet_graphs
+  from tfnas.runtime import supernet_graphs
   step_fn = search.train_step_fn()
   train = iter(search.data.train.repeat())
   # These steps continue training the supernet (as the loop would), after the search.

@@ -117,7 +117,7 @@ def test_full_mode_is_the_weighted_sum(block_and_op):
 
 def _toy_search(op, x, target, mode, steps, lat_costs=None, lam=0.0, seed=0):
   """Arch steps only, on a toy task; returns the final probabilities."""
-  from tfnas.models.supernet import expected_latency, latency_loss
+  from tfnas.search.losses import expected_latency, latency_loss
   opt = keras.optimizers.Adam(0.05, beta_1=0.0, beta_2=0.999)
   rng = np.random.default_rng(seed)
   op.alpha.assign(tf.zeros(op.num_paths))
@@ -201,7 +201,7 @@ def test_reinforce_converges_on_the_toy_tasks(block_and_op):
 
 def test_abs_latency_loss_pulls_towards_the_target_from_both_sides():
   import tensorflow as tf
-  from tfnas.models.supernet import latency_loss
+  from tfnas.search.losses import latency_loss
   for e, sign in ((0.4, -1.0), (0.6, 1.0)):
     expected = tf.Variable(e)
     with tf.GradientTape() as tape:

@@ -15,7 +15,7 @@ from tfnas.models.spos import SPOSSupernet, expansion_groups
 from tfnas.search import spos
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, get_space, total
-from tfnas.train import supernet_graphs
+from tfnas.runtime import supernet_graphs
 
 
 @pytest.fixture(scope="module")
@@ -424,6 +424,20 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
   traced = search.correct_per_batch(genes)
   search.config.supernet_step, search._eval = "eager", None
   np.testing.assert_array_equal(search.correct_per_batch(genes), traced)
+  # What evolution maximizes: minus the mean validation cross-entropy (the configs'
+  # default) or top-1; candidates.jsonl keeps both, and a rerun reads either back.
+  per_batch = search.scores_per_batch(genes)
+  assert search.config.score == "loss"
+  assert search.evaluate(genes) == pytest.approx(-per_batch[:, 2].sum() / 16, rel=1e-5)
+  key = search.arch_of(genes).key()
+  assert search.evals[key]["accuracy"] == per_batch[:, 0].sum() / 16
+  search.scores, search.evals, search.config.score = {}, {}, "accuracy"
+  search._load_scores()
+  assert search.scores[key] == per_batch[:, 0].sum() / 16
+  c.score = "top1"
+  with pytest.raises(TfnasError, match="score 'top1' is not one of accuracy, loss"):
+    spos.SPOSSearch(c, str(tmp_path / "bad"))
+  c.score = "loss"
   c.sample_constraints = "macs_m<=9"
   with pytest.raises(TfnasError, match="cannot also keep paths within sample_constraints"):
     spos.SPOSSearch(c, str(tmp_path / "bad"))

@@ -127,6 +127,7 @@ class AdbRunner:
 
   @property
   def delegate(self) -> str:
+    """The delegate records name: "xnnpack" or "none"."""
     return "xnnpack" if self.xnnpack else "none"
 
   def _run(self, *args, check=True) -> str:
@@ -146,6 +147,7 @@ class AdbRunner:
     return self._run("-s", self.serial, "shell", shlex.join(argv), check=check)
 
   def devices(self) -> list[str]:
+    """Serials of the attached devices in state "device" (`adb devices`)."""
     out = self._run("devices")
     serials = []
     for line in out.splitlines()[1:]:
@@ -166,6 +168,8 @@ class AdbRunner:
                        f"push one (local_binary=...) or give its path (binary=...)")
 
   def device(self) -> dict:
+    """The record's `device`: kind "android", model, serial, ABI, CPU mask (from
+    `getprop` on the device)."""
     prop = lambda p: self._shell("getprop", p).strip()
     return {"kind": "android", "model": prop("ro.product.model"), "serial": self.serial,
             "abi": prop("ro.product.cpu.abi"), "cpu_mask": self.cpu_mask}

@@ -24,6 +24,7 @@ def check_threads(threads) -> int:
 
 
 def cpu_model() -> str:
+  """The host CPU's model name from /proc/cpuinfo (else the platform's processor name)."""
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
@@ -71,6 +72,8 @@ class HostLoad:
     return False
 
   def result(self) -> dict:
+    """{"steal", "other_busy"}: fractions (0-1) of the machine's CPU time over the block
+    that the hypervisor stole and that other processes used (None before the block)."""
     if self._t0 is None or self._t1 is None:
       return {"steal": None, "other_busy": None}
     d = [b - a for a, b in zip(self._t0, self._t1)]
@@ -85,6 +88,7 @@ class HostLoad:
 
 
 def runtime_version() -> str:
+  """The LiteRT runtime that times models, e.g. "ai-edge-litert 2.1.0"."""
   from importlib.metadata import version
   return f"ai-edge-litert {version('ai-edge-litert')}"
 
@@ -120,9 +124,11 @@ class HostRunner:
 
   @property
   def delegate(self) -> str:
+    """The delegate records name: "xnnpack" or "none"."""
     return "xnnpack" if self.xnnpack else "none"
 
   def device(self) -> dict:
+    """The record's `device`: kind "host", CPU model, cores, hostname, pinned CPUs."""
     return {"kind": "host", "cpu_model": cpu_model(), "cores": os.cpu_count(),
             "hostname": socket.gethostname(), "pinned_cpus": list(self.cpus or [])}
 

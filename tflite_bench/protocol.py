@@ -58,6 +58,7 @@ class Protocol:
     return samples, warm
 
   def run(self, invoke: Callable[[], None]) -> Stats:
+    """`measure(invoke)` summarized: statistics of the timed runs in ms."""
     samples, warm = self.measure(invoke)
     return Stats.from_samples(samples, warm)
 

@@ -49,6 +49,7 @@ class RecordError(ValueError):
 
 
 def now_iso() -> str:
+  """The current UTC time in ISO 8601 with milliseconds (records' `time`)."""
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -68,6 +69,8 @@ class Stats:
 
   @classmethod
   def from_samples(cls, samples_ms, warmup_runs: int) -> "Stats":
+    """Statistics of the timed runs `samples_ms` (ms, warm-up excluded; `warmup_runs`
+    is recorded). Raises ValueError for no samples."""
     import numpy as np
     x = np.sort(np.asarray(samples_ms, dtype=np.float64))
     if not len(x):
@@ -92,6 +95,8 @@ def median_ci_rel(sorted_samples) -> float | None:
 
 
 def make_record(**fields) -> dict:
+  """A record of the current schema from `fields` (a `Stats` becomes its dict),
+  validated; raises RecordError naming a missing or malformed field."""
   rec = {"schema": SCHEMA_VERSION, **fields}
   if isinstance(rec.get("stats"), Stats):
     rec["stats"] = dataclasses.asdict(rec["stats"])
@@ -221,6 +226,8 @@ class RecordWriter:
     self._f = open(path, "ab")
 
   def append(self, rec: dict) -> None:
+    """Validates `rec` and appends it as one JSON line, flushed and fsynced, so a kill
+    loses at most the line being written."""
     validate(rec)
     line = (json.dumps(rec, sort_keys=True) + "\n").encode()
     self._f.write(line)
@@ -228,6 +235,7 @@ class RecordWriter:
     os.fsync(self._f.fileno())
 
   def close(self):
+    """Closes the file."""
     self._f.close()
 
   def __enter__(self):

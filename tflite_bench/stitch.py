@@ -24,10 +24,12 @@ class StitchError(ValueError):
 
 
 def load_model(data: bytes) -> "schema.ModelT":
+  """The `.tflite` flatbuffer `data` as the schema's mutable object tree."""
   return schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
 
 
 def pack_model(model: "schema.ModelT") -> bytes:
+  """The object tree `model` serialized as a `.tflite` file (identifier "TFL3")."""
   builder = flatbuffers.Builder(1024)
   builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
   return bytes(builder.Output())

@@ -71,6 +71,8 @@ def read_json(path: str, what: str) -> Any:
 
 
 def atomic_write_json(path: str, obj: Any) -> None:
+  """`obj` as indented, key-sorted JSON at `path`, written atomically (a kill leaves
+  the old file or the new one, never a torn one)."""
   atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 

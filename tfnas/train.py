@@ -10,7 +10,6 @@ writes `arch.json`, `data.json`, `metrics.json`, `model.weights.h5` and a float
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -25,73 +24,8 @@ from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
 from tfnas.io import atomic_path, atomic_write_json, read_json
 from tfnas.models import build_child
-from tfnas.optimizers import SGD
-from tfnas.spaces import Arch, get_space, parse_arch
-
-
-def make_strategy(config) -> tf.distribute.Strategy:
-  """The default strategy, or MirroredStrategy across devices when asked.
-
-  `config.strategy`: "default" or "mirrored". `config.logical_cpus` > 0 splits
-  the host CPU into that many logical devices first (to test multi-replica
-  code on a laptop or CI); it must run before TensorFlow initializes devices.
-  """
-  name = config.get("strategy", "default")
-  n_cpu = int(config.get("logical_cpus", 0) or 0)
-  if n_cpu:
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-      tf.config.set_logical_device_configuration(
-          cpus[0], [tf.config.LogicalDeviceConfiguration()] * n_cpu)
-    except RuntimeError:
-      pass  # already initialized (e.g. a second run in one process): keep what exists
-  if name == "default":
-    return tf.distribute.get_strategy()
-  if name == "mirrored":
-    gpus = tf.config.list_logical_devices("GPU")
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
-  raise TfnasError(f"unknown strategy {name!r}; expected 'default' or 'mirrored'")
-
-
-@contextlib.contextmanager
-def supernet_graphs():
-  """Turns Grappler's graph optimizations off while supernet step functions are built.
-
-  A supernet step holds one `switch_case` branch per candidate (and their gradient
-  functions); optimizing that graph on its first call took 40-45 s here while the
-  steady-state step time was the same with and without it (0.400 vs 0.396 s, spos_cifar
-  w0.5 batch 64). The previous options come back on exit (the TFLite converter and
-  plain child models are unaffected).
-  """
-  before = tf.config.optimizer.get_experimental_options()
-  tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-  try:
-    yield
-  finally:
-    tf.config.optimizer.set_experimental_options(
-        {"disable_meta_optimizer": before.get("disable_meta_optimizer", False)})
-
-
-def resolve_arch(space, value) -> Arch:
-  """An arch from a config value: a path to an arch.json, or anything parse_arch reads."""
-  if isinstance(value, str) and value.endswith(".json"):
-    value = read_json(value, "arch file")
-  return parse_arch(space, value)
-
-
-def make_optimizer(config, total_steps: int):
-  lr = config.lr * config.batch_size / 256
-  warmup = int(total_steps * config.get("warmup_fraction", 0.0))
-  # Linear warm-up from 0 then cosine decay to 0 (warm-up keeps large-lr SGD stable early).
-  schedule = keras.optimizers.schedules.CosineDecay(
-      0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
-      warmup_target=lr if warmup else None, warmup_steps=warmup)
-  opt = SGD(schedule, momentum=config.momentum, nesterov=True,
-            weight_decay=config.weight_decay, global_clipnorm=config.get("clip_norm") or None)
-  # No decay on BatchNorm parameters and biases (standard for mobile nets).
-  opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-  return opt  # Keras' SGD update in fewer graph ops (tfnas.optimizers)
+from tfnas.runtime import make_optimizer, make_strategy
+from tfnas.spaces import get_space, parse_arch, resolve_arch
 
 
 def _steps(data, config):
@@ -239,18 +173,3 @@ def _load_weights(model, path: str):
   if not os.path.exists(path):
     raise TfnasError(f"init_weights {path!r} does not exist")
   model.load_weights(path)
-
-
-SUPERNET_STEPS = ("eager", "traced")
-
-
-def supernet_step(config) -> str:
-  """`config.supernet_step`, "eager" or "traced" ("traced" when the config has none).
-
-  Raises:
-    TfnasError: any other value.
-  """
-  value = config.get("supernet_step", "traced")
-  if value not in SUPERNET_STEPS:
-    raise TfnasError(f"supernet_step {value!r} is not one of {', '.join(SUPERNET_STEPS)}")
-  return value

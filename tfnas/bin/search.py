@@ -34,11 +34,12 @@ def main(argv):
     report = spos.search(config, _WORKDIR.value)
     for s in report["searches"]:
       best = s["best"]
-      line = (f"search {s['name']}: best {best['accuracy']:.4f} macs_m={best['macs_m']:.1f} "
-              f"params_m={best['params_m']:.3f}")
+      line = (f"search {s['name']}: best top-1 {best['accuracy']:.4f} loss "
+              f"{best['loss']:.3f} macs_m={best['macs_m']:.1f} params_m={best['params_m']:.3f}")
       if "random" in s and s["random"]["best"]:
+        r = s["random"]["best"]
         line += f" (random search, same {s['random']['evaluations']} evaluations: " \
-            f"{s['random']['best']['accuracy']:.4f})"
+            f"top-1 {r['accuracy']:.4f} loss {r['loss']:.3f})"
       print(line)
       _print_ground_truth(s.get("ground_truth"), f"search {s['name']}")
   else:

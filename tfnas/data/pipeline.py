@@ -27,10 +27,12 @@ class Preprocess:
   std: tuple[float, float, float] = IMAGENET_STD
 
   def normalize(self, image):
+    """(..., H, W, 3) uint8 or float RGB in 0..255 -> float32 (x - mean) / std."""
     image = tf.cast(image, tf.float32)
     return (image - tf.constant(self.mean)) / tf.constant(self.std)
 
   def to_json(self) -> dict:
+    """What an app must do to an image before the model (data.json, sidecars)."""
     return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
             "layout": "NHWC", "channels": "RGB", "input_range": "uint8 0..255"}
 
@@ -50,6 +52,7 @@ class Data:
   index: dict | None = None  # example indices of train/val within the source's train split
 
   def info(self) -> dict:
+    """Classes, split sizes and preprocessing, as written to data.json."""
     return {"num_classes": self.num_classes, "class_names": list(self.class_names),
             "sizes": self.sizes, "preprocess": self.preprocess.to_json()}
 

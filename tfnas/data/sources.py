@@ -35,6 +35,7 @@ class FileSplit:
     return len(self.paths)
 
   def subset(self, index: np.ndarray) -> "FileSplit":
+    """The files (and labels) at positions `index`, in that order."""
     return FileSplit(tuple(self.paths[i] for i in index), self.labels[index])
 
 
@@ -81,6 +82,7 @@ def image_problem(path: str) -> str | None:
 
 
 def cache_dir() -> str:
+  """Where archives are unpacked: $TFNAS_CACHE, else ~/.cache/tfnas."""
   return os.environ.get("TFNAS_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "tfnas"))
 
 

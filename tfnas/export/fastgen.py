@@ -86,9 +86,12 @@ class PieceCache:
     return keras.Model(inputs, keras.layers.Dense(self.space.head.num_classes)(x))
 
   def stem_piece(self) -> bytes:
+    """The stem (conv, BN, activation) as a batch-1 float `.tflite`, converted once."""
     return self._convert("stem", self._stem)
 
   def head_piece(self) -> bytes:
+    """The head (1x1 conv, pooling, classifier) as a batch-1 float `.tflite`, converted
+    once."""
     return self._convert("head", self._head)
 
   def block_piece(self, i: int, op_index: int, scale: float | None = None) -> bytes | None:
@@ -102,6 +105,9 @@ class PieceCache:
     return self._convert(f"{block.name}-{tag}", lambda: self._block(i, graph))
 
   def pieces(self, arch: Arch) -> list[bytes]:
+    """The `.tflite` pieces of `arch` in order (stem, every block, fixed ones included,
+    that is not an identity, head), each converted once and cached; `stitch` joins
+    them into one model."""
     arch = parse_arch(self.space, arch)
     choice = self.space.choice_blocks
     scales = arch.mid_scales(self.space) if arch.channels is not None else None

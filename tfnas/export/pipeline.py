@@ -49,6 +49,7 @@ class ExportOptions:
   seed: int = 0
 
   def check(self):
+    """Raises TfnasError naming the bad value."""
     if self.precision not in PRECISIONS:
       raise TfnasError(f"precision {self.precision!r} is not one of {list(PRECISIONS)}")
     if self.quantization not in QUANTIZATIONS:

@@ -29,6 +29,10 @@ _BITS = {"int8": 8, "int4": 4, "float32": 32}
 
 @dataclasses.dataclass
 class SearchOptions:
+  """The precision search's evolution (SPOS Algorithm 1 over one gene per layer) and
+  its limits: the file's size in bytes (checked before evaluation) and the measured host
+  latency in ms (after); accuracy on `val_images` held-out images, PTQ calibrated on
+  `calibration_images` training images."""
   population: int = 16
   generations: int = 5
   top_k: int = 6
@@ -40,6 +44,7 @@ class SearchOptions:
   seed: int = 0
 
   def check(self):
+    """Raises TfnasError naming the bad value."""
     if self.population < 2 or self.generations < 1 or not 1 <= self.top_k <= self.population:
       raise TfnasError(f"need population >= 2, generations >= 1 and 1 <= top_k <= population; "
                        f"got {self.population}, {self.generations}, {self.top_k}")
@@ -75,6 +80,8 @@ class PrecisionSearch:
     self.rng = np.random.default_rng(opts.seed)
 
   def recipe(self, genes: tuple) -> Recipe:
+    """The `Recipe` a genome encodes (one of `CHOICES` per quantizable layer, int8 the
+    default)."""
     layers = {n: c for n, c in zip(self.names, genes) if c != "int8"}
     return Recipe(default="int8", layers=tuple(sorted(layers.items())))
 
@@ -86,6 +93,8 @@ class PrecisionSearch:
                                  for n, c in zip(self.names, genes))
 
   def feasible_before(self, genes: tuple) -> bool:
+    """Whether the genome's estimated file size meets the size limit (before any
+    conversion)."""
     limit = self.opts.size_limit_bytes
     return limit is None or self.estimated_bytes(genes) <= limit
 

@@ -57,10 +57,13 @@ class Recipe:
 
   @classmethod
   def uniform(cls, precision: str) -> "Recipe":
+    """Every layer at `precision` (one of `PRECISIONS`)."""
     return cls(default=precision)
 
   @classmethod
   def from_json(cls, obj) -> "Recipe":
+    """From {"default": PRECISION, "layers": {NAME: PRECISION}}; raises TfnasError for
+    any other shape or an unknown precision."""
     if not isinstance(obj, dict) or set(obj) - {"default", "layers"}:
       raise TfnasError('recipe: expected {"default": PRECISION, "layers": {NAME: PRECISION}}, '
                        f"got {json.dumps(obj)[:200]}")
@@ -71,16 +74,20 @@ class Recipe:
 
   @classmethod
   def load(cls, path: str) -> "Recipe":
+    """`from_json` of the JSON file at `path` (a one-line TfnasError if unreadable)."""
     from tfnas.io import read_json
     return cls.from_json(read_json(path, "recipe file"))
 
   def to_json(self) -> dict:
+    """The form `from_json` reads."""
     return {"default": self.default, "layers": dict(self.layers)}
 
   def precision(self, name: str) -> str:
+    """The precision of layer `name`: its own, else the default."""
     return dict(self.layers).get(name, self.default)
 
   def bits(self, name: str) -> int | None:
+    """Weight bits of layer `name` (8 or 4), None for a float layer."""
     return PRECISIONS[self.precision(name)]
 
   def check(self, model: keras.Model) -> dict[str, str]:
@@ -98,6 +105,7 @@ class Recipe:
 
   @property
   def is_uniform(self) -> bool:
+    """Whether no layer differs from the default."""
     return not self.layers
 
 

@@ -106,6 +106,8 @@ class CostModel:
     return with_unit(self.predict(arch), self.unit)
 
   def to_json(self) -> dict:
+    """The latency_model.json object: format, kind, unit, the space and size it is
+    for (name, resolution, classes, width, block channels), constant, table, meta."""
     return {"format": FORMAT_VERSION, "kind": self.kind, "unit": self.unit,
             "space": self.space.name, "resolution": self.space.input_shape[0],
             "num_classes": self.space.head.num_classes, "width": self.meta.get("width", 1.0),
@@ -113,10 +115,17 @@ class CostModel:
             "constant": self.constant, "table": self.table, "meta": self.meta}
 
   def save(self, path: str) -> None:
+    """Writes `to_json` to `path` atomically."""
     atomic_write_json(path, self.to_json())
 
 
 def from_json(obj: dict, space: SearchSpace | None = None) -> CostModel:
+  """The model `to_json` wrote, for `space` (None: the space it names, at its size).
+
+  Raises:
+    TfnasError: another format version, or a model for another space, resolution or
+      width than `space`.
+  """
   if obj.get("format") != FORMAT_VERSION:
     raise TfnasError(f"latency model format {obj.get('format')!r} is not {FORMAT_VERSION}")
   if space is None:

@@ -33,6 +33,9 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
   """
 
   def call(self, inputs, training=None, mask=None):
+    """(N, H, W, C) float32 -> same shape. Training: one fused kernel normalizes by the
+    batch's statistics and the moving statistics move by `momentum` (unbiased variance,
+    as Keras keeps it); anything else: Keras' own BatchNormalization."""
     rank = len(inputs.shape)
     if (not (training and self.trainable) or mask is not None or self.renorm or rank != 4
         or self.axis not in (-1, 3) or inputs.dtype != tf.float32):

@@ -27,6 +27,7 @@ class ChannelSplit(keras.layers.Layer):
   """
 
   def call(self, x):
+    """(N, H, W, C) -> two (N, H, W, C/2) tensors: the even, then the odd channels."""
     # Gather evens then odds (reshape + transpose) and split in two contiguous halves:
     # RESHAPE/TRANSPOSE/SPLIT all run inside XNNPACK, a strided slice does not.
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -57,6 +58,7 @@ class ChannelShuffle(keras.layers.Layer):
     self.groups = groups
 
   def call(self, x):
+    """(N, H, W, C) -> (N, H, W, C), channels interleaved across the `groups`."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     y = keras.ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
     y = keras.ops.transpose(y, (0, 1, 2, 4, 3))

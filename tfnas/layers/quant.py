@@ -47,6 +47,9 @@ class FakeQuant(keras.layers.Layer):
     self.seen = self.add_weight(name="seen", shape=(), initializer="zeros", trainable=False)
 
   def call(self, x, training=False):
+    """Any shape -> same shape, fake-quantized to 8 bits over [min, max] (0 included).
+    Training moves min/max towards the batch's range (EMA with `decay`; the first batch
+    sets them), as TFLite's QAT observers do."""
     if training:
       lo = ops.minimum(ops.min(x), 0.0)
       hi = ops.maximum(ops.max(x), 0.0)
@@ -98,6 +101,8 @@ class QuantConv(keras.layers.Layer):
     self.bias = self.add_weight(name="bias", shape=(out,), initializer="zeros")
 
   def call(self, x):
+    """(N, H, W, Cin) -> (N, ceil(H/s), ceil(W/s), Cout), "same" padding; the kernel
+    fake-quantized per output channel to `weight_bits` when set."""
     kernel = self.kernel
     if self.weight_bits:
       kernel = _weight_fq(kernel, self.weight_bits, axis=2 if self.depthwise else 3)
@@ -137,6 +142,7 @@ class QuantDense(keras.layers.Dense):
     self.weight_bits = weight_bits
 
   def call(self, x):
+    """(N, in) -> (N, units); the kernel fake-quantized per tensor when `weight_bits`."""
     kernel = self.kernel
     if self.weight_bits:
       kernel = _weight_fq(kernel, self.weight_bits, axis=None)

@@ -72,6 +72,10 @@ class SlicedConv(keras.layers.Layer):
     self.kernel = self.add_weight(shape=shape, initializer=init, name="kernel")
 
   def call(self, x, out_channels=None):
+    """(N, H, W, c_in) -> (N, ceil(H/s), ceil(W/s), c_out) with the leading
+    [:c_in, :c_out] slice of the kernel (c_in read from `x`; c_out = `out_channels`, an
+    int or scalar int tensor, else all filters; depthwise: c_out = c_in). SPOS Sec. 3.3's
+    channel search."""
     strides = (1, self.stride, self.stride, 1)
     cin = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
     if self.depthwise:
@@ -140,6 +144,10 @@ class SlicedBN(keras.layers.Layer):
     return tf.pad(v, [[0, self.gamma.shape[0] - c]])
 
   def call(self, x, mode: str = "eval"):
+    """(N, H, W, c) -> same shape, with the leading c channels of the statistics (and
+    gamma/beta): "train" normalizes by the batch and moves the statistics' slice,
+    "eval" by the moving statistics, "calib" by the batch while accumulating exact sums
+    for `finish_calibration`. Raises ValueError for another mode."""
     if mode not in BN_MODES:
       raise ValueError(f"unknown BN mode {mode!r}; expected one of {BN_MODES}")
     c = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
@@ -167,6 +175,8 @@ class SlicedBN(keras.layers.Layer):
     return tf.nn.batch_normalization(x, mean, var, beta, gamma, self.epsilon)
 
   def start_calibration(self):
+    """Zeroes the per-channel sums that `bn_mode="calib"` calls accumulate (SPOS
+    Sec. 3.3's exact recalibration starts here)."""
     for v in (self.calib_sum, self.calib_sq, self.calib_count):
       v.assign(tf.zeros_like(v))
 

@@ -27,6 +27,10 @@ Genes = tuple[int, ...]
 
 @dataclasses.dataclass
 class EvolutionOptions:
+  """Algorithm 1 of SPOS: each generation keeps the `top_k` best evaluated so far and
+  makes the next population of `population` from `crossovers` crossovers and `mutations`
+  mutations (each gene re-drawn with `mutation_prob`) of them, the rest random; `seed`
+  fixes every draw. The SPOS paper: population 50, 20 generations, top 10, 25 + 25, 0.1."""
   population: int = 50
   generations: int = 20
   top_k: int = 10
@@ -37,6 +41,7 @@ class EvolutionOptions:
   max_tries: int = 10000  # per random genome / per child, before giving up
 
   def check(self):
+    """Raises TfnasError naming the values when the options cannot make a population."""
     if self.population < 1 or self.generations < 1 or not 1 <= self.top_k:
       raise TfnasError(f"need population >= 1, generations >= 1, top_k >= 1; got "
                        f"{self.population}, {self.generations}, {self.top_k}")

@@ -26,18 +26,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas import data as data_lib
-from tfnas import latency as latency_lib
-from tfnas.latency import with_unit
 from tfnas.errors import TfnasError
 from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
+from tfnas.latency import with_unit
 from tfnas.layers.mixed import rescale_alpha
-from tfnas.models.supernet import ProxylessSupernet, expected_latency, latency_loss
+from tfnas.models.supernet import ProxylessSupernet
 from tfnas.optimizers import SGD, dense_gradients
+from tfnas.runtime import supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
+from tfnas.search import runner
 from tfnas.search import workdir as workdir_lib
-from tfnas.spaces import Arch, get_space
-from tfnas.train import make_strategy, supernet_graphs, supernet_step
+from tfnas.search.losses import expected_latency, latency_loss
+from tfnas.spaces import Arch
 
 ARCH_MODES = ("two_path", "full_v2", "full", "reinforce")
 DERIVES = ("argmax", "target")
@@ -102,18 +102,9 @@ class ProxylessSearch:
   def __init__(self, config, workdir: str):
     _check_config(config)
     self.config, self.workdir = config, workdir
-    self.space = get_space(config.space, config.resolution, config.width,
-                           config.get("num_classes"))
-    self.ident = workdir_lib.identity(self.space, config)
-    workdir_lib.check(workdir, self.ident)
-    self.latency = latency_lib.load(config.latency_model, self.space)
-    self.strategy = make_strategy(config)
-    keras.utils.set_random_seed(config.seed)
-    self.data = data_lib.load_from_config(config)
-    if self.data.num_classes != self.space.head.num_classes:
-      self.space = get_space(config.space, config.resolution, config.width,
-                             self.data.num_classes)
-      self.latency = latency_lib.load(config.latency_model, self.space)
+    setup = runner.set_up(config, workdir)
+    self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
+    self.strategy, self.data = setup.strategy, setup.data
     self.costs = self.latency.block_costs()
     if config.derive == "target":
       check_target_reachable(self.latency, self.costs, config.target, config.derive_tolerance)
@@ -132,10 +123,9 @@ class ProxylessSearch:
       self.a_opt.build(self.net.alphas)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.baseline = tf.Variable(0.0, trainable=False, name="reinforce_baseline")
-    self.ckpt = tf.train.Checkpoint(net=self.net, w_opt=self.w_opt, a_opt=self.a_opt,
-                                    step=self.step, baseline=self.baseline)
-    self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(workdir, "ckpt"),
-                                              max_to_keep=2)
+    self.manager = runner.checkpoint_manager(workdir, net=self.net, w_opt=self.w_opt,
+                                             a_opt=self.a_opt, step=self.step,
+                                             baseline=self.baseline)
     self.num_classes = self.data.num_classes
     self.ce = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="sum")
@@ -169,6 +159,8 @@ class ProxylessSearch:
 
   # --- steps ------------------------------------------------------------------------------
   def expected_latency(self):
+    """E[lat] under the current architecture distribution (Eq. 5-6), a scalar tensor in
+    the cost model's unit."""
     return expected_latency(self.net.probs(), self.costs, self.latency.constant)
 
   # With supernet_step="eager" each step runs eagerly: the sampled paths' traced candidate
@@ -277,6 +269,9 @@ class ProxylessSearch:
 
   # --- loop -------------------------------------------------------------------------------
   def run(self) -> dict:
+    """The search loop from the last checkpoint: `warmup_steps` weight-only steps, then
+    weight and architecture steps alternating (Sec. 3.2); checkpoints, alpha history and
+    TensorBoard as it goes; then `finish`. Returns the report."""
     c, wd = self.config, self.workdir
     workdir_lib.write_inputs(wd, self.ident, c, self.data)
     self.manager.restore_or_initialize()
@@ -439,4 +434,5 @@ def _write_jsonl(path, rows):
 
 
 def search(config, workdir: str) -> dict:
+  """The whole ProxylessNAS search in `workdir`; returns the report."""
   return ProxylessSearch(config, workdir).run()

@@ -13,8 +13,10 @@
    on the same trained supernet: evolution (Algorithm 1) with hard constraints
    checked before evaluation, and a random-search baseline with the same number
    of evaluations. A candidate is scored by recalibrating BatchNorm exactly over
-   `calib_images` training images (its active path only) and taking top-1 on
-   `val_images` held-out validation images. Scores are cached per architecture
+   `calib_images` training images (its active path only), then on `val_images`
+   held-out validation images: minus the mean cross-entropy (`config.score="loss"`,
+   the configs' default: it ranks archs better than top-1 does) or top-1
+   ("accuracy"); both are recorded. Scores are cached per architecture
    across searches and appended to `candidates.jsonl`, so a killed search
    resumes without re-evaluating.
 3. **Outputs.** `search_report.json` (the common schema of `tfnas.search.finish`, plus
@@ -43,28 +45,31 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas import data as data_lib
-from tfnas import latency as latency_lib
 from tfnas.errors import TfnasError
 from tfnas.io import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from tfnas.models.spos import SPOSSupernet
 from tfnas.optimizers import dense_gradients
+from tfnas.runtime import make_optimizer, supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
+from tfnas.search import runner
 from tfnas.search import workdir as workdir_lib
 from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
-from tfnas.spaces import Arch, get_space, groundtruth, parse_arch, total
-from tfnas.train import make_optimizer, make_strategy, supernet_graphs, supernet_step
+from tfnas.spaces import Arch, groundtruth, parse_arch, total
 
 METRICS = ("latency_ms", "macs_m", "params_m")
 
 
 @dataclasses.dataclass(frozen=True)
 class Limit:
+  """One hard constraint of a search, e.g. `macs_m<=40` (SPOS Sec. 3.3: evolution never
+  evaluates an arch that breaks one). `metric` is one of `METRICS` (latency in the cost
+  model's unit, MMACs, M params), `op` "<=" or ">=", `value` in the metric's unit."""
   metric: str
   op: str  # "<=" or ">="
   value: float
 
   def ok(self, x: float) -> bool:
+    """Whether a value `x` of the metric meets the limit (boundary included)."""
     return x <= self.value if self.op == "<=" else x >= self.value
 
   def __str__(self):
@@ -91,6 +96,9 @@ def parse_constraints(text: str) -> tuple[Limit, ...]:
 
 
 def parse_searches(text: str) -> list[tuple[Limit, ...]]:
+  """`config.searches`: ";"-separated constraint sets, each as `parse_constraints`
+  reads it ("macs_m<=40; latency_ms<=1.2,params_m<=1.5"); "" is one search without
+  limits. Raises TfnasError for a malformed limit or an unknown metric."""
   searches = [parse_constraints(s) for s in (text or "").split(";") if s.strip()]
   return searches or [()]
 
@@ -103,6 +111,8 @@ def gene_choices(space) -> list[int]:
 
 
 def arch_of(space, genes) -> Arch:
+  """The `Arch` a genome encodes (`gene_choices`' layout: one op index per choice block,
+  then one mid-channel scale index per block on spaces with channel choices)."""
   n = len(space.choice_blocks)
   return Arch.create(space, list(genes[:n]),
                      list(genes[n:]) if space.has_channel_choices else None)
@@ -130,6 +140,7 @@ def sample_genes(rng, choices, feasible, fixed_channels=None,
 
 
 SAMPLINGS = ("uniform", "strict_fair")
+SCORES = ("accuracy", "loss")
 
 
 def strict_fair_genes(rng, choices, n_blocks: int, fixed_channels=None) -> list[tuple]:
@@ -271,6 +282,9 @@ def _check_config(config):
   warm = config.get("channel_warmup_fraction", 0.0)
   if not 0.0 <= warm < 1.0:
     raise TfnasError(f"channel_warmup_fraction {warm!r} must be in [0, 1)")
+  if config.get("score") not in SCORES:
+    raise TfnasError(f"score {config.get('score')!r} is not one of {', '.join(SCORES)} "
+                     "(what evolution maximizes: minus the validation loss, or top-1)")
   sampling = config.get("sampling", "uniform")
   if sampling not in SAMPLINGS:
     raise TfnasError(f"sampling {sampling!r} is not one of {list(SAMPLINGS)}")
@@ -288,29 +302,25 @@ class SPOSSearch:
     self.config, self.workdir = config, workdir
     self.searches = parse_searches(config.searches)
     self.sample_limits = parse_constraints(config.sample_constraints)
-    self.space = get_space(config.space, config.resolution, config.width,
-                           config.get("num_classes"))
-    self.ident = workdir_lib.identity(
-        self.space, config, share_expansion=bool(config.get("share_expansion", False)),
-        choice_bn_affine=bool(config.get("choice_bn_affine", False)))
-    workdir_lib.check(workdir, self.ident)
-    self.latency = latency_lib.load(config.latency_model, self.space)
-    for limits in self.searches + [self.sample_limits]:
-      for l in limits:
-        if l.metric == "latency_ms" and self.latency.unit != "ms":
-          raise TfnasError(f"constraint {l} needs a latency model in ms; "
-                           f"--config.latency_model={config.latency_model!r} is in "
-                           f"{self.latency.unit} (give a lut: or fitted latency_model.json)")
-    self.strategy = make_strategy(config)
-    keras.utils.set_random_seed(config.seed)
-    self.data = data_lib.load_from_config(config)
-    if self.data.sizes["val"] < config.val_images:
-      raise TfnasError(f"val_images {config.val_images} is more than the validation split "
-                       f"({self.data.sizes['val']} examples; raise val_size)")
-    if self.data.num_classes != self.space.head.num_classes:
-      self.space = get_space(config.space, config.resolution, config.width,
-                             self.data.num_classes)
-      self.latency = latency_lib.load(config.latency_model, self.space)
+
+    def check_cost_model(model):
+      for limits in self.searches + [self.sample_limits]:
+        for l in limits:
+          if l.metric == "latency_ms" and not model.is_latency:
+            raise TfnasError(f"constraint {l} needs a latency model in ms; "
+                             f"--config.latency_model={config.latency_model!r} is in "
+                             f"{model.unit} (give a lut: or fitted latency_model.json)")
+
+    def check_data(data):
+      if data.sizes["val"] < config.val_images:
+        raise TfnasError(f"val_images {config.val_images} is more than the validation split "
+                         f"({data.sizes['val']} examples; raise val_size)")
+
+    setup = runner.set_up(config, workdir, check_cost_model, check_data,
+                          share_expansion=bool(config.get("share_expansion", False)),
+                          choice_bn_affine=bool(config.get("choice_bn_affine", False)))
+    self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
+    self.strategy, self.data = setup.strategy, setup.data
     check_feasible(self.space, self.latency, self.searches + [self.sample_limits])
     self.choices = gene_choices(self.space)
     self.sampling = config.get("sampling", "uniform")
@@ -323,25 +333,28 @@ class SPOSSearch:
       self.opt = make_optimizer(config, config.steps)  # warm-up, cosine, no decay on BN
       self.opt.build(self.net.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.ckpt = tf.train.Checkpoint(net=self.net, opt=self.opt, step=self.step)
-    self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(workdir, "ckpt"),
-                                              max_to_keep=2)
+    self.manager = runner.checkpoint_manager(workdir, net=self.net, opt=self.opt,
+                                             step=self.step)
     self.ce = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction="sum")
-    self.scores: dict[str, float] = {}
+    self.scores: dict[str, float] = {}  # arch key -> what evolution maximizes
+    self.evals: dict[str, dict] = {}  # arch key -> {"accuracy", "loss"}
     self._calib = self._eval = self._calib_edges = None
     self._calib_batches = self._val_batches = None
 
   # --- architectures as genes ---------------------------------------------------------
   def largest(self) -> Arch:
+    """The space's "largest" reference at the widest mid-channel scale of every block."""
     blocks = self.space.choice_blocks
     chans = [len(b.mid_scales) - 1 for b in blocks] if self.space.has_channel_choices else None
     return Arch.create(self.space, self.space.reference("largest"), chans)
 
   def arch_of(self, genes) -> Arch:
+    """`arch_of(self.space, genes)`."""
     return arch_of(self.space, genes)
 
   def genes_of(self, arch: Arch) -> tuple[int, ...]:
+    """The genome of `arch`: its op indices, then its channel indices (if any)."""
     return tuple(arch.ops) + tuple(arch.channels or ())
 
   def _tensors(self, genes):
@@ -350,9 +363,11 @@ class SPOSSearch:
     return tf.constant(genes[:n], tf.int32), tf.constant(chans, tf.int32)
 
   def metrics(self, genes) -> dict:
+    """`metrics` of the arch `genes` encodes: predicted latency, MMACs, M params."""
     return metrics(self.space, self.latency, self.arch_of(genes))
 
   def feasible(self, genes, limits) -> bool:
+    """Whether the arch `genes` encodes meets every `Limit` in `limits`."""
     return meets(self.space, self.latency, self.arch_of(genes), limits)
 
   # --- supernet training ----------------------------------------------------------------
@@ -401,6 +416,10 @@ class SPOSSearch:
     return step
 
   def train(self) -> dict:
+    """Trains the supernet to `config.steps` (SPOS Sec. 3.2: one uniformly sampled path
+    per step, or FairNAS's strict-fair m paths), resuming from the last checkpoint; logs
+    every `log_every` steps to stdout and TensorBoard. Returns {"steps", "resumed_at"
+    (the step it started from), "seconds"} ("seconds" absent when nothing was left)."""
     c, wd, s = self.config, self.workdir, self.strategy
     self.manager.restore_or_initialize()
     start = int(self.step.numpy())
@@ -482,6 +501,8 @@ class SPOSSearch:
       self._calib, self._eval = tf.function(self._calib), tf.function(correct)
 
   def recalibrate(self, genes):
+    """Exact BatchNorm recalibration of the path `genes` (SPOS Sec. 3.3): its BN
+    statistics become the mean and variance over `calib_images` training images."""
     self._prepare_eval()
     ops, chans = self._tensors(genes)
     self.net.recalibrate(self._calib_batches, ops, chans, self._calib, self._calib_edges)
@@ -505,28 +526,43 @@ class SPOSSearch:
     return self.scores_per_batch(genes)[:, :2].astype(np.int64)
 
   def evaluate(self, genes) -> float:
-    """Validation top-1 of `genes` with inherited weights after exact BN recalibration."""
+    """The score evolution maximizes for `genes`, with inherited weights after exact BN
+    recalibration, on `val_images` held-out images: minus the mean cross-entropy (nats)
+    with `config.score="loss"`, top-1 with "accuracy". Both are kept (`self.evals`) and
+    appended to candidates.jsonl; an arch is evaluated once per supernet step."""
     key = self.arch_of(genes).key()
     if key in self.scores:
       return self.scores[key]
-    hits = self.correct_per_batch(genes)
-    acc = float(hits[:, 0].sum() / hits[:, 1].sum())
-    self.scores[key] = acc
+    per_batch = self.scores_per_batch(genes)
+    images = per_batch[:, 1].sum()
+    ev = {"accuracy": float(per_batch[:, 0].sum() / images),
+          "loss": float(per_batch[:, 2].sum() / images)}
+    self._keep(key, ev)
     append_jsonl(os.path.join(self.workdir, "candidates.jsonl"),
-                 [{"key": key, "genes": list(genes), "accuracy": acc,
+                 [{"key": key, "genes": list(genes), **ev,
                    "supernet_step": int(self.step.numpy())}])
-    return acc
+    return self.scores[key]
+
+  def _keep(self, key: str, ev: dict) -> None:
+    self.evals[key] = ev
+    self.scores[key] = -ev["loss"] if self.config.score == "loss" else ev["accuracy"]
 
   def _load_scores(self):
     path = os.path.join(self.workdir, "candidates.jsonl")
     step = int(self.step.numpy())
-    # A line torn by a kill is skipped: that candidate is evaluated again.
+    # A line torn by a kill is skipped: that candidate is evaluated again (as is one
+    # written before candidates carried their loss).
     for row in read_jsonl(path, "candidate scores"):
-      if row.get("supernet_step") == step:  # scores of other weights do not count
-        self.scores[row["key"]] = row["accuracy"]
+      if row.get("supernet_step") == step and "loss" in row:  # other weights do not count
+        self._keep(row["key"], {"accuracy": row["accuracy"], "loss": row["loss"]})
 
   # --- search -------------------------------------------------------------------------------
   def search(self, log=print) -> list[dict]:
+    """Runs every search of `config.searches` on the trained supernet: evolution (SPOS
+    Algorithm 1, hard constraints checked before evaluation) and, with
+    `random_baseline`, random search at the same number of evaluations. Resumable (state
+    files per supernet step, scores cached in candidates.jsonl). Returns one summary per
+    search (name, constraints, best and top candidates, ground truth where known)."""
     c, wd = self.config, self.workdir
     self._load_scores()
     opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
@@ -554,7 +590,8 @@ class SPOSSearch:
 
   def _row(self, genes, score) -> dict:
     arch = self.arch_of(genes)
-    return {"arch": arch.to_string(self.space), "accuracy": score, **self.metrics(genes)}
+    return {"arch": arch.to_string(self.space), "score": score,
+            **self.evals[arch.key()], **self.metrics(genes)}
 
   def _summarize(self, name, limits, evo, rand, seconds, new_evals) -> dict:
     c = self.config
@@ -582,6 +619,9 @@ class SPOSSearch:
 
   # --- the whole run ----------------------------------------------------------------------
   def run(self) -> dict:
+    """Trains (or resumes) the supernet, runs every search, then ends through
+    `finish.finish` with the first search's best arch (BN recalibrated first). Returns
+    the report."""
     c, wd = self.config, self.workdir
     workdir_lib.write_inputs(wd, self.ident, c, self.data)
     with supernet_graphs():
@@ -597,8 +637,8 @@ class SPOSSearch:
     if first["best"] is None:
       raise TfnasError(f"search {first['name']} found no candidate")
     best = parse_arch(self.space, first["best"]["arch"])
-    check = supernet_check(list(self.scores.values()), self.space.head.num_classes,
-                           c.val_images)
+    check = supernet_check([e["accuracy"] for e in self.evals.values()],
+                           self.space.head.num_classes, c.val_images)
     if not check["learned"]:
       print(f"warning: the supernet scores candidates at chance (median "
             f"{check['median_candidate_accuracy']:.3f} over {check['candidates']} candidates, "
@@ -631,7 +671,7 @@ class SPOSSearch:
             "search_seconds": search_seconds,
             "searches": [{k: v for k, v in r.items() if not k.startswith("all")}
                          for r in results],
-            "calib_images": c.calib_images, "val_images": c.val_images,
+            "score": c.score, "calib_images": c.calib_images, "val_images": c.val_images,
             "supernet_check": check})
 
 
@@ -659,7 +699,7 @@ def _slug(name: str) -> str:
 
 
 def plot(results: list[dict], path: str) -> None:
-  """Best accuracy per generation (evolution vs random, paper Fig. 3) and accuracy vs MACs."""
+  """Best score per generation (evolution vs random, paper Fig. 3) and top-1 vs MACs."""
   import io
 
   import matplotlib
@@ -684,7 +724,7 @@ def plot(results: list[dict], path: str) -> None:
     a2.step([p["macs_m"] for p in front], [p["accuracy"] for p in front], where="post",
             color=color)
   a1.set_xlabel("generation (random: per population-size batch)")
-  a1.set_ylabel("best validation top-1 so far")
+  a1.set_ylabel("best score so far (top-1, or minus the loss)")
   a1.legend(fontsize=7)
   a2.set_xlabel("MMACs")
   a2.set_ylabel("validation top-1 (inherited weights)")
@@ -697,4 +737,5 @@ def plot(results: list[dict], path: str) -> None:
 
 
 def search(config, workdir: str) -> dict:
+  """The whole SPOS run in `workdir` (train, search, finish); returns the report."""
   return SPOSSearch(config, workdir).run()

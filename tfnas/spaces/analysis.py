@@ -44,6 +44,8 @@ def costs(space: SearchSpace, arch: Arch) -> list[Cost]:
 
 
 def total(space: SearchSpace, arch: Arch) -> Cost:
+  """Params (Keras' count) and MACs (batch 1) of the whole child of `arch`, from the
+  spec alone: the sum of `costs` over stem, blocks and head."""
   parts = costs(space, arch)
   return Cost("total", sum(c.params for c in parts), sum(c.macs for c in parts))
 

@@ -16,6 +16,7 @@ import json
 from typing import Any, Sequence
 
 from tfnas.errors import TfnasError
+from tfnas.io import read_json
 from tfnas.spaces.spec import SearchSpace
 
 
@@ -67,20 +68,27 @@ class Arch:
     return cls(space.name, tuple(idx), chans)
 
   def op_names(self, space: SearchSpace) -> list[str]:
+    """The chosen op's name in each choice block of `space`."""
     return [b.ops[i].name for b, i in zip(space.choice_blocks, self.ops)]
 
   def mid_scales(self, space: SearchSpace) -> list[float]:
+    """The chosen mid-channel scale of each choice block (1.0 everywhere without
+    channel choices)."""
     if self.channels is None:
       return [1.0] * len(self.ops)
     return [b.mid_scales[i] for b, i in zip(space.choice_blocks, self.channels)]
 
   def to_string(self, space: SearchSpace) -> str:
+    """The canonical string "space:op,op,..." ("op@scale" with channel choices), which
+    `parse_arch` reads back."""
     names = self.op_names(space)
     if self.channels is not None:
       names = [f"{n}@{s:g}" for n, s in zip(names, self.mid_scales(space))]
     return f"{self.space}:{','.join(names)}"
 
   def to_json(self, space: SearchSpace) -> dict:
+    """The arch.json object: space, op names, op indices, canonical string, and the
+    mid-channel scales where the space has channel choices."""
     out = {"space": self.space, "ops": self.op_names(space), "indices": list(self.ops),
            "canonical": self.to_string(space)}
     if self.channels is not None:
@@ -222,3 +230,16 @@ def _from_json(space: SearchSpace, obj: dict) -> Arch:
   else:
     raise TfnasError(f"arch JSON needs 'canonical', 'indices' or 'ops'; got keys {sorted(obj)}")
   return arch
+
+
+def resolve_arch(space: SearchSpace, value) -> Arch:
+  """An arch from a config value: the path of an arch.json (as searches and training
+  write it), or anything `parse_arch` reads (a reference name, canonical string, op list,
+  the benchmark's digit code, an `Arch`).
+
+  Raises:
+    TfnasError: an unreadable or damaged file, or a value that does not parse for `space`.
+  """
+  if isinstance(value, str) and value.endswith(".json"):
+    value = read_json(value, "arch file")
+  return parse_arch(space, value)

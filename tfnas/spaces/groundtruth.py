@@ -181,6 +181,8 @@ class GroundTruth:
 
 
 def default_path(space_name: str) -> str:
+  """Where the benchmark file of `space_name` is read from: under $TFNAS_SHARED_DATA,
+  else ../shared/data."""
   root = os.environ.get("TFNAS_SHARED_DATA", os.path.join("..", "shared", "data"))
   return os.path.join(root, BENCHMARKS[space_name].file)
 

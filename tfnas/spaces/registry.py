@@ -45,6 +45,7 @@ def register(name: str, default_resolution: int):
 
 
 def list_spaces() -> list[str]:
+  """The registered space names, sorted."""
   return sorted(_FACTORIES)
 
 
@@ -121,6 +122,8 @@ def _mbconv_space(name, resolution, width, num_classes, stem_stride, stage_strid
 
 @register("proxyless_mobile", 224)
 def proxyless_mobile(resolution, width, num_classes):
+  """The `proxyless_mobile` space: ProxylessNAS (Cai et al., ICLR 2019) Sec. 4.2, the Pixel-1 table's space. `resolution` in px, `width` the channel multiplier,
+  `num_classes` (None: the space's default); the layout is in its `description`."""
   return _mbconv_space(
       "proxyless_mobile", resolution, width, num_classes or 1000, 2, (2, 2, 2, 1, 2, 1),
       "ProxylessNAS ImageNet space (matches the Pixel-1 lookup table): 3x3 conv 32 s2; "
@@ -131,6 +134,8 @@ def proxyless_mobile(resolution, width, num_classes):
 
 @register("proxyless_cifar", 32)
 def proxyless_cifar(resolution, width, num_classes):
+  """The `proxyless_cifar` space: ProxylessNAS's choices at CIFAR-10 size. `resolution` in px, `width` the channel multiplier,
+  `num_classes` (None: the space's default); the layout is in its `description`."""
   return _mbconv_space(
       "proxyless_cifar", resolution, width, num_classes or 10, 1, (1, 2, 2, 1, 2, 1),
       "ProxylessNAS choices at CIFAR size: 3x3 conv 32 s1; fixed MBConv e1 k3 -> 16; stages "
@@ -169,6 +174,8 @@ def _shufflenet_space(name, resolution, width, num_classes, stem_stride, first_s
 
 @register("spos_shufflenet", 224)
 def spos_shufflenet(resolution, width, num_classes):
+  """The `spos_shufflenet` space: SPOS (Guo et al., ECCV 2020) Table 2. `resolution` in px, `width` the channel multiplier,
+  `num_classes` (None: the space's default); the layout is in its `description`."""
   return _shufflenet_space(
       "spos_shufflenet", resolution, width, num_classes or 1000, 2, (2, 2, 2, 2),
       "SPOS supernet (Table 2): 3x3 conv 16 s2; 20 ShuffleNetV2 choice blocks "
@@ -179,6 +186,8 @@ def spos_shufflenet(resolution, width, num_classes):
 
 @register("spos_cifar", 32)
 def spos_cifar(resolution, width, num_classes):
+  """The `spos_cifar` space: SPOS's choices at CIFAR-10 size. `resolution` in px, `width` the channel multiplier,
+  `num_classes` (None: the space's default); the layout is in its `description`."""
   return _shufflenet_space(
       "spos_cifar", resolution, width, num_classes or 10, 1, (1, 2, 2, 2),
       "SPOS choices at CIFAR size: 3x3 conv 16 s1; 20 ShuffleNetV2 choice blocks of widths "
@@ -189,6 +198,8 @@ def spos_cifar(resolution, width, num_classes):
 
 @register("fbnet_cifar", 32)
 def fbnet_cifar(resolution, width, num_classes):
+  """The `fbnet_cifar` space: FBNet as HW-NAS-Bench encodes it (HELP's latencies). `resolution` in px, `width` the channel multiplier,
+  `num_classes` (None: the space's default); the layout is in its `description`."""
   act = "relu"
   c = lambda x: S.make_divisible(x * width)
   blocks = _stages((resolution, resolution, c(16)), (16, 24, 32, 64, 112, 184, 352),
@@ -208,6 +219,8 @@ def fbnet_cifar(resolution, width, num_classes):
 
 @register("nasbench_macro", 32)
 def nasbench_macro(resolution, width, num_classes):
+  """The `nasbench_macro` space: NAS-Bench-Macro (Su et al., CVPR 2021), exactly. `resolution` in px, `width` the channel multiplier,
+  `num_classes` (None: the space's default); the layout is in its `description`."""
   act = "relu"
   c = lambda x: S.make_divisible(x * width)
   blocks = _stages((resolution, resolution, c(32)), (64, 128, 256), (2, 3, 3), (2, 2, 2),

@@ -84,6 +84,8 @@ class LayerSpec:
 
   @property
   def params(self) -> int:
+    """Parameters of this layer as Keras' `count_params` counts them: BatchNorm's four
+    vectors (gamma, beta, moving mean and variance), convs without bias."""
     cin, cout = self.in_shape[2], self.out_shape[2]
     if self.type == "conv":
       return self.kernel * self.kernel * (cin // self.groups) * cout
@@ -101,6 +103,8 @@ class LayerSpec:
 
   @property
   def macs(self) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 (convs only; BN, activations
+    and adds count 0, as NAS-Bench-Macro's `flops` and the papers' MACs do)."""
     h, w, cout = self.out_shape
     if self.type == "conv":
       return h * w * self.kernel * self.kernel * (self.in_shape[2] // self.groups) * cout
@@ -125,6 +129,7 @@ class OpGraph:
   residual: bool = False
 
   def layers(self) -> Iterator[LayerSpec]:
+    """Every layer of the op: the shortcut projection's (if any), then the main path's."""
     yield from self.proj or ()
     yield from self.main
 
@@ -189,13 +194,16 @@ class Block:
 
   @property
   def same_shape(self) -> bool:
+    """Whether input and output shapes match at stride 1 (a residual or `zero` is legal)."""
     return self.in_shape == self.out_shape and self.stride == 1
 
   @property
   def op_names(self) -> tuple[str, ...]:
+    """The candidates' names, in op-index order."""
     return tuple(op.name for op in self.ops)
 
   def op_index(self, name: str) -> int:
+    """The index of candidate `name`. Raises KeyError for a name the block lacks."""
     try:
       return self.op_names.index(name)
     except ValueError:
@@ -309,23 +317,30 @@ class SearchSpace:
 
   @property
   def choice_blocks(self) -> tuple[Block, ...]:
+    """The blocks with a choice (of op or mid-channel width), in order: what an `Arch`
+    indexes."""
     return tuple(b for b in self.blocks if len(b.ops) > 1 or b.mid_scales)
 
   @property
   def fixed_blocks(self) -> tuple[Block, ...]:
+    """The blocks without a choice (one op, no channel choice)."""
     return tuple(b for b in self.blocks if not (len(b.ops) > 1 or b.mid_scales))
 
   @property
   def has_channel_choices(self) -> bool:
+    """Whether some choice block also chooses its mid-channel width (SPOS's spaces)."""
     return any(b.mid_scales for b in self.choice_blocks)
 
   @property
   def stem_layers(self) -> tuple[LayerSpec, ...]:
+    """The stem's conv, BN (and activation) specs, shapes threaded from the input."""
     filters, kernel, stride = self.stem
     return tuple(_Chain(self.input_shape, self.activation).conv("stem", filters, kernel, stride).layers)
 
   @property
   def head_layers(self) -> tuple[LayerSpec, ...]:
+    """The head's 1x1 conv, BN and activation specs after the last block (() when the
+    head has no conv); pooling and the classifier are not `LayerSpec`s."""
     shape = self.blocks[-1].out_shape
     if not self.head.conv_filters:
       return ()
@@ -333,9 +348,12 @@ class SearchSpace:
 
   @property
   def feature_channels(self) -> int:
+    """Channels entering global pooling: the head conv's, else the last block's."""
     return self.head.conv_filters or self.blocks[-1].out_shape[2]
 
   def reference(self, name: str) -> tuple[int, ...]:
+    """The op indices (one per choice block) of reference arch `name`. Raises KeyError
+    naming the known references."""
     refs = dict(self.references)
     if name not in refs:
       raise KeyError(f"space {self.name!r} has no reference arch {name!r}; known: {sorted(refs)}")
@@ -343,6 +361,7 @@ class SearchSpace:
 
   @property
   def num_choices(self) -> tuple[int, ...]:
+    """Number of candidate ops of each choice block."""
     return tuple(len(b.ops) for b in self.choice_blocks)
 
   @property
