@@ -3,7 +3,8 @@ ProxylessNAS, and what the benchmark's own noise allows.
 
   .venv/bin/python benchmarks/bench_search_quality.py [--steps=1500 --points=500,1000,1500 \
       --archs=200 --top=200 --limits=25,50,75 --seeds=0,1,2 --population=16 --generations=4 \
-      --sampling=uniform|strict_fair --val_images=2000 --val_prefixes=500,2000]
+      --sampling=uniform|strict_fair --val_images=2000 --val_prefixes=500,2000 \
+      --search_scores=loss,accuracy]
   .venv/bin/python benchmarks/bench_search_quality.py --part=ceiling
   .venv/bin/python benchmarks/bench_search_quality.py --part=proxyless --limits=25,50,75 \
       --seeds=0,1,2 [--latency_model=runs/lut/latency_model.json]
@@ -21,7 +22,7 @@ network) through the same `SPOSSearch` the search binary runs, and measures:
   (`loss_kendall_tau`: a continuous score instead of counted hits);
 - **searches**: at the last point, evolution (Algorithm 1) and random search with the same
   number of evaluations under MACs limits at the `--limits` percentiles of the space's
-  MACs, for each seed: the found arch's ground-truth accuracy, rank and percentile among
+  MACs, for each seed and each of `--search_scores` (what evolution maximizes): the found arch's ground-truth accuracy, rank and percentile among
   the archs meeting the limit, and its gap to the best of them (`--limits=` skips them);
 - **cost**: wall time of supernet training, of each evaluation and of each search.
 The learning-rate schedule runs over `--steps`; the points stop training on the way.
@@ -74,7 +75,7 @@ def _config(args):
   c.calib_images, c.val_images, c.val_size = args.calib_images, args.val_images, args.val_size
   c.channel_warmup_fraction = 0.0  # no channel choices in this space
   c.sampling = args.sampling
-  c.score = args.score
+  c.score = "loss"
   c.latency_model = args.latency_model
   c.searches, c.measure_host, c.log_every = "", False, 100
   c.checkpoint_every = min(args.steps, 500)
@@ -154,7 +155,10 @@ def ceiling(gt, archs, top, limits_pct):
   return out
 
 
-def searches(search, gt, limits_pct, seeds, log):
+def searches(search, gt, limits_pct, seeds, log, scores=("loss",)):
+  """Evolution and random search at equal evaluations for each limit, seed and score
+  (what evolution maximizes: "loss" or "accuracy"; evaluations are shared between
+  scores, every one records both)."""
   import numpy as np
 
   from tfnas.search.evolution import Evolution, EvolutionOptions, random_search
@@ -170,7 +174,10 @@ def searches(search, gt, limits_pct, seeds, log):
     limits = parse_constraints(f"{metric}<={limit}")
     feasible_mask = values <= limit
     feasible = lambda g, limits=limits: search.feasible(g, limits)
-    for seed in seeds:
+    for seed, score in [(seed, score) for seed in seeds for score in scores]:
+      c.score = score  # the evaluations already made, scored this way
+      search.scores = {k: (-e["loss"] if score == "loss" else e["accuracy"])
+                       for k, e in search.evals.items()}
       opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
                               c.mutation_prob, seed)
       t0 = time.time()
@@ -181,7 +188,8 @@ def searches(search, gt, limits_pct, seeds, log):
       rand = random_search(search.choices, feasible, search.evaluate, evo["evaluations"], seed,
                            c.population, None, log, f"{metric}<={limit}")
       row = {"limit_percentile": pct, "metric": metric, "limit": limit, "seed": seed,
-             "evaluations": evo["evaluations"], "evolution_seconds": evo_seconds,
+             "score": score, "evaluations": evo["evaluations"],
+             "evolution_seconds": evo_seconds,
              "random_seconds": time.time() - t0}
       for name, result in (("evolution", evo), ("random", rand)):
         genes, score = result["top"][0]
@@ -190,7 +198,7 @@ def searches(search, gt, limits_pct, seeds, log):
                      search.evals[arch.key()]["accuracy"], "supernet_loss":
                      search.evals[arch.key()]["loss"], **gt.standing(arch, feasible_mask)}
       out.append(row)
-      log(f"p{pct} seed {seed}: evolution {row['evolution']['accuracy']:.2f} "
+      log(f"p{pct} seed {seed} score {score}: evolution {row['evolution']['accuracy']:.2f} "
           f"(rank {row['evolution']['rank']}/{row['evolution']['of']}), random "
           f"{row['random']['accuracy']:.2f} (rank {row['random']['rank']}), best "
           f"{row['evolution']['best_accuracy']:.2f}")
@@ -296,8 +304,9 @@ def main():
                       "P of its --val_images (multiples of the eval batch, 250)")
   p.add_argument("--sampling", default="uniform", choices=("uniform", "strict_fair"),
                  help="supernet path sampling (config.sampling)")
-  p.add_argument("--score", default="loss", choices=("loss", "accuracy"),
-                 help="what the searches' evolution maximizes (config.score)")
+  p.add_argument("--search_scores", default="loss",
+                 help="what the searches' evolution maximizes (config.score), each in turn "
+                      "on shared evaluations: loss, accuracy or loss,accuracy")
   p.add_argument("--part", default="spos", choices=("spos", "ceiling", "proxyless"),
                  help="spos: train and score the supernet, search; ceiling: no training, the "
                       "benchmark's own run-to-run noise (what any evaluator can reach); "
@@ -316,6 +325,9 @@ def main():
   import numpy as np
 
   limits_pct = [float(x) for x in args.limits.split(",") if x]
+  for x in args.search_scores.split(","):
+    if x not in ("loss", "accuracy"):
+      p.error(f"--search_scores: {x!r} is not loss or accuracy")
   prefixes = [int(x) for x in args.val_prefixes.split(",") if x]
   for v in prefixes:  # checked before any training: ranking scores in eval batches of 250
     if not (0 < v <= args.val_images and (v % 250 == 0 or v == args.val_images)):
@@ -381,7 +393,8 @@ def main():
       result["curve"].append(row)
       log(json.dumps(row))
     result["searches"] = searches(search, gt, limits_pct,
-                                  [int(s) for s in args.seeds.split(",")], log)
+                                  [int(s) for s in args.seeds.split(",")], log,
+                                  [x for x in args.search_scores.split(",") if x])
   s = result["searches"]
   result["summary"] = {
       "kendall_tau_uniform": result["curve"][-1]["uniform"]["kendall_tau"],
@@ -389,13 +402,14 @@ def main():
       "loss_kendall_tau_uniform": result["curve"][-1]["uniform"].get("loss_kendall_tau"),
       "loss_kendall_tau_top": result["curve"][-1].get("top", {}).get("loss_kendall_tau"),
       "supernet_train_seconds": train_seconds}
-  if s:
-    result["summary"].update({
-        "evolution_gap_median": float(np.median([r["evolution"]["gap"] for r in s])),
-        "evolution_gap_max": float(np.max([r["evolution"]["gap"] for r in s])),
-        "random_gap_median": float(np.median([r["random"]["gap"] for r in s])),
+  for score in sorted({r["score"] for r in s}):
+    rows = [r for r in s if r["score"] == score]
+    result["summary"][f"searches_by_{score}"] = {
+        "evolution_gap_median": float(np.median([r["evolution"]["gap"] for r in rows])),
+        "evolution_gap_max": float(np.max([r["evolution"]["gap"] for r in rows])),
+        "random_gap_median": float(np.median([r["random"]["gap"] for r in rows])),
         "evolution_minus_random_mean": float(np.mean(
-            [r["evolution"]["accuracy"] - r["random"]["accuracy"] for r in s]))})
+            [r["evolution"]["accuracy"] - r["random"]["accuracy"] for r in rows]))}
   _write(args.out or os.path.join(RESULTS, "search_quality_spos.json"), result)
   print(json.dumps(result["summary"], indent=2))
 

@@ -152,7 +152,8 @@ def test_spaces_binary_lists_and_describes():
   assert r.returncode == 2 and "block b00: op 'zero' is not allowed" in r.stderr
 
 
-def test_binaries_quiet_tensorflow_unless_verbosity_and_imports_change_nothing(monkeypatch):
+def test_binaries_quiet_tensorflow_unless_verbosity_and_imports_change_nothing(monkeypatch,
+                                                                               tmp_path):
   from tflite_bench.cli import quiet_tensorflow
   env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
   # Importing tfnas and binary modules, as a notebook would, changes no variable (two whose
@@ -170,11 +171,24 @@ def test_binaries_quiet_tensorflow_unless_verbosity_and_imports_change_nothing(m
   assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
   quiet_tensorflow(["x", "--verbosity=0"])
   assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
-  runs = {v: subprocess.run([sys.executable, "-m", "tfnas.bin.spaces", "nasbench_macro",
-                             "12012012", *v], cwd=ROOT, capture_output=True, text=True,
-                            env=env) for v in ((), ("--verbosity=1",))}
+  # The search binary loads TensorFlow before it checks the config (tfnas.bin.spaces no
+  # longer loads it at all for an arch's params and MACs); a bad value ends both runs.
+  runs = {v: subprocess.run([sys.executable, "-m", "tfnas.bin.search",
+                             "--config=configs/spos_cifar10.py:quick",
+                             f"--workdir={tmp_path / 'w'}", "--config.score=top1", *v],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+          for v in ((), ("--verbosity=1",))}
   quiet, loud = runs[()], runs[("--verbosity=1",)]
-  assert quiet.returncode == loud.returncode == 0, (quiet.stderr[-2000:], loud.stderr[-2000:])
-  assert quiet.stdout == loud.stdout and "macs=" in quiet.stdout
+  assert quiet.returncode == loud.returncode == 2, (quiet.stderr[-2000:], loud.stderr[-2000:])
+  assert quiet.stderr.splitlines()[-1] == loud.stderr.splitlines()[-1] == (
+      "error: score 'top1' is not one of accuracy, loss (what evolution maximizes: minus the "
+      "validation loss, or top-1)")
   assert "cpu_feature_guard" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr
   assert "cpu_feature_guard" in loud.stderr or "absl::InitializeLog" in loud.stderr
+  assert not (tmp_path / "w").exists()
+  # Params and MACs of an arch come from the spec alone: no TensorFlow, no log lines.
+  spaces = subprocess.run([sys.executable, "-m", "tfnas.bin.spaces", "nasbench_macro",
+                           "12012012", "--verbosity=1"], cwd=ROOT, capture_output=True,
+                          text=True, env=env)
+  assert spaces.returncode == 0 and "macs=67092992" in spaces.stdout, spaces.stderr[-2000:]
+  assert "cpu_feature_guard" not in spaces.stderr

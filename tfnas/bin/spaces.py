@@ -31,8 +31,7 @@ _LATENCY = flags.DEFINE_string("latency_model", None, "Also print the predicted 
 
 
 def main(argv):
-  from tfnas.spaces import costs, get_space, list_spaces, total
-  from tfnas.spaces import resolve_arch
+  from tfnas.spaces import costs, get_space, list_spaces, resolve_arch, total
   args = argv[1:]
   if not args:
     for name in list_spaces():
