@@ -25,6 +25,7 @@ def space():
 
 @pytest.fixture(scope="module")
 def net(space):
+  keras.utils.set_random_seed(0)  # the same weights whatever ran before in this worker
   return SPOSSupernet(space)
 
 
@@ -187,7 +188,8 @@ def test_inherited_child_reproduces_the_supernet_path(space, net):
     want = net(x, ops=ops, chans=chans, bn_mode="eval").numpy()
     child = net.inherit_child(arch)
     got = child(x, training=False).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # float32 over 20 blocks summed in two orders (see the next test): 1e-4.
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert child.count_params() == total(space, arch).params  # the sampled widths, not the max
 
 
@@ -202,6 +204,7 @@ def test_step_gives_each_path_the_childs_gradients(space, form):
   code."""
   if form == "traced":
     space = _first_blocks(space, 6)
+  keras.utils.set_random_seed(0)  # seeded weights: the same check every run
   net = SPOSSupernet(space)
   x = tf.random.stateless_normal((4, 32, 32, 3), [3, 1])
   y = tf.one_hot([0, 1, 2, 3], space.head.num_classes)
@@ -252,7 +255,12 @@ def test_step_gives_each_path_the_childs_gradients(space, form):
 @pytest.mark.parametrize("name,resolution", [("proxyless_cifar", 32), ("fbnet_cifar", 32),
                                              ("spos_shufflenet", 64)])
 def test_same_machinery_serves_other_spaces(name, resolution):
-  """Op choices only ('zero' ops, fixed blocks, grouped convs + shuffle), or the paper's space."""
+  """Op choices only ('zero' ops, fixed blocks, grouped convs + shuffle), or the paper's space.
+  Seeded weights; float32 tolerance 1e-4: the supernet's sliced `tf.nn` convs and the
+  child's Keras layers sum in another order, and over fbnet_cifar's 22 blocks that once
+  reached 1.1e-5 on logits of 0.1 (an unseeded run failed atol 1e-5 by 1 %); a wrong slice
+  or BN statistic is off by 1e-2 or more."""
+  keras.utils.set_random_seed(0)
   space = get_space(name, resolution=resolution, width=0.25)
   net = SPOSSupernet(space)
   arch = Arch.create(space, space.reference("largest")) if not space.has_channel_choices else \
@@ -263,7 +271,7 @@ def test_same_machinery_serves_other_spaces(name, resolution):
                                                                   bn_mode="calib"))
   want = net(x, ops=ops, chans=chans, bn_mode="eval").numpy()
   np.testing.assert_allclose(net.inherit_child(arch)(x, training=False).numpy(), want,
-                             rtol=1e-5, atol=1e-5)
+                             rtol=1e-4, atol=1e-4)
 
 
 def test_shared_expansion_widths_are_slices_of_the_widest():
@@ -275,6 +283,7 @@ def test_shared_expansion_widths_are_slices_of_the_widest():
   # The first 6 blocks of proxyless_cifar (every op kind, a stride-2 block): the whole
   # 21-block supernet built twice took 47 s for the same checks.
   space = _first_blocks(get_space("proxyless_cifar", resolution=32, width=0.25), 6)
+  keras.utils.set_random_seed(0)
   shared, plain = SPOSSupernet(space, share_expansion=True), SPOSSupernet(space)
   size = lambda net: sum(int(np.prod(v.shape)) for v in net.weights)
   assert size(shared) < size(plain)
@@ -291,7 +300,7 @@ def test_shared_expansion_widths_are_slices_of_the_widest():
     shared.recalibrate([x], ops, chans)
     want = shared(x, ops=ops, chans=chans, bn_mode="eval").numpy()
     child = shared.inherit_child(arch)
-    np.testing.assert_allclose(child(x, training=False).numpy(), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(child(x, training=False).numpy(), want, rtol=1e-4, atol=1e-4)
     assert child.count_params() == total(space, arch).params
   # One SGD step on a net whose block 1 is the narrow expansion: only its slice moves.
   narrow = min((k for k in range(len(block.ops)) if names[block.ops[k].name] ==
