@@ -192,9 +192,9 @@ def searches(search, gt, limits_pct, seeds, log, scores=("loss",)):
              "evolution_seconds": evo_seconds,
              "random_seconds": time.time() - t0}
       for name, result in (("evolution", evo), ("random", rand)):
-        genes, score = result["top"][0]
+        genes, value = result["top"][0]
         arch = search.arch_of(genes)
-        row[name] = {"supernet_score": score, "supernet_accuracy":
+        row[name] = {"supernet_score": value, "supernet_accuracy":
                      search.evals[arch.key()]["accuracy"], "supernet_loss":
                      search.evals[arch.key()]["loss"], **gt.standing(arch, feasible_mask)}
       out.append(row)
