@@ -161,7 +161,7 @@ def searches(search, gt, limits_pct, seeds, log, scores=("loss",)):
   scores, every one records both)."""
   import numpy as np
 
-  from tfnas.search.evolution import Evolution, EvolutionOptions, random_search
+  from tfnas.evolution import Evolution, EvolutionOptions, random_search
   from tfnas.search.spos import parse_constraints
   c = search.config
   out = []

@@ -145,7 +145,7 @@ def part_step(args):
 
 def part_search(args):
   from tfnas.search import spos
-  from tfnas.search.evolution import Evolution, EvolutionOptions, random_search
+  from tfnas.evolution import Evolution, EvolutionOptions, random_search
   from tfnas.runtime import supernet_graphs
   config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
   full_steps = config.steps
@@ -235,7 +235,7 @@ def part_cost(args):
   import numpy as np
 
   from tfnas.search import spos
-  from tfnas.search.evolution import random_genes
+  from tfnas.evolution import random_genes
   from tfnas.runtime import supernet_graphs
   config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
   config.dataset = f"folder:{args.data}"
@@ -300,7 +300,7 @@ def _train_step_seconds(search, batch, n=20):
   """Median time of the supernet training step (random archs, real pipeline)."""
   import numpy as np
 
-  from tfnas.search.evolution import random_genes
+  from tfnas.evolution import random_genes
   from tfnas.runtime import supernet_graphs
   step_fn = search.train_step_fn()
   train = iter(search.data.train.repeat())

@@ -359,6 +359,8 @@ def test_precision_search_scores_real_files_and_resumes(setup, tmp_path):
   resumed = more.run(str(state), log=lambda *a: None)
   assert [h["generation"] for h in resumed["history"]] == [0, 1, 2]
   assert resumed["history"][:2] == result["history"]
+  rows = [json.loads(l) for l in open(str(state) + ".rows.jsonl")]  # each measured once
+  assert len(rows) == len(resumed["all"]) == len({tuple(r["genes"]) for r in rows})
   fresh = ps.PrecisionSearch(model, images, labels, calib,
                              ps.SearchOptions(**{**vars(opts), "generations": 3}))
   straight = fresh.run(None, log=lambda *a: None)

@@ -1,5 +1,5 @@
-"""Single Path One-Shot: sampling, sliced channels, BN recalibration, inherited child,
-evolution (the search binary end to end is in test_spos_bin.py)."""
+"""Single Path One-Shot: sampling, sliced channels, BN recalibration, inherited child (the
+evolution engine is in test_evolution.py, the search binary end to end in test_spos_bin.py)."""
 
 
 import keras
@@ -13,7 +13,7 @@ from tfnas.errors import TfnasError
 from tfnas.layers.sliced import SlicedBN, SlicedConv
 from tfnas.models.spos import SPOSSupernet, expansion_groups
 from tfnas.search import spos
-from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
+from tfnas.evolution import random_genes
 from tfnas.spaces import Arch, get_space, total
 from tfnas.runtime import supernet_graphs
 
@@ -338,45 +338,6 @@ def test_sliced_bn_rejects_unknown_mode():
   bn = SlicedBN(name="x_bn")
   with pytest.raises(ValueError, match="unknown BN mode"):
     bn(tf.zeros((1, 2, 2, 4)), mode="training")
-
-
-def _toy_problem():
-  # 12 genes of 3 choices; score rewards choice 2, constraint: at most 6 genes at choice 2.
-  choices = [3] * 12
-  feasible = lambda g: sum(x == 2 for x in g) <= 6
-  calls = []
-
-  def evaluate(g):
-    calls.append(g)
-    return sum(g) / 24 + 0.001 * g[0]
-  return choices, feasible, evaluate, calls
-
-
-def test_evolution_meets_constraints_finds_the_optimum_and_resumes(tmp_path):
-  choices, feasible, evaluate, calls = _toy_problem()
-  opts = EvolutionOptions(population=10, generations=6, top_k=4, crossovers=4, mutations=4,
-                          mutation_prob=0.2, seed=1)
-  full = Evolution(choices, feasible, evaluate, opts).run(log=lambda *a: None)
-  assert all(feasible(g) for g in calls)  # constraints checked before every evaluation
-  assert len(calls) == len(set(calls)) == full["evaluations"]
-  best_genes, best = full["top"][0]
-  assert sum(x == 2 for x in best_genes) == 6 and best >= 0.7
-  assert full["history"][-1]["best_score"] >= full["history"][0]["best_score"]
-  # Killed after 3 generations, resumed: the same result as uninterrupted.
-  state = tmp_path / "evo.json"
-  Evolution(choices, feasible, evaluate, EvolutionOptions(**{**opts.__dict__, "generations": 3})
-            ).run(str(state), log=lambda *a: None)
-  resumed = Evolution(choices, feasible, evaluate, opts).run(str(state), log=lambda *a: None)
-  assert resumed["top"] == full["top"] and resumed["evaluations"] == full["evaluations"]
-  # Random search with the same budget: feasible, distinct, and resumable.
-  calls.clear()
-  rand = random_search(choices, feasible, evaluate, full["evaluations"], 1, 10,
-                       str(tmp_path / "rand.json"), log=lambda *a: None)
-  assert rand["evaluations"] == full["evaluations"] and all(feasible(g) for g in calls)
-  again = random_search(choices, feasible, evaluate, full["evaluations"], 1, 10,
-                        str(tmp_path / "rand.json"), log=lambda *a: None)
-  assert again["top"] == rand["top"]
-  assert best >= rand["top"][0][1]
 
 
 def test_strict_fair_paths_hold_every_op_of_every_block_once():

@@ -3,8 +3,9 @@
 Every conv/dense layer of a trained child chooses int8, int4 weights (conv and
 dense only) or float32. Candidates are scored on the actually quantized `.tflite`
 (litert-quantizer, one shared calibration): top-1 on held-out validation images
-run through LiteRT, file size, and host latency. Evolution follows SPOS
-Algorithm 1 (population, top-k parents, crossover + mutation), with hard limits on
+run through LiteRT, file size, and host latency. Evolution is SPOS Algorithm 1
+(population, top-k parents, crossover + mutation) on `tfnas.evolution`, the engine the
+architecture search runs, with hard limits on
 size (checked before evaluation from the weights' bit widths) and on measured
 latency; every evaluated candidate is cached and kept, and the Pareto front of
 (size, latency, accuracy) is reported next to uniform float32 and uniform int8.
@@ -13,15 +14,15 @@ latency; every evaluated candidate is cached and kept, and the Pareto front of
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
 import numpy as np
 
 from tfnas.errors import TfnasError
+from tfnas.evolution import Evolution, EvolutionOptions
 from tfnas.export.recipe import Recipe, quantizable_layers
-from tfnas.io import atomic_write_bytes, atomic_write_json
+from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
 
 CHOICES = ("int8", "int4", "float32")
 _BITS = {"int8": 8, "int4": 4, "float32": 32}
@@ -77,7 +78,7 @@ class PrecisionSearch:
     self.float_tflite = quantize.convert(model, "float32")
     self.quantizer = quantize.RecipeQuantizer(self.float_tflite, self.names, calibration)
     self.cache: dict[tuple, dict] = {}
-    self.rng = np.random.default_rng(opts.seed)
+    self._rows_path = None  # run() sets it: every measured row is appended there
 
   def recipe(self, genes: tuple) -> Recipe:
     """The `Recipe` a genome encodes (one of `CHOICES` per quantizable layer, int8 the
@@ -136,6 +137,8 @@ class PrecisionSearch:
            "delegate_partitions": info["delegate_partitions"], "tag": tag,
            "feasible": self._feasible_after(len(data), stats.median_ms)}
     self.cache[genes] = self.cache[asked] = row
+    if self._rows_path:
+      append_jsonl(self._rows_path, [row])
     return row
 
   def rows(self) -> list[dict]:
@@ -147,89 +150,80 @@ class PrecisionSearch:
     return ((o.size_limit_bytes is None or size <= o.size_limit_bytes) and
             (o.latency_limit_ms is None or latency <= o.latency_limit_ms))
 
-  def _random(self) -> tuple:
+  def _names(self, genes) -> tuple:
+    """Choice names of a genome of indices into each layer's allowed choices."""
+    return tuple(a[int(i)] for a, i in zip(self.allowed, genes))
+
+  def _indices(self, names) -> tuple:
+    return tuple(a.index(c) for a, c in zip(self.allowed, names))
+
+  def _random(self, rng) -> tuple:
     """Uniform per layer; an over-size draw is repaired (largest float layers to int8,
-    then largest int8 layers to int4) until it meets the size limit."""
-    genes = [a[self.rng.integers(len(a))] for a in self.allowed]
+    then largest int8 layers to int4) until it meets the size limit. Returns indices."""
+    genes = [a[rng.integers(len(a))] for a in self.allowed]
     by_size = sorted(range(len(genes)), key=lambda i: -self.params[self.names[i]])
     for src, dst in (("float32", "int8"), ("int8", "int4")):
       for i in by_size:
         if self.feasible_before(tuple(genes)):
-          return tuple(genes)
+          return self._indices(genes)
         if genes[i] == src and dst in self.allowed[i]:
           genes[i] = dst
     if not self.feasible_before(tuple(genes)):
       raise TfnasError(f"size_limit_bytes {self.opts.size_limit_bytes} is below the smallest "
                        f"recipe (int4 wherever possible: about "
                        f"{self.estimated_bytes(self._smallest()):.0f} bytes)")
-    return tuple(genes)
+    return self._indices(genes)
 
   def _smallest(self) -> tuple:
     return tuple("int4" if "int4" in a else "int8" for a in self.allowed)
 
-  def _mutate(self, genes: tuple) -> tuple:
-    out = list(genes)
-    for i, a in enumerate(self.allowed):
-      if self.rng.random() < self.opts.mutation_prob:
-        out[i] = a[self.rng.integers(len(a))]
-    return tuple(out)
-
-  def _crossover(self, a: tuple, b: tuple) -> tuple:
-    return tuple(x if self.rng.random() < 0.5 else y for x, y in zip(a, b))
-
-  def _children(self, parents: list[tuple], n: int, make) -> list[tuple]:
-    out, tries = [], 0
-    while len(out) < n and tries < 50 * n:
-      tries += 1
-      if len(parents) == 0:
-        break
-      genes = make(parents)
-      if self.feasible_before(genes) and genes not in out:
-        out.append(genes)
-    return out
-
   def run(self, state_path: str | None = None, log=print) -> dict:
-    """Evolution; with `state_path` the evaluated candidates are saved each generation
-    and a rerun resumes from them."""
+    """SPOS Algorithm 1 over one gene per layer, on `tfnas.evolution.Evolution` (the
+    architecture search's engine): the size limit is a hard constraint before
+    evaluation; parents are ranked feasible first (the latency limit, measured), then by
+    accuracy, then by smaller size; half of each next population are crossovers, half
+    mutations. With `state_path` every evaluated candidate is appended to
+    `<state_path>.rows.jsonl` as it is measured and the evolution state is saved each
+    generation: a rerun resumes without measuring anything twice.
+
+    Returns:
+      {"layers", "options", "baselines" (uniform float32 and int8), "best" (the most
+      accurate feasible candidate, or None), "pareto_front", "dominates_both_uniform",
+      "history", "evaluated", "seconds", "all" (every candidate's row)}.
+    """
     o = self.opts
-    history, start = [], time.time()
-    if state_path and os.path.exists(state_path):
-      saved = json.load(open(state_path))
-      for row in saved["evaluated"]:
-        self.cache[tuple(row["genes"])] = row
-      history = saved["history"]
+    start = time.time()
+    self._rows_path = state_path + ".rows.jsonl" if state_path else None
+    if self._rows_path:
+      for row in read_jsonl(self._rows_path, "precision search rows"):
+        self.cache[tuple(row["genes"])] = self.cache[tuple(row["requested"])] = row
     baselines = {"float32": self.evaluate(tuple("float32" for _ in self.names), "uniform"),
                  "int8": self.evaluate(tuple("int8" for _ in self.names), "uniform")}
-    # One random stream per generation: a resumed search continues exactly as an
-    # uninterrupted one would.
-    self.rng = np.random.default_rng([o.seed, 0])
-    population = [tuple(g) for g in history[-1]["next"]] if history else \
-        [self._random() for _ in range(o.population)]
-    for gen in range(len(history), o.generations):
-      self.rng = np.random.default_rng([o.seed, gen + 1])
-      for genes in population:
-        self.evaluate(genes, f"gen{gen}")
-      ranked = sorted((r for r in self.rows() if r["feasible"]),
-                      key=lambda r: (-r["accuracy"], r["size_bytes"]))
-      parents = [tuple(r["genes"]) for r in ranked[:o.top_k]]
-      best = ranked[0] if ranked else None
-      record = {"generation": gen, "population": [list(g) for g in population],
-                "best_accuracy": best["accuracy"] if best else None,
-                "best_size_bytes": best["size_bytes"] if best else None,
-                "evaluated": len(self.rows())}
-      history.append(record)
-      log(f"[precision] generation {gen + 1}/{o.generations}: best feasible accuracy "
-          f"{best['accuracy'] if best else float('nan'):.4f}, {history[-1]['evaluated']} evaluated")
-      pick = lambda ps: ps[self.rng.integers(len(ps))]
-      half = o.population // 2
-      population = (self._children(parents, half, lambda ps: self._crossover(pick(ps), pick(ps)))
-                    + self._children(parents, o.population - half,
-                                     lambda ps: self._mutate(pick(ps))))
-      while len(population) < o.population:
-        population.append(self._random())
-      record["next"] = [list(g) for g in population]
-      if state_path:
-        atomic_write_json(state_path, {"evaluated": self.rows(), "history": history})
+
+    def evaluate(genes):
+      return self.evaluate(self._names(genes), "search")["accuracy"]
+
+    def rank_key(genes, accuracy):
+      row = self.cache[self._names(genes)]
+      return (row["feasible"], accuracy, -row["size_bytes"])
+
+    half = o.population // 2
+    engine = Evolution(
+        [len(a) for a in self.allowed], lambda g: self.feasible_before(self._names(g)),
+        evaluate, EvolutionOptions(o.population, o.generations, o.top_k, half,
+                                   o.population - half, o.mutation_prob, o.seed),
+        f"size limit {o.size_limit_bytes} bytes", sample=self._random, rank_key=rank_key)
+    known = {self._indices(r["requested"]): r["accuracy"] for r in baselines.values()}
+    evo = engine.run(state_path, log, "precision", known=known)
+    history = []
+    for h in evo["history"]:
+      best = self.cache[self._names(h["best"])]
+      history.append({"generation": h["generation"],
+                      "population": [list(self._names(g)) for g in h["population"]],
+                      "best_accuracy": best["accuracy"] if best["feasible"] else None,
+                      "best_size_bytes": best["size_bytes"] if best["feasible"] else None,
+                      "evaluated": h["evaluated"],
+                      "next": [list(self._names(g)) for g in h["next"]]})
     evaluated = self.rows()
     front = pareto_front(evaluated)
     feasible = sorted((r for r in evaluated if r["feasible"]),

@@ -53,7 +53,7 @@ from tfnas.runtime import make_optimizer, supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
 from tfnas.search import runner
 from tfnas.search import workdir as workdir_lib
-from tfnas.search.evolution import Evolution, EvolutionOptions, random_genes, random_search
+from tfnas.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, groundtruth, parse_arch, total
 
 METRICS = ("latency_ms", "macs_m", "params_m")

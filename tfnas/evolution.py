@@ -1,4 +1,6 @@
-"""Evolutionary search (SPOS Algorithm 1) and the random-search baseline.
+"""Evolutionary search (SPOS Algorithm 1) and the random-search baseline: the one engine
+of the architecture search (`tfnas.search.spos`) and the per-layer precision search
+(`tfnas.export.precision_search`).
 
 Genomes are tuples of ints, gene i taking values 0..choices[i]-1. Constraints are
 checked before evaluation (`feasible(genes)`), hard: an infeasible genome is never
@@ -8,7 +10,9 @@ evaluated so far, and makes the next population from `crossovers` crossovers
 gene of a random top-k parent resampled with `mutation_prob`), new genomes only,
 topped up with random feasible ones. One random stream per generation and the state
 saved after every generation, so a killed search resumes and ends exactly as an
-uninterrupted one would.
+uninterrupted one would. A search whose random genomes are not uniform (the precision
+search repairs an over-size draw) passes its own `sample`; one that ranks by more than
+the score (feasibility measured after evaluation, a tie-break) passes `rank_key`.
 """
 
 from __future__ import annotations
@@ -68,19 +72,40 @@ class Evolution:
   """Algorithm 1 over `choices` with `feasible` and `evaluate` (higher is better).
 
   Example:
-    >>> evo = Evolution([4] * 20, feasible=lambda g: sum(g) < 40, evaluate=score)
+    >>> evo = Evolution([4] * 20, feasible=lambda g: sum(g) < 40, evaluate=score,
+    ...                 opts=EvolutionOptions(population=16, generations=4))
     >>> result = evo.run(state_path="evo.json")
+
+  Args:
+    choices: Number of values of each gene.
+    feasible: The hard constraints, checked before evaluation (every genome evaluated,
+      made or sampled, meets them).
+    evaluate: A genome's score, higher is better (called once per genome).
+    opts: `EvolutionOptions`.
+    what: The constraints in words, for the error when none can be met.
+    sample: `sample(rng) -> genes`, a random feasible genome (default: uniform over the
+      feasible ones by rejection).
+    rank_key: `rank_key(genes, score)`, what parents are chosen by, higher first
+      (default: the score; ties keep evaluation order).
   """
 
   def __init__(self, choices: Sequence[int], feasible: Callable[[Genes], bool],
                evaluate: Callable[[Genes], float], opts: EvolutionOptions,
-               what: str = "constraints"):
+               what: str = "constraints",
+               sample: Callable[[np.random.Generator], Genes] | None = None,
+               rank_key: Callable[[Genes, float], object] | None = None):
     opts.check()
     self.choices, self.feasible, self.evaluate = list(choices), feasible, evaluate
     self.opts, self.what = opts, what
+    self.sample, self.rank_key = sample, rank_key or (lambda genes, score: score)
 
   def _random(self, rng) -> Genes:
+    if self.sample is not None:
+      return tuple(self.sample(rng))
     return random_genes(rng, self.choices, self.feasible, self.opts.max_tries, self.what)
+
+  def _ranked(self, scores: dict) -> list:
+    return sorted(scores, key=lambda g: self.rank_key(g, scores[g]), reverse=True)
 
   def _children(self, rng, parents, n, make, seen, out):
     made, tries = 0, 0
@@ -101,12 +126,35 @@ class Evolution:
     return tuple(int(rng.integers(n)) if rng.random() < self.opts.mutation_prob else g
                  for g, n in zip(a, self.choices))
 
-  def run(self, state_path: str | None = None, log=print, tag: str = "evolution") -> dict:
-    """Runs (or resumes) the search; returns history, top-k and every evaluated genome."""
+  def run(self, state_path: str | None = None, log=print, tag: str = "evolution",
+          known: dict | None = None) -> dict:
+    """Runs (or resumes) the search.
+
+    Args:
+      state_path: JSON file of the search state, written after every generation; when
+        it exists the search resumes from it.
+      log: Called with one line per generation.
+      tag: The line's prefix.
+      known: Genomes already evaluated, with their scores (e.g. baselines): parents like
+        any other, never evaluated again.
+
+    Returns:
+      {"history": one record per generation (population, best, best_score, evaluated,
+      next), "top": the top-k (genes, score), "scores": every evaluated genome's score,
+      "evaluations": their number}.
+
+    Raises:
+      TfnasError: the state file is not an evolution state, or no genome meets the
+        constraints.
+    """
     o = self.opts
     state = read_json(state_path, "search state") if state_path and os.path.exists(
         state_path) else {"history": [], "scores": []}
-    scores: dict[Genes, float] = {tuple(g): s for g, s in state["scores"]}
+    if not isinstance(state, dict) or not {"history", "scores"} <= set(state):
+      raise TfnasError(f"search state {state_path!r} is not an evolution state (expected "
+                       "{\"history\": [...], \"scores\": [...]}); delete it to start over")
+    scores: dict[Genes, float] = {tuple(g): float(s) for g, s in (known or {}).items()}
+    scores.update({tuple(g): s for g, s in state["scores"]})
     history = state["history"]
     if history:
       population = [tuple(g) for g in history[-1]["next"]]
@@ -127,8 +175,7 @@ class Evolution:
           raise AssertionError(f"infeasible genome {g} reached evaluation")
         if g not in scores:
           scores[g] = float(self.evaluate(g))
-      ranked = sorted(scores, key=lambda g: -scores[g])
-      parents = ranked[:o.top_k]
+      parents = self._ranked(scores)[:o.top_k]
       nxt: list[Genes] = []
       self._children(rng, parents, o.crossovers, self._crossover, scores, nxt)
       self._children(rng, parents, o.mutations, self._mutate, scores, nxt)
@@ -147,7 +194,7 @@ class Evolution:
       if state_path:
         atomic_write_json(state_path, {"history": history,
                                        "scores": [[list(g), s] for g, s in scores.items()]})
-    ranked = sorted(scores, key=lambda g: -scores[g])
+    ranked = self._ranked(scores)
     return {"history": history, "top": [(g, scores[g]) for g in ranked[:o.top_k]],
             "scores": scores, "evaluations": len(scores)}
 
