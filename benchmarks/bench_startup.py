@@ -46,11 +46,10 @@ def one_run(args, root) -> dict:
            "--config=configs/proxyless_cifar10.py:quick", f"--config.space={args.space}",
            f"--config.width={args.width}", f"--config.{field}={args.target}",
            "--config.warmup_steps=1", *common]
-    prefix = "step "
   else:
     cmd = [sys.executable, "-m", "tfnas.bin.search", "--config=configs/spos_cifar10.py:quick",
            *common]
-    prefix = "[supernet] step "
+  prefix = "[supernet] step "  # both searches log through tfnas.search.runner.step_loop
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
   t0 = time.time()
   proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -8,24 +8,15 @@ For the Pixel-1 target (the published table is for 224 px input):
       --config.target=80
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _base():
-  """The CIFAR-10 config next to this file (loaded by path: configs/ is not a package)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxyless_cifar10.py")
-  spec = importlib.util.spec_from_file_location("proxyless_cifar10", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+from tfnas import configs as common
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: "" (full) or "quick"."""
-  c = _base()
+  common.check_variant(arg)
+  c = common.load_sibling(__file__, "proxyless_cifar10")
   c.space = "proxyless_mobile"
   c.resolution = 160
   c.num_classes = 10
@@ -46,6 +37,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.target = 40.0
     c.log_every = 10
     c.checkpoint_every = 30
-  elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")
   return c

@@ -10,38 +10,26 @@ Several searches on one supernet (three budgets), with a measured latency model:
 
 import ml_collections
 
+from tfnas import configs as common
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: "" (full) or "quick"."""
-  c = ml_collections.ConfigDict()
-  c.method = "spos"
-  c.space = "spos_cifar"
-  c.resolution = 32
-  c.width = 1.0
-  c.num_classes = 10
-  c.dataset = "tfds:cifar10"
-  c.data_dir = ml_collections.config_dict.placeholder(str)
-  c.augment = "cifar"
-  c.bad_images = "skip"  # unreadable image files: "skip" (warned, by name) or "error"
-  c.val_size = 5000
-  c.train_limit = ml_collections.config_dict.placeholder(int)
-  c.test_limit = ml_collections.config_dict.placeholder(int)
-  c.cache = True
-  c.batch_size = 128
-  c.eval_batch_size = 250
-  # Supernet training (uniform single-path sampling).
-  c.steps = 40000
+  common.check_variant(arg)
   # Written at batch 256 (scaled by batch_size / 256), cosine to 0, no warm-up, no clipping,
   # no label smoothing, L2 3e-4: the recipe of a public CIFAR-10 SPOS supernet that learns
   # (batch 96, lr 0.025 per step), with the lr raised. Measured here (BENCHMARKS.md, SPOS
   # sixth round): at 0.2 (0.075 per step at batch 96) the supernet takes off after ~600
   # steps and reaches 2.06 / 22 % training loss / accuracy by 1,500; at the public 0.0667 it
   # was still at chance at 1,000. (The paper's 0.5 at batch 1024 is 0.125 here.)
-  c.lr = 0.2
-  c.warmup_fraction = 0.0
-  c.clip_norm = 0.0  # clip the gradient's global norm (0: off)
-  c.momentum = 0.9
-  c.weight_decay = 3e-4
+  c = common.base(dataset="tfds:cifar10", resolution=32, batch_size=128, lr=0.2,
+                  weight_decay=3e-4, log_every=200)
+  c.method = "spos"
+  c.space = "spos_cifar"
+  c.width = 1.0
+  c.eval_batch_size = 250
+  # Supernet training (uniform single-path sampling).
+  c.steps = 40000
   c.label_smoothing = 0.0
   # Sample ops only, every block at its own width (scale 1.0), for this fraction of the
   # steps; then ops and mid-channel scales uniform (the paper samples both from the start).
@@ -49,8 +37,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # where ops-only had taken off; switched on after 1,500 ops-only steps, channel search
   # kept learning (BENCHMARKS.md). 0 for the paper's sampling.
   c.channel_warmup_fraction = 0.05
-  c.dropout = 0.0
-  c.bn_momentum = 0.9
   # Channel search of MBConv/IRF spaces (e.g. --config.space=proxyless_cifar): ops that
   # differ only in expansion ratio (k3_e3, k3_e6) share one kernel at the widest expansion,
   # each using its leading slice. No effect on ShuffleNet spaces (their mid-channel scales
@@ -106,10 +92,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.score = "loss"
   c.report_top = 5
   c.measure_host = True
-  c.seed = 0
-  c.strategy = "default"
-  c.logical_cpus = 0
-  c.log_every = 200
   c.checkpoint_every = 1000
   if arg == "quick":
     c.width = 0.5
@@ -128,6 +110,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.val_images = 500
     c.log_every = 50
     c.checkpoint_every = 200
-  elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")
   return c

@@ -5,24 +5,15 @@ Run (quick):
       --config.dataset=folder:../shared/data/imagenette2-160.tgz
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _base():
-  """The CIFAR-10 config next to this file (loaded by path: configs/ is not a package)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spos_cifar10.py")
-  spec = importlib.util.spec_from_file_location("spos_cifar10", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+from tfnas import configs as common
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: "" (full) or "quick"."""
-  c = _base()
+  common.check_variant(arg)
+  c = common.load_sibling(__file__, "spos_cifar10")
   c.space = "spos_shufflenet"
   c.resolution = 160
   c.num_classes = 10
@@ -53,6 +44,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.val_images = 200
     c.log_every = 25
     c.checkpoint_every = 100
-  elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")
   return c

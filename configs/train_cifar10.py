@@ -11,39 +11,24 @@ Full:
 
 import ml_collections
 
+from tfnas import configs as common
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: "" for the full run, "quick" for a few-minute run."""
-  c = ml_collections.ConfigDict()
+  common.check_variant(arg)
+  # lr at batch 256, scaled linearly with batch_size.
+  c = common.base(dataset="tfds:cifar10", resolution=32, batch_size=128, lr=0.2,
+                  weight_decay=5e-4, log_every=50)
   c.space = "proxyless_cifar"
   c.arch = "all_k3_e3"  # a reference name, canonical string, or a path to arch.json
-  c.resolution = 32
   c.width = 1.0
-  c.num_classes = 10
-  c.dataset = "tfds:cifar10"  # or folder:<tree or .tar.gz>
-  c.data_dir = ml_collections.config_dict.placeholder(str)
-  c.augment = "cifar"
-  c.bad_images = "skip"  # unreadable image files: "skip" (warned, by name) or "error"
-  c.val_size = 5000
-  c.train_limit = ml_collections.config_dict.placeholder(int)
-  c.test_limit = ml_collections.config_dict.placeholder(int)
-  c.cache = True
-  c.batch_size = 128
+  c.warmup_fraction = 0.02
+  c.label_smoothing = 0.1
   c.epochs = 200
   c.steps_per_epoch = ml_collections.config_dict.placeholder(int)
-  c.lr = 0.2  # at batch 256; scaled linearly with batch_size
-  c.warmup_fraction = 0.02
-  c.momentum = 0.9
-  c.weight_decay = 5e-4
-  c.label_smoothing = 0.1
-  c.dropout = 0.0
-  c.bn_momentum = 0.9
   c.init_weights = ml_collections.config_dict.placeholder(str)  # fine-tune from these
-  c.seed = 0
-  c.strategy = "default"  # or "mirrored"
-  c.logical_cpus = 0  # >0: split the CPU into this many devices (testing multi-replica)
   c.backup_steps = 0  # 0: back up at the end of every epoch; N: every N steps
-  c.log_every = 50
   c.verbose = 2
   if arg == "quick":
     c.width = 0.5
@@ -54,6 +39,4 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.lr = 0.4
     c.warmup_fraction = 0.1
     c.weight_decay = 1e-4
-  elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; expected '' or 'quick'")
   return c

@@ -1,6 +1,7 @@
 """The search binary end to end on tiny real CIFAR-10 data (ProxylessNAS, two-path)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -40,6 +41,10 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   assert measured["of"] == "child.tflite (float32)" and measured["on"].startswith("host LiteRT")
   assert f"measured_host={measured['value']:.3f} ms" in second.stdout
   assert final["ground_truth"] is None  # width 0.25 is not the benchmark's network
+  assert (workdir / "arch.png").stat().st_size > 5000  # the pictures of the search
+  assert (workdir / "alpha_history.png").stat().st_size > 5000
+  from tfnas.workdir import Workdir  # every file the search left is one Workdir describes
+  assert [Workdir(workdir, "search").file(n) for n in os.listdir(workdir)]
 
 
 def test_search_bad_config(tmp_path):

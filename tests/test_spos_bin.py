@@ -68,6 +68,9 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
     assert g["of"] == int(np.sum(gt.macs / 1e6 <= limit)) and 1 <= g["rank"] <= g["of"]
     assert g["gap"] == pytest.approx(g["best_accuracy"] - g["accuracy"]) and g["gap"] >= 0
   assert "ground truth (nasbench_macro)" in r.stdout
+  assert (workdir / "arch.png").stat().st_size > 5000  # the found arch's picture
+  from tfnas.workdir import Workdir  # every file the search left is one Workdir describes
+  assert [Workdir(workdir, "search").file(n) for n in os.listdir(workdir)]
   results = json.load(open(workdir / "search_results.json"))
   for s, limit in zip(results, (45, 55)):  # every evaluated candidate met its limit
     assert all(c["macs_m"] <= limit for c in s["all"] + s["all_random"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -168,7 +169,8 @@ class Evolution:
           seen.add(g)
         elif len(seen) >= o.population * 50:
           break
-    for gen in range(len(history), o.generations):
+    first, t0 = len(history), time.time()
+    for gen in range(first, o.generations):
       rng = np.random.default_rng([o.seed, gen + 1])
       for g in population:
         if not self.feasible(g):  # cannot happen: every genome is checked before
@@ -188,8 +190,10 @@ class Evolution:
       history.append({"generation": gen, "population": [list(g) for g in population],
                       "best": list(parents[0]), "best_score": scores[parents[0]],
                       "evaluated": len(scores), "next": [list(g) for g in nxt]})
+      per_gen = (time.time() - t0) / (gen + 1 - first)
       log(f"[{tag}] generation {gen + 1}/{o.generations}: best {scores[parents[0]]:.4f}, "
-          f"{len(scores)} evaluated")
+          f"{len(scores)} evaluated ({per_gen:.0f} s/generation, ETA "
+          f"{per_gen * (o.generations - gen - 1):.0f} s)")
       population = nxt
       if state_path:
         atomic_write_json(state_path, {"history": history,
@@ -209,7 +213,7 @@ def random_search(choices: Sequence[int], feasible, evaluate, budget: int, seed:
   scores: dict[Genes, float] = {tuple(g): s for g, s in state["scores"]}
   order = [tuple(g) for g, _ in state["scores"]]
   rng = np.random.default_rng([seed, 7919, len(order)])
-  stale = 0
+  stale, first, t0 = 0, len(order), time.time()
   while len(order) < budget:
     g = random_genes(rng, choices, feasible, max_tries, what)
     if g in scores:
@@ -221,7 +225,9 @@ def random_search(choices: Sequence[int], feasible, evaluate, budget: int, seed:
     order.append(g)
     if state_path and (len(order) % chunk == 0 or len(order) == budget):
       atomic_write_json(state_path, {"scores": [[list(x), scores[x]] for x in order]})
-      log(f"[random] {len(order)}/{budget} evaluated, best {max(scores.values()):.4f}")
+      per = (time.time() - t0) / (len(order) - first)
+      log(f"[random] {len(order)}/{budget} evaluated, best {max(scores.values()):.4f} "
+          f"(ETA {per * (budget - len(order)):.0f} s)")
     if len(order) % chunk == 0:
       rng = np.random.default_rng([seed, 7919, len(order)])
   history, best = [], -np.inf

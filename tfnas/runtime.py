@@ -19,8 +19,8 @@ def make_strategy(config) -> tf.distribute.Strategy:
   the host CPU into that many logical devices first (to test multi-replica
   code on a laptop or CI); it must run before TensorFlow initializes devices.
   """
-  name = config.get("strategy", "default")
-  n_cpu = int(config.get("logical_cpus", 0) or 0)
+  name = config.strategy
+  n_cpu = int(config.logical_cpus or 0)
   if n_cpu:
     cpus = tf.config.list_physical_devices("CPU")
     try:
@@ -65,13 +65,13 @@ def make_optimizer(config, total_steps: int):
   global gradient norm.
   """
   lr = config.lr * config.batch_size / 256
-  warmup = int(total_steps * config.get("warmup_fraction", 0.0))
+  warmup = int(total_steps * config.warmup_fraction)
   # Linear warm-up from 0 then cosine decay to 0 (warm-up keeps large-lr SGD stable early).
   schedule = keras.optimizers.schedules.CosineDecay(
       0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
       warmup_target=lr if warmup else None, warmup_steps=warmup)
   opt = SGD(schedule, momentum=config.momentum, nesterov=True,
-            weight_decay=config.weight_decay, global_clipnorm=config.get("clip_norm") or None)
+            weight_decay=config.weight_decay, global_clipnorm=config.clip_norm or None)
   # No decay on BatchNorm parameters and biases (standard for mobile nets).
   opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
   return opt  # Keras' SGD update in fewer graph ops (tfnas.optimizers)
@@ -81,12 +81,12 @@ SUPERNET_STEPS = ("eager", "traced")
 
 
 def supernet_step(config) -> str:
-  """`config.supernet_step`, "eager" or "traced" ("traced" when the config has none).
+  """`config.supernet_step`, "eager" or "traced".
 
   Raises:
     TfnasError: any other value.
   """
-  value = config.get("supernet_step", "traced")
+  value = config.supernet_step
   if value not in SUPERNET_STEPS:
     raise TfnasError(f"supernet_step {value!r} is not one of {', '.join(SUPERNET_STEPS)}")
   return value

@@ -10,7 +10,6 @@ writes `arch.json`, `data.json`, `metrics.json`, `model.weights.h5` and a float
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -19,18 +18,18 @@ import ml_collections
 import tensorflow as tf
 
 from tfnas import data as data_lib
-from tfnas import workdir as workdir_lib
 from tfnas.errors import TfnasError
 from tfnas.export import tflite as tflite_lib
 from tfnas.io import atomic_path, atomic_write_json, read_json
 from tfnas.models import build_child
 from tfnas.runtime import make_optimizer, make_strategy
 from tfnas.spaces import get_space, parse_arch, resolve_arch
+from tfnas.workdir import Workdir
 
 
 def _steps(data, config):
   per_epoch = data.sizes["train"] // config.batch_size
-  if config.get("steps_per_epoch"):
+  if config.steps_per_epoch:
     per_epoch = min(per_epoch, config.steps_per_epoch)
   return per_epoch
 
@@ -102,46 +101,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   if not isinstance(config.epochs, int) or config.epochs < 1:
     raise TfnasError(f"epochs {config.epochs!r} must be an integer >= 1")
-  space = get_space(config.space, config.resolution, config.width, config.get("num_classes"))
+  space = get_space(config.space, config.resolution, config.width, config.num_classes)
   arch = resolve_arch(space, config.arch)
   arch_str = arch.to_string(space)
   ident = identity(space, arch_str, config)
-  workdir_lib.check(workdir, "train", ident)
+  wd = Workdir(workdir, "train")
+  wd.check(ident)
   strategy = make_strategy(config)
   keras.utils.set_random_seed(config.seed)
   data = data_lib.load_from_config(config)
   if data.num_classes != space.head.num_classes:
     space = get_space(config.space, config.resolution, config.width, data.num_classes)
     arch = parse_arch(space, arch.to_string(space))
-  os.makedirs(workdir, exist_ok=True)
-  workdir_lib.mark(workdir, "train", ident)
-  atomic_write_json(os.path.join(workdir, "arch.json"), arch.to_json(space))
-  atomic_write_json(os.path.join(workdir, "data.json"), {**data.info(), "dataset": config.dataset})
-  atomic_write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+  wd.start(ident, config, data)
+  wd.write_json("arch.json", arch.to_json(space))
 
   steps_per_epoch = _steps(data, config)
   total_steps = steps_per_epoch * config.epochs
   with strategy.scope():
     model = build_child(space, arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
-    if config.get("init_weights"):
+    if config.init_weights:
       _load_weights(model, config.init_weights)
     model.compile(
         optimizer=make_optimizer(config, total_steps),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                   label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    backup_dir = os.path.join(workdir, "backup")
+    backup_dir = wd.file("backup")
     step, history = StepBackup.restore(model, backup_dir, steps_per_epoch)
   one_hot = lambda x, y: (x, tf.one_hot(y, data.num_classes))
   train_ds = data.train.map(one_hot).repeat()
   callbacks = [
-      StepBackup(backup_dir, config.get("backup_steps") or 0, history),
-      keras.callbacks.TensorBoard(os.path.join(workdir, "tb"), update_freq=config.log_every),
+      StepBackup(backup_dir, config.backup_steps, history),
+      keras.callbacks.TensorBoard(wd.file("tb"), update_freq=config.log_every),
   ]
   val_ds = data.val.map(one_hot) if data.val is not None else None
   fit = lambda first, last, steps: model.fit(
       train_ds, initial_epoch=first, epochs=last, steps_per_epoch=steps, shuffle=False,
-      validation_data=val_ds, callbacks=callbacks, verbose=config.get("verbose", 2))
+      validation_data=val_ds, callbacks=callbacks, verbose=config.verbose)
   start = time.time()
   epoch, offset = divmod(step, steps_per_epoch)
   if step < total_steps and offset:  # killed mid-epoch: finish that epoch's steps only
@@ -151,9 +148,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     fit(epoch, config.epochs, steps_per_epoch)
   train_seconds = time.time() - start
   test_loss, test_acc = model.evaluate(data.test.map(one_hot), verbose=0)
-  with atomic_path(os.path.join(workdir, "model.weights.h5")) as tmp:
+  with atomic_path(wd.weights) as tmp:
     model.save_weights(tmp)
-  tflite_path = os.path.join(workdir, "model.tflite")
+  tflite_path = wd.file("model.tflite")
   tflite_lib.convert_float(model, tflite_path)
   epochs = sorted(history, key=int)
   metrics = {
@@ -165,7 +162,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "params": int(model.count_params()), "tflite_bytes": os.path.getsize(tflite_path),
       "replicas": strategy.num_replicas_in_sync,
   }
-  atomic_write_json(os.path.join(workdir, "metrics.json"), metrics)
+  wd.write_json("metrics.json", metrics)
   return metrics
 
 

@@ -18,7 +18,7 @@ if __name__ == "__main__":
   common.quiet_tensorflow()  # before TensorFlow loads; --verbosity=1 keeps its logs
 
 import json
-import os
+import time
 
 from absl import app, flags
 
@@ -43,24 +43,20 @@ _WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier (--import_lut, --mea
 flags.mark_flags_as_required(["out"])
 
 
-def _write(out_dir, name, obj):
-  from tfnas.io import atomic_write_json
-  atomic_write_json(os.path.join(out_dir, name), obj)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   from tfnas.errors import TfnasError
-  from tfnas import workdir as workdir_lib
+  from tfnas.workdir import Workdir
   from tfnas import latency as latency_lib
   from tfnas.latency import fit, lut
   from tfnas.spaces import get_space, parse_arch
   out = _OUT.value
+  wd = Workdir(out, "latency_fit")
   modes = sum(bool(x) for x in (_RECORDS.value, _IMPORT.value, _MEASURE.value))
   if modes != 1:
     raise TfnasError("give exactly one of --records, --import_lut, --measure_lut")
-  workdir_lib.check(out, "latency_fit", {})
+  wd.check({})
   if _IMPORT.value or _MEASURE.value:
     if not _SPACE.value:
       raise TfnasError("--import_lut and --measure_lut need --space")
@@ -71,14 +67,18 @@ def main(argv):
       from tflite_bench.host import HostRunner
       from tflite_bench.protocol import ADAPTIVE
       from tfnas.export.fastgen import PieceCache
-      model = lut.measure_lut(space, HostRunner(), PieceCache(space), ADAPTIVE,
-                              progress=lambda i, n: print(f"  block {i}/{n}", flush=True))
-    os.makedirs(out, exist_ok=True)
-    workdir_lib.mark(out, "latency_fit", {})
+      t0 = time.time()
+
+      def progress(i, n):
+        per = (time.time() - t0) / i
+        print(f"  block {i}/{n} ({per:.1f} s/block, ETA {per * (n - i):.0f} s)", flush=True)
+
+      model = lut.measure_lut(space, HostRunner(), PieceCache(space), ADAPTIVE, progress=progress)
+    wd.start({})
     model.meta["width"] = _WIDTH.value
-    model.save(os.path.join(out, "latency_model.json"))
+    model.save(wd.file("latency_model.json"))
     refs = {r: round(model.predict(r), 3) for r, _ in space.references}
-    print(json.dumps({"latency_model": os.path.join(out, "latency_model.json"),
+    print(json.dumps({"latency_model": wd.file("latency_model.json"),
                       "predicted_ms": refs}, indent=2))
     return
   from tflite_bench import record as rec_lib
@@ -133,10 +133,9 @@ def main(argv):
   model.meta["report"] = {k: report[k] for k in ("rmse_ms", "rmspe", "n_fit")}
   model.meta["width"] = width
   report["width"] = width
-  os.makedirs(out, exist_ok=True)
-  workdir_lib.mark(out, "latency_fit", {})
-  model.save(os.path.join(out, "latency_model.json"))
-  _write(out, "report.json", report)
+  wd.start({})
+  model.save(wd.file("latency_model.json"))
+  wd.write_json("report.json", report)
   keys = ("n_fit", "n_test", "rmse_ms", "rmspe", "within_5pct", "within_10pct", "spearman",
           "kendall")
   print(json.dumps({k: report[k] for k in keys}, indent=2))

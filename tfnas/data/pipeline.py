@@ -262,7 +262,7 @@ def load_from_config(config) -> Data:
   """`load` with the data fields every training/search config shares."""
   return load(config.dataset, image_size=config.resolution, batch_size=config.batch_size,
               val_size=config.val_size, seed=config.seed, augment=config.augment,
-              data_dir=config.get("data_dir"), train_limit=config.get("train_limit"),
-              test_limit=config.get("test_limit"), cache=config.get("cache", True),
-              eval_batch_size=config.get("eval_batch_size"),
-              calib_size=config.get("calib_images", 0) or 0, bad_images=config.bad_images)
+              data_dir=config.data_dir, train_limit=config.train_limit,
+              test_limit=config.test_limit, cache=config.cache,
+              eval_batch_size=config.eval_batch_size, calib_size=config.calib_images,
+              bad_images=config.bad_images)

@@ -19,14 +19,12 @@ import time
 import keras
 import numpy as np
 
-from tfnas import workdir as workdir_lib
 from tfnas.errors import TfnasError
 from tfnas.io import atomic_write_bytes, atomic_write_json, read_json
+from tfnas.workdir import Workdir
 
 PRECISIONS = ("float32", "float16", "int8", "mixed")
 QUANTIZATIONS = ("ptq", "qat")
-# The weights each kind of workdir holds once its binary has finished.
-WEIGHT_FILES = {"train": "model.weights.h5", "search": "child.weights.h5"}
 
 
 @dataclasses.dataclass
@@ -69,37 +67,34 @@ class ExportOptions:
 
 @dataclasses.dataclass
 class Source:
-  """What a workdir holds: the space, arch, float model with weights, data description."""
+  """What a workdir holds: the space, arch, float model with weights, data description,
+  and the `workdir` itself."""
   space: object
   arch: object
   model: keras.Model
   weights: str
   config: dict
   data_info: dict
+  workdir: Workdir
 
 
 def load_workdir(workdir: str) -> Source:
   """The trained float child of a training or search workdir; clear errors for what is missing."""
   from tfnas.models.child import build_child
   from tfnas.spaces import get_space, parse_arch
-  if not os.path.isdir(workdir):
-    raise TfnasError(f"workdir {workdir!r} does not exist")
-  made_by, _ = workdir_lib.owner(workdir)
-  if made_by not in WEIGHT_FILES:
-    raise TfnasError(f"workdir {workdir!r} is not a tfnas.bin.train or tfnas.bin.search "
-                     "workdir (no workdir.json of either)")
-  arch_json = read_json(os.path.join(workdir, "arch.json"), "arch file (written by "
-                        "tfnas.bin.search or tfnas.bin.train)")
-  config = read_json(os.path.join(workdir, "config.json"), "workdir config")
-  data_info = read_json(os.path.join(workdir, "data.json"), "data description")
+  wd = Workdir.open(workdir, ("train", "search"))
+  arch_json = wd.read_json("arch.json", "arch file (written by tfnas.bin.search or "
+                           "tfnas.bin.train)")
+  config = wd.read_json("config.json", "workdir config")
+  data_info = wd.read_json("data.json", "data description")
   for name, obj in (("arch.json", arch_json), ("config.json", config), ("data.json", data_info)):
     if not isinstance(obj, dict):
-      raise TfnasError(f"{os.path.join(workdir, name)!r} holds a JSON "
+      raise TfnasError(f"{wd.file(name)!r} holds a JSON "
                        f"{type(obj).__name__}; expected an object (is the file damaged?)")
-  weights = os.path.join(workdir, WEIGHT_FILES[made_by])
+  weights = wd.weights
   if not os.path.exists(weights):
-    raise TfnasError(f"workdir {workdir!r} has no weights ({WEIGHT_FILES[made_by]}); has the "
-                     f"{'search' if made_by == 'search' else 'training'} finished?")
+    raise TfnasError(f"workdir {workdir!r} has no weights ({os.path.basename(weights)}); has "
+                     f"the {'search' if wd.kind == 'search' else 'training'} finished?")
   space_name = config.get("space")
   if arch_json.get("space") != space_name:
     raise TfnasError(f"arch.json is an arch of space {arch_json.get('space')!r} but the workdir "
@@ -113,7 +108,7 @@ def load_workdir(workdir: str) -> Source:
   except Exception as e:  # h5py / keras raise several types for a mismatched file
     raise TfnasError(f"cannot load {weights!r} into {arch.to_string(space)}: "
                      f"{str(e).splitlines()[0]}") from None
-  return Source(space, arch, model, weights, config, data_info)
+  return Source(space, arch, model, weights, config, data_info, wd)
 
 
 def load_data(src: Source, opts: ExportOptions):
@@ -222,7 +217,7 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
                      "(name the float32 layers); use --quantization=ptq for a float default")
   data = load_data(src, opts)
   keras.utils.set_random_seed(opts.seed)
-  out_dir = os.path.join(workdir, "export")
+  out_dir = src.workdir.file("export")
   name = f"model_{opts.precision}"
   path = os.path.join(out_dir, f"{name}.tflite")
   t0 = time.time()

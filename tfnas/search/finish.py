@@ -1,7 +1,8 @@
 """How every search ends, whichever method found the arch: one `finish` and one report
 schema (issue 20, items 1 and 3).
 
-`finish` writes the derived arch and its inherited child, evaluates the child on the
+`finish` writes the derived arch (`arch.json`, and its picture `arch.png`:
+`tfnas.search.pictures`) and its inherited child, evaluates the child on the
 held-out split, converts it to `child.tflite`, measures that file on this host, checks the
 arch against ground truth where the space has one, and writes `search_report.json`. Every
 cost in the report is `{"value": float, "unit": str}` (`tfnas.latency.with_unit`), so a
@@ -27,9 +28,11 @@ from typing import Callable
 import keras
 
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_path, atomic_write_json
+from tfnas.io import atomic_path
 from tfnas.latency import CostModel, with_unit
+from tfnas.search import pictures
 from tfnas.spaces import Arch, SearchSpace, groundtruth
+from tfnas.workdir import Workdir
 
 MEASURED_ON = "host LiteRT, 1 thread, XNNPACK"
 COMMON_FIELDS = ("method", "space", "resolution", "width", "replicas", "arch", "cost_model",
@@ -56,11 +59,11 @@ def measure_child(tflite_path: str) -> dict:
           "(float32)", "on": MEASURED_ON}
 
 
-def finish(workdir: str, *, method: str, space: SearchSpace, arch: Arch, child: keras.Model,
+def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, child: keras.Model,
            cost_model: CostModel, cost_model_spec: str, target: float | None, val_data,
            measure_host: bool, within_budget: Callable[[Arch], bool], replicas: int,
            width: float, extra: dict | None = None) -> dict:
-  """Writes arch.json, child.weights.h5, child.tflite and search_report.json in `workdir`
+  """Writes arch.json, arch.png, child.weights.h5, child.tflite and search_report.json in `workdir`
   and returns the report (schema in the module docstring).
 
   Args:
@@ -76,8 +79,9 @@ def finish(workdir: str, *, method: str, space: SearchSpace, arch: Arch, child: 
   clash = set(COMMON_FIELDS) & set(extra or {})
   if clash:
     raise ValueError(f"method fields {sorted(clash)} repeat the common report's")
-  atomic_write_json(os.path.join(workdir, "arch.json"), arch.to_json(space))
-  with atomic_path(os.path.join(workdir, "child.weights.h5")) as tmp:
+  workdir.write_json("arch.json", arch.to_json(space))
+  pictures.draw_arch(space, arch, workdir.file("arch.png"), f"{method}: {arch.to_string(space)}")
+  with atomic_path(workdir.weights) as tmp:
     child.save_weights(tmp)
   child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
@@ -89,11 +93,11 @@ def finish(workdir: str, *, method: str, space: SearchSpace, arch: Arch, child: 
       "predicted": cost_model.predicted(arch),
       "val_accuracy_inherited": float(child.evaluate(val_data, verbose=0)[1]),
   }
-  tflite_path = os.path.join(workdir, "child.tflite")
+  tflite_path = workdir.file("child.tflite")
   tflite_lib.convert_float(child, tflite_path)
   report["measured_latency"] = measure_child(tflite_path) if measure_host else None
   report["ground_truth"] = groundtruth.search_standing(space, arch, within_budget)
   assert set(report) == set(COMMON_FIELDS), sorted(report)
   report.update(extra or {})
-  atomic_write_json(os.path.join(workdir, "search_report.json"), report)
+  workdir.write_json("search_report.json", report)
   return report

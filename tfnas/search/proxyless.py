@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import keras
 import numpy as np
@@ -34,8 +33,8 @@ from tfnas.models.supernet import ProxylessSupernet
 from tfnas.optimizers import SGD, dense_gradients
 from tfnas.runtime import supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
+from tfnas.search import pictures
 from tfnas.search import runner
-from tfnas.search import workdir as workdir_lib
 from tfnas.search.losses import expected_latency, latency_loss
 from tfnas.spaces import Arch
 
@@ -104,6 +103,7 @@ class ProxylessSearch:
     self.config, self.workdir = config, workdir
     setup = runner.set_up(config, workdir)
     self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
+    self.wd = setup.workdir
     self.strategy, self.data = setup.strategy, setup.data
     self.costs = self.latency.block_costs()
     if config.derive == "target":
@@ -123,7 +123,7 @@ class ProxylessSearch:
       self.a_opt.build(self.net.alphas)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.baseline = tf.Variable(0.0, trainable=False, name="reinforce_baseline")
-    self.manager = runner.checkpoint_manager(workdir, net=self.net, w_opt=self.w_opt,
+    self.manager = runner.checkpoint_manager(self.wd, net=self.net, w_opt=self.w_opt,
                                              a_opt=self.a_opt, step=self.step,
                                              baseline=self.baseline)
     self.num_classes = self.data.num_classes
@@ -272,11 +272,11 @@ class ProxylessSearch:
     """The search loop from the last checkpoint: `warmup_steps` weight-only steps, then
     weight and architecture steps alternating (Sec. 3.2); checkpoints, alpha history and
     TensorBoard as it goes; then `finish`. Returns the report."""
-    c, wd = self.config, self.workdir
-    workdir_lib.write_inputs(wd, self.ident, c, self.data)
+    c, wd = self.config, self.wd
+    wd.start(self.ident, c, self.data)
     self.manager.restore_or_initialize()
     start = int(self.step.numpy())
-    history_path = os.path.join(wd, "alpha_history.jsonl")
+    history_path = wd.file("alpha_history.jsonl")
     # Rows past the restored checkpoint (written before a kill that came ahead of the
     # checkpoint itself) are dropped; those steps are run, and logged, again.
     logged = read_jsonl(history_path, "architecture history")
@@ -287,46 +287,45 @@ class ProxylessSearch:
     s = self.strategy
     train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
     val = iter(s.experimental_distribute_dataset(self.data.val.repeat()))
-    writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
-    t0 = time.time()
-    loss = acc = lat = arch_ce = None
+    arch_ce = None  # the last architecture step's objective
+
+    def one_step(step):
+      nonlocal arch_ce
+      images, labels = next(train)
+      loss, acc = weight_step(images, labels)
+      if step >= c.warmup_steps and (step - c.warmup_steps) % c.arch_every == 0:
+        vimages, vlabels = next(val)
+        if c.arch_mode == "reinforce":
+          arch_ce, _ = reinforce_step(vimages, vlabels)
+        else:
+          arch_ce, _ = arch_step(vimages, vlabels)
+      return {"loss": loss, "accuracy": acc}
+
+    def on_log(step, _):  # inside the TensorBoard writer's context
+      probs = [p.numpy() for p in self.net.probs()]
+      e_lat = float(self.expected_latency())
+      tf.summary.scalar("arch/expected_latency", e_lat)
+      if arch_ce is not None:
+        tf.summary.scalar("arch/objective", arch_ce)
+      for m, p in zip(self.net.mixed, probs):
+        tf.summary.scalar(f"entropy/{m.block.name}", float(-(p * np.log(p + 1e-12)).sum()))
+        for name, v in zip(m.block.op_names, p):
+          tf.summary.scalar(f"probs/{m.block.name}/{name}", float(v))
+      history.append({"step": step, "expected_latency": e_lat,
+                      "alpha": [m.alpha.numpy().round(5).tolist() for m in self.net.mixed]})
+      return f"E[lat] {e_lat:.3f} {self.latency.unit}"
+
+    def before_checkpoint():
+      # History first: a kill between the two leaves rows past the checkpoint (dropped on
+      # resume), never a checkpoint without its rows.
+      append_jsonl(history_path, history)
+      history.clear()
+
     with supernet_graphs():
-      for step in range(start, self.total_steps):
-        images, labels = next(train)
-        loss, acc = weight_step(images, labels)
-        if step >= c.warmup_steps and (step - c.warmup_steps) % c.arch_every == 0:
-          vimages, vlabels = next(val)
-          if c.arch_mode == "reinforce":
-            arch_ce, lat = reinforce_step(vimages, vlabels)
-          else:
-            arch_ce, lat = arch_step(vimages, vlabels)
-        self.step.assign(step + 1)
-        done = step + 1 == self.total_steps
-        if (step + 1) % c.log_every == 0 or done:
-          probs = [p.numpy() for p in self.net.probs()]
-          e_lat = float(self.expected_latency())
-          with writer.as_default(step=step + 1):
-            tf.summary.scalar("train/loss", loss)
-            tf.summary.scalar("train/accuracy", acc)
-            tf.summary.scalar("arch/expected_latency", e_lat)
-            if arch_ce is not None:
-              tf.summary.scalar("arch/objective", arch_ce)
-            for m, p in zip(self.net.mixed, probs):
-              tf.summary.scalar(f"entropy/{m.block.name}", float(-(p * np.log(p + 1e-12)).sum()))
-              for name, v in zip(m.block.op_names, p):
-                tf.summary.scalar(f"probs/{m.block.name}/{name}", float(v))
-          history.append({"step": step + 1, "expected_latency": e_lat,
-                          "alpha": [m.alpha.numpy().round(5).tolist() for m in self.net.mixed]})
-          rate = (time.time() - t0) / (step + 1 - start)
-          print(f"step {step + 1}/{self.total_steps} loss {float(loss):.3f} acc {float(acc):.3f} "
-                f"E[lat] {e_lat:.3f} {self.latency.unit} ({rate:.2f} s/step)", flush=True)
-        if (step + 1) % c.checkpoint_every == 0 or done:
-          # History first: a kill between the two leaves rows past the checkpoint
-          # (dropped on resume), never a checkpoint without its rows.
-          append_jsonl(history_path, history)
-          history = []
-          self.manager.save(checkpoint_number=step + 1)
-    writer.flush()
+      runner.step_loop(start=start, total=self.total_steps, step_var=self.step,
+                       manager=self.manager, workdir=wd, log_every=c.log_every,
+                       checkpoint_every=c.checkpoint_every, one_step=one_step, on_log=on_log,
+                       before_checkpoint=before_checkpoint)
     return self.finish(history_path)
 
   def finish(self, history_path: str) -> dict:
@@ -341,9 +340,12 @@ class ProxylessSearch:
                                  c.derive_tolerance)
       arch = Arch.create(self.space, ops)
     predicted, argmax_predicted = self.latency.predict(arch), self.latency.predict(argmax)
+    rows = read_jsonl(history_path, "architecture history")
+    if rows:  # every logged step, the last one included
+      pictures.draw_probabilities(self.space, rows, self.wd.file("alpha_history.png"), arch)
     limit = c.target * (1 + c.derive_tolerance)
     return finish_lib.finish(
-        self.workdir, method="proxylessnas", space=self.space, arch=arch,
+        self.wd, method="proxylessnas", space=self.space, arch=arch,
         child=self.net.inherit_child(arch), cost_model=self.latency,
         cost_model_spec=c.latency_model, target=c.target, val_data=self.data.val,
         measure_host=c.measure_host, replicas=self.strategy.num_replicas_in_sync,

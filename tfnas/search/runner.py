@@ -1,30 +1,42 @@
-"""How every search starts, whichever the method (issue 20, item 1): the space at the
-data's class count, the workdir's identity check, the cost model, the `tf.distribute`
-strategy, the seed, the data and the checkpoint manager. How every search ends is
-`tfnas.search.finish`."""
+"""How every search starts and runs, whichever the method (issue 20, item 1): the space
+at the data's class count, the workdir's identity check, the cost model, the
+`tf.distribute` strategy, the seed, the data and the checkpoint manager (`set_up`), and
+the supernet step loop with its logging, TensorBoard and checkpoints (`step_loop`). How
+every search ends is `tfnas.search.finish`."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import time
 from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfnas import data as data_lib
 from tfnas import latency as latency_lib
 from tfnas.latency import CostModel
 from tfnas.runtime import make_strategy
-from tfnas.search import workdir as workdir_lib
 from tfnas.spaces import SearchSpace, get_space
+from tfnas.workdir import Workdir
+
+
+def identity(space: SearchSpace, config, **extra) -> dict:
+  """What fixes a search's supernet variables and data, so a rerun in the same workdir
+  resumes only the same search: the method, space, its input size and width, the dataset,
+  and `extra` (e.g. share_expansion)."""
+  return {"method": config.method, "space": space.name, "resolution": space.input_shape[0],
+          "width": float(config.width), "dataset": config.dataset, **extra}
 
 
 @dataclasses.dataclass
 class Setup:
   """What `set_up` made: the sized `space` (its head at the data's class count), the
-  workdir `ident`, the `cost_model` for that space, the `strategy` and the `data`."""
+  checked `workdir` and the run's `ident` in it, the `cost_model` for that space, the
+  `strategy` and the `data`."""
   space: SearchSpace
+  workdir: Workdir
   ident: dict
   cost_model: CostModel
   strategy: tf.distribute.Strategy
@@ -44,9 +56,10 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
   Raises:
     TfnasError: from the workdir check, the cost model, the data, or the two checks.
   """
-  space = get_space(config.space, config.resolution, config.width, config.get("num_classes"))
-  ident = workdir_lib.identity(space, config, **identity_fields)
-  workdir_lib.check(workdir, ident)
+  space = get_space(config.space, config.resolution, config.width, config.num_classes)
+  ident = identity(space, config, **identity_fields)
+  wd = Workdir(workdir, "search")
+  wd.check(ident)
   cost_model = latency_lib.load(config.latency_model, space)
   if check_cost_model is not None:
     check_cost_model(cost_model)
@@ -58,10 +71,56 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
   if data.num_classes != space.head.num_classes:
     space = get_space(config.space, config.resolution, config.width, data.num_classes)
     cost_model = latency_lib.load(config.latency_model, space)
-  return Setup(space, ident, cost_model, strategy, data)
+  return Setup(space, wd, ident, cost_model, strategy, data)
 
 
-def checkpoint_manager(workdir: str, **objects) -> tf.train.CheckpointManager:
+def checkpoint_manager(workdir: Workdir, **objects) -> tf.train.CheckpointManager:
   """The run's checkpoints of `objects` in `workdir`/ckpt, the last two kept."""
-  return tf.train.CheckpointManager(tf.train.Checkpoint(**objects),
-                                    os.path.join(workdir, "ckpt"), max_to_keep=2)
+  return tf.train.CheckpointManager(tf.train.Checkpoint(**objects), workdir.file("ckpt"),
+                                    max_to_keep=2)
+
+
+def step_loop(*, start: int, total: int, step_var: tf.Variable,
+              manager: tf.train.CheckpointManager, workdir: Workdir, log_every: int,
+              checkpoint_every: int, one_step: Callable[[int], dict],
+              on_log: Callable[[int, dict], str] | None = None,
+              before_checkpoint: Callable[[], None] | None = None) -> float:
+  """The supernet step loop of every search: the method gives one step, the loop does the
+  rest the same way for both (logging, TensorBoard, checkpoints, resumption).
+
+  Runs `one_step(step)` for each step in [start, total), then sets `step_var` to step + 1.
+  Every `log_every` steps and at the last: the mean of each scalar `one_step` returned
+  since the previous log line goes to TensorBoard (`train/<name>`, in `workdir`/tb);
+  `on_log(step + 1, means)` writes the method's own summaries (inside the writer's
+  default context) and returns text for the log line; one line is printed,
+  `[supernet] step N/T loss L acc A <text> (s/step, ETA)`. Every `checkpoint_every` steps
+  and at the last: `before_checkpoint()` (e.g. flush a history the checkpoint must not get
+  ahead of), then a checkpoint numbered step + 1. A killed run restarts from that
+  checkpoint (`start` = its step).
+
+  Returns:
+    The loop's wall time in seconds.
+  """
+  writer = tf.summary.create_file_writer(workdir.file("tb"))
+  t0, window = time.time(), []
+  for step in range(start, total):
+    window.append(one_step(step))
+    step_var.assign(step + 1)
+    done = step + 1 == total
+    if (step + 1) % log_every == 0 or done:
+      means = {k: float(np.mean([float(w[k]) for w in window])) for k in window[-1]}
+      window = []
+      with writer.as_default(step=step + 1):
+        for k, v in means.items():
+          tf.summary.scalar(f"train/{k}", v)
+        text = on_log(step + 1, means) if on_log is not None else ""
+      rate = (time.time() - t0) / (step + 1 - start)
+      scalars = " ".join(f"{'acc' if k == 'accuracy' else k} {v:.3f}" for k, v in means.items())
+      print(f"[supernet] step {step + 1}/{total} {scalars}{' ' + text if text else ''} "
+            f"({rate:.3f} s/step, ETA {rate * (total - step - 1):.0f} s)", flush=True)
+    if (step + 1) % checkpoint_every == 0 or done:
+      if before_checkpoint is not None:
+        before_checkpoint()
+      manager.save(checkpoint_number=step + 1)
+  writer.flush()
+  return time.time() - t0

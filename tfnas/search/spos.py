@@ -37,7 +37,6 @@ Constraint strings: searches are separated by ";", the limits of one search by
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 
@@ -46,13 +45,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
-from tfnas.io import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
+from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
 from tfnas.models.spos import SPOSSupernet
 from tfnas.optimizers import dense_gradients
 from tfnas.runtime import make_optimizer, supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
 from tfnas.search import runner
-from tfnas.search import workdir as workdir_lib
 from tfnas.evolution import Evolution, EvolutionOptions, random_genes, random_search
 from tfnas.spaces import Arch, groundtruth, parse_arch, total
 
@@ -279,13 +277,13 @@ def _check_config(config):
     raise TfnasError(f"calib_images {config.calib_images} must be > 0 (BN recalibration)")
   if config.steps < 0:
     raise TfnasError(f"steps {config.steps} must be >= 0")
-  warm = config.get("channel_warmup_fraction", 0.0)
+  warm = config.channel_warmup_fraction
   if not 0.0 <= warm < 1.0:
     raise TfnasError(f"channel_warmup_fraction {warm!r} must be in [0, 1)")
-  if config.get("score") not in SCORES:
-    raise TfnasError(f"score {config.get('score')!r} is not one of {', '.join(SCORES)} "
+  if config.score not in SCORES:
+    raise TfnasError(f"score {config.score!r} is not one of {', '.join(SCORES)} "
                      "(what evolution maximizes: minus the validation loss, or top-1)")
-  sampling = config.get("sampling", "uniform")
+  sampling = config.sampling
   if sampling not in SAMPLINGS:
     raise TfnasError(f"sampling {sampling!r} is not one of {list(SAMPLINGS)}")
   if sampling == "strict_fair" and config.sample_constraints:
@@ -317,13 +315,14 @@ class SPOSSearch:
                          f"({data.sizes['val']} examples; raise val_size)")
 
     setup = runner.set_up(config, workdir, check_cost_model, check_data,
-                          share_expansion=bool(config.get("share_expansion", False)),
-                          choice_bn_affine=bool(config.get("choice_bn_affine", False)))
+                          share_expansion=bool(config.share_expansion),
+                          choice_bn_affine=bool(config.choice_bn_affine))
     self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
+    self.wd = setup.workdir
     self.strategy, self.data = setup.strategy, setup.data
     check_feasible(self.space, self.latency, self.searches + [self.sample_limits])
     self.choices = gene_choices(self.space)
-    self.sampling = config.get("sampling", "uniform")
+    self.sampling = config.sampling
     if self.sampling == "strict_fair":  # the space's op counts must agree: say so now
       strict_fair_genes(np.random.default_rng(0), self.choices, len(self.space.choice_blocks))
     with self.strategy.scope():
@@ -333,7 +332,7 @@ class SPOSSearch:
       self.opt = make_optimizer(config, config.steps)  # warm-up, cosine, no decay on BN
       self.opt.build(self.net.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.manager = runner.checkpoint_manager(workdir, net=self.net, opt=self.opt,
+    self.manager = runner.checkpoint_manager(self.wd, net=self.net, opt=self.opt,
                                              step=self.step)
     self.ce = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction="sum")
@@ -420,7 +419,7 @@ class SPOSSearch:
     per step, or FairNAS's strict-fair m paths), resuming from the last checkpoint; logs
     every `log_every` steps to stdout and TensorBoard. Returns {"steps", "resumed_at"
     (the step it started from), "seconds"} ("seconds" absent when nothing was left)."""
-    c, wd, s = self.config, self.workdir, self.strategy
+    c, wd, s = self.config, self.wd, self.strategy
     self.manager.restore_or_initialize()
     start = int(self.step.numpy())
     if start >= c.steps:
@@ -429,19 +428,17 @@ class SPOSSearch:
     step_fn = self.train_step_fn()
 
     train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
-    writer = tf.summary.create_file_writer(os.path.join(wd, "tb"))
     what = "sample_constraints " + ",".join(map(str, self.sample_limits))
-    t0, seconds = time.time(), 0.0
-    window = []  # (loss, acc) of the steps since the last log line: their mean is logged
     # Channel warm-up (`channel_warmup_fraction`, 0 = the paper's sampling): the first
     # fraction of the steps samples ops only, every block at its own width (scale 1.0);
     # then ops and widths are uniform.
-    ops_only = int(c.steps * c.get("channel_warmup_fraction", 0.0))
+    ops_only = int(c.steps * c.channel_warmup_fraction)
     fixed = unit_channels(self.space)
     if ops_only and start < ops_only and fixed:
       print(f"[supernet] steps 1-{ops_only}: ops only (mid-channel scale 1.0); then ops and "
             "channels uniform", flush=True)
-    for step in range(start, c.steps):
+
+    def one_step(step):
       rng = np.random.default_rng([c.seed, 31, step])
       if self.sampling == "strict_fair":
         paths = strict_fair_genes(rng, self.choices, len(self.space.choice_blocks),
@@ -452,25 +449,14 @@ class SPOSSearch:
                               fixed if step < ops_only else None, what=what)]
       tensors = [self._tensors(g) for g in paths]
       images, labels = next(train)
-      window.append(step_fn(images, labels, tf.stack([o for o, _ in tensors]),
-                            tf.stack([ch for _, ch in tensors])))
-      self.step.assign(step + 1)
-      done = step + 1 == c.steps
-      if (step + 1) % c.log_every == 0 or done:
-        loss, acc = np.mean([[float(l), float(a)] for l, a in window], axis=0)
-        window = []
-        with writer.as_default(step=step + 1):
-          tf.summary.scalar("train/loss", loss)
-          tf.summary.scalar("train/accuracy", acc)
-        seconds = time.time() - t0
-        rate = seconds / (step + 1 - start)
-        print(f"[supernet] step {step + 1}/{c.steps} loss {float(loss):.3f} acc "
-              f"{float(acc):.3f} ({rate:.3f} s/step, ETA {rate * (c.steps - step - 1):.0f} s)",
-              flush=True)
-      if (step + 1) % c.checkpoint_every == 0 or done:
-        self.manager.save(checkpoint_number=step + 1)
-    writer.flush()
-    return {"steps": c.steps, "resumed_at": start, "seconds": time.time() - t0}
+      loss, acc = step_fn(images, labels, tf.stack([o for o, _ in tensors]),
+                          tf.stack([ch for _, ch in tensors]))
+      return {"loss": loss, "accuracy": acc}
+
+    seconds = runner.step_loop(start=start, total=c.steps, step_var=self.step,
+                               manager=self.manager, workdir=wd, log_every=c.log_every,
+                               checkpoint_every=c.checkpoint_every, one_step=one_step)
+    return {"steps": c.steps, "resumed_at": start, "seconds": seconds}
 
   # --- candidate evaluation ---------------------------------------------------------------
   def _prepare_eval(self):
@@ -538,7 +524,7 @@ class SPOSSearch:
     ev = {"accuracy": float(per_batch[:, 0].sum() / images),
           "loss": float(per_batch[:, 2].sum() / images)}
     self._keep(key, ev)
-    append_jsonl(os.path.join(self.workdir, "candidates.jsonl"),
+    append_jsonl(self.wd.file("candidates.jsonl"),
                  [{"key": key, "genes": list(genes), **ev,
                    "supernet_step": int(self.step.numpy())}])
     return self.scores[key]
@@ -548,7 +534,7 @@ class SPOSSearch:
     self.scores[key] = -ev["loss"] if self.config.score == "loss" else ev["accuracy"]
 
   def _load_scores(self):
-    path = os.path.join(self.workdir, "candidates.jsonl")
+    path = self.wd.file("candidates.jsonl")
     step = int(self.step.numpy())
     # A line torn by a kill is skipped: that candidate is evaluated again (as is one
     # written before candidates carried their loss).
@@ -563,7 +549,7 @@ class SPOSSearch:
     `random_baseline`, random search at the same number of evaluations. Resumable (state
     files per supernet step, scores cached in candidates.jsonl). Returns one summary per
     search (name, constraints, best and top candidates, ground truth where known)."""
-    c, wd = self.config, self.workdir
+    c, wd = self.config, self.wd
     self._load_scores()
     opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
                             c.mutation_prob, c.seed)
@@ -577,13 +563,13 @@ class SPOSSearch:
       # makes new weights, and every search starts again on them.
       step = int(self.step.numpy())
       evo = Evolution(self.choices, feasible, self.evaluate, opts, what).run(
-          os.path.join(wd, f"evolution_{i}_step{step}.json"), log, tag=f"evolution {name}")
+          wd.file(f"evolution_{i}_step{step}.json"), log, tag=f"evolution {name}")
       evo_seconds = time.time() - t0
       rand = None
       if c.random_baseline:
         rand = random_search(self.choices, feasible, self.evaluate, evo["evaluations"],
                              c.seed, c.population,
-                             os.path.join(wd, f"random_{i}_step{step}.json"), log, what)
+                             wd.file(f"random_{i}_step{step}.json"), log, what)
       results.append(self._summarize(name, limits, evo, rand, evo_seconds,
                                      len(self.scores) - n0))
     return results
@@ -622,8 +608,8 @@ class SPOSSearch:
     """Trains (or resumes) the supernet, runs every search, then ends through
     `finish.finish` with the first search's best arch (BN recalibrated first). Returns
     the report."""
-    c, wd = self.config, self.workdir
-    workdir_lib.write_inputs(wd, self.ident, c, self.data)
+    c, wd = self.config, self.wd
+    wd.start(self.ident, c, self.data)
     with supernet_graphs():
       trained = self.train()
       t0 = time.time()
@@ -631,8 +617,8 @@ class SPOSSearch:
       search_seconds = time.time() - t0
     for r in results:
       if r["best"] is not None:
-        atomic_write_json(os.path.join(wd, f"arch_{_slug(r['name'])}.json"),
-                          parse_arch(self.space, r["best"]["arch"]).to_json(self.space))
+        wd.write_json(f"arch_{_slug(r['name'])}.json",
+                      parse_arch(self.space, r["best"]["arch"]).to_json(self.space))
     first = results[0]
     if first["best"] is None:
       raise TfnasError(f"search {first['name']} found no candidate")
@@ -645,8 +631,8 @@ class SPOSSearch:
             f"chance {check['chance']:.3f}), so this search ranked noise. Train it longer "
             "(--config.steps) before trusting arch.json; see BENCHMARKS.md (Single Path "
             "One-Shot).", flush=True)
-    plot(results, os.path.join(wd, "search_progress.png"))
-    atomic_write_json(os.path.join(wd, "search_results.json"), results)
+    plot(results, wd.file("search_progress.png"))
+    wd.write_json("search_results.json", results)
     # The child: the same BN recalibration, then the (sliced) weights copied over.
     with supernet_graphs():
       self.recalibrate(self.genes_of(best))
