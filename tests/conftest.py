@@ -72,7 +72,7 @@ def run_bin(module, *args, env=None, timeout=2400):
 # through absl before any log level applies (TF_CPP_MIN_LOG_LEVEL=3 does not silence it,
 # measured on such a host); elsewhere it never appears. Tests read the binaries' own lines.
 TF_NOTICES = ("All log messages before absl::InitializeLog() is called are written to STDERR",
-              "port.cc:153] oneDNN custom operations are on")
+              "oneDNN custom operations are on")
 
 
 def without_tf_notices(stderr: str) -> str:

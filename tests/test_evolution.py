@@ -106,3 +106,31 @@ def test_bad_options_are_named(bad, match):
 def test_no_feasible_genome_is_one_error():
   with pytest.raises(TfnasError, match="no architecture met the MACs <= 1 in 50"):
     random_genes(np.random.default_rng(0), [3] * 4, lambda g: False, 50, "MACs <= 1")
+
+
+def test_only_eligible_genomes_become_parents_and_other_settings_are_refused(tmp_path):
+  """`eligible` (a limit known only after evaluation, e.g. measured latency) keeps
+  ineligible genomes out of the parents; a state made with other options or identity is
+  not resumed."""
+  choices, feasible, evaluate, calls = _toy_problem()
+  eligible = lambda g: g[0] != 2  # "measured over the limit" when the first gene is 2
+  opts = EvolutionOptions(population=8, generations=3, top_k=3, crossovers=3, mutations=3,
+                          mutation_prob=0.2, seed=2)
+  state = tmp_path / "evo.json"
+  out = Evolution(choices, feasible, evaluate, opts, eligible=eligible).run(
+      str(state), log=lambda *a: None, identity={"limit": 1})
+  assert all(h["best"] is None or eligible(tuple(h["best"])) for h in out["history"])
+  assert any(g[0] == 2 for g in calls)  # ineligible genomes were evaluated, not bred from
+  nobody = Evolution(choices, feasible, evaluate, opts, eligible=lambda g: False).run(
+      None, log=lambda *a: None)
+  assert all(h["best"] is None for h in nobody["history"])  # random genomes only
+  with pytest.raises(TfnasError, match=r"identity.limit: 1 -> 2"):
+    Evolution(choices, feasible, evaluate, opts, eligible=eligible).run(
+        str(state), log=lambda *a: None, identity={"limit": 2})
+  with pytest.raises(TfnasError, match=r"options.seed: 2 -> 5"):
+    Evolution(choices, feasible, evaluate, EvolutionOptions(**{**opts.__dict__, "seed": 5}),
+              eligible=eligible).run(str(state), log=lambda *a: None, identity={"limit": 1})
+  more = Evolution(choices, feasible, evaluate, EvolutionOptions(
+      **{**opts.__dict__, "generations": 4}), eligible=eligible).run(
+          str(state), log=lambda *a: None, identity={"limit": 1})  # more generations: resumed
+  assert more["history"][:3] == out["history"]

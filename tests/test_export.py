@@ -359,8 +359,15 @@ def test_precision_search_scores_real_files_and_resumes(setup, tmp_path):
   resumed = more.run(str(state), log=lambda *a: None)
   assert [h["generation"] for h in resumed["history"]] == [0, 1, 2]
   assert resumed["history"][:2] == result["history"]
-  rows = [json.loads(l) for l in open(str(state) + ".rows.jsonl")]  # each measured once
-  assert len(rows) == len(resumed["all"]) == len({tuple(r["genes"]) for r in rows})
+  header, *rows = [json.loads(l) for l in open(str(state) + ".rows.jsonl")]
+  assert header["identity"]["size_limit_bytes"] == opts.size_limit_bytes
+  assert len({tuple(r["genes"]) for r in rows}) == len(resumed["all"])  # each file measured
+  assert len(rows) == len({tuple(r["requested"]) for r in rows})  # once, each request kept
+  # A rerun with another limit is refused, not resumed into a different search.
+  other = ps.PrecisionSearch(model, images, labels, calib,
+                             ps.SearchOptions(**{**vars(opts), "size_limit_bytes": int8_size}))
+  with pytest.raises(TfnasError, match="holds candidates measured with"):
+    other.run(str(state), log=lambda *a: None)
   fresh = ps.PrecisionSearch(model, images, labels, calib,
                              ps.SearchOptions(**{**vars(opts), "generations": 3}))
   straight = fresh.run(None, log=lambda *a: None)

@@ -4,9 +4,10 @@ A config file builds its `ml_collections.ConfigDict` from these and then sets wh
 its own, so each field a binary reads has its default in exactly one place and the code
 reads `config.<field>` without a fallback:
 
-    c = common.base(dataset="tfds:cifar10", resolution=32, batch_size=128)
-    c.method = "spos"  # ... the method's own fields
     common.check_variant(arg)
+    c = common.base(dataset="tfds:cifar10", resolution=32, batch_size=128, lr=0.2,
+                    weight_decay=3e-4, log_every=200)
+    c.method = "spos"  # ... the method's own fields
 
 `load_sibling(__file__, "spos_cifar10", arg)` builds another config file of the same
 folder (configs/ is not a package), for a config that varies one.

@@ -12,12 +12,16 @@ topped up with random feasible ones. One random stream per generation and the st
 saved after every generation, so a killed search resumes and ends exactly as an
 uninterrupted one would. A search whose random genomes are not uniform (the precision
 search repairs an over-size draw) passes its own `sample`; one that ranks by more than
-the score (feasibility measured after evaluation, a tie-break) passes `rank_key`.
+the score (a tie-break) passes `rank_key`, and one whose limits are only known after
+evaluation (a measured latency) passes `eligible`: only eligible genomes become parents.
+A state file records the options (and the caller's `identity`) it was made with; a rerun
+with other values is refused rather than resumed into a different search.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Callable, Sequence
@@ -88,17 +92,21 @@ class Evolution:
       feasible ones by rejection).
     rank_key: `rank_key(genes, score)`, what parents are chosen by, higher first
       (default: the score; ties keep evaluation order).
+    eligible: `eligible(genes)`, whether an evaluated genome may be a parent (default:
+      all); a generation without an eligible genome makes random genomes only.
   """
 
   def __init__(self, choices: Sequence[int], feasible: Callable[[Genes], bool],
                evaluate: Callable[[Genes], float], opts: EvolutionOptions,
                what: str = "constraints",
                sample: Callable[[np.random.Generator], Genes] | None = None,
-               rank_key: Callable[[Genes, float], object] | None = None):
+               rank_key: Callable[[Genes, float], object] | None = None,
+               eligible: Callable[[Genes], bool] | None = None):
     opts.check()
     self.choices, self.feasible, self.evaluate = list(choices), feasible, evaluate
     self.opts, self.what = opts, what
     self.sample, self.rank_key = sample, rank_key or (lambda genes, score: score)
+    self.eligible = eligible or (lambda genes: True)
 
   def _random(self, rng) -> Genes:
     if self.sample is not None:
@@ -107,6 +115,11 @@ class Evolution:
 
   def _ranked(self, scores: dict) -> list:
     return sorted(scores, key=lambda g: self.rank_key(g, scores[g]), reverse=True)
+
+  def _made_with(self, identity: dict | None) -> dict:
+    """What a state file must have been made with to be resumed (generations may grow)."""
+    opts = {k: v for k, v in dataclasses.asdict(self.opts).items() if k != "generations"}
+    return {"options": opts, "identity": identity or {}}
 
   def _children(self, rng, parents, n, make, seen, out):
     made, tries = 0, 0
@@ -128,7 +141,7 @@ class Evolution:
                  for g, n in zip(a, self.choices))
 
   def run(self, state_path: str | None = None, log=print, tag: str = "evolution",
-          known: dict | None = None) -> dict:
+          known: dict | None = None, identity: dict | None = None) -> dict:
     """Runs (or resumes) the search.
 
     Args:
@@ -138,6 +151,8 @@ class Evolution:
       tag: The line's prefix.
       known: Genomes already evaluated, with their scores (e.g. baselines): parents like
         any other, never evaluated again.
+      identity: What else fixes the scores (e.g. the limits and validation set of the
+        caller): saved in the state, and a state made with other values is refused.
 
     Returns:
       {"history": one record per generation (population, best, best_score, evaluated,
@@ -145,8 +160,8 @@ class Evolution:
       "evaluations": their number}.
 
     Raises:
-      TfnasError: the state file is not an evolution state, or no genome meets the
-        constraints.
+      TfnasError: the state file is not an evolution state or was made with other
+        options or identity, or no genome meets the constraints.
     """
     o = self.opts
     state = read_json(state_path, "search state") if state_path and os.path.exists(
@@ -154,6 +169,15 @@ class Evolution:
     if not isinstance(state, dict) or not {"history", "scores"} <= set(state):
       raise TfnasError(f"search state {state_path!r} is not an evolution state (expected "
                        "{\"history\": [...], \"scores\": [...]}); delete it to start over")
+    made_with = self._made_with(identity)
+    saved = state.get("made_with", made_with)  # states from before it was recorded: as now
+    if saved != json.loads(json.dumps(made_with)):
+      diff = sorted(f"{part}.{k}: {saved.get(part, {}).get(k)!r} -> {v!r}"
+                    for part in ("options", "identity") for k, v in made_with[part].items()
+                    if saved.get(part, {}).get(k) != v)
+      raise TfnasError(f"search state {state_path!r} was made with other settings "
+                       f"({'; '.join(diff) or 'other keys'}); rerun with those, or delete it "
+                       "to start over")
     scores: dict[Genes, float] = {tuple(g): float(s) for g, s in (known or {}).items()}
     scores.update({tuple(g): s for g, s in state["scores"]})
     history = state["history"]
@@ -173,11 +197,12 @@ class Evolution:
     for gen in range(first, o.generations):
       rng = np.random.default_rng([o.seed, gen + 1])
       for g in population:
-        if not self.feasible(g):  # cannot happen: every genome is checked before
-          raise AssertionError(f"infeasible genome {g} reached evaluation")
+        if not self.feasible(g):  # only a state made under other constraints can do this
+          raise TfnasError(f"genome {list(g)} of the saved population does not meet the "
+                           f"{self.what}; delete the search state to start over")
         if g not in scores:
           scores[g] = float(self.evaluate(g))
-      parents = self._ranked(scores)[:o.top_k]
+      parents = [g for g in self._ranked(scores) if self.eligible(g)][:o.top_k]
       nxt: list[Genes] = []
       self._children(rng, parents, o.crossovers, self._crossover, scores, nxt)
       self._children(rng, parents, o.mutations, self._mutate, scores, nxt)
@@ -187,16 +212,19 @@ class Evolution:
         g = self._random(rng)
         if g not in scores and g not in nxt:
           nxt.append(g)
+      best = parents[0] if parents else None  # None: nothing eligible yet
       history.append({"generation": gen, "population": [list(g) for g in population],
-                      "best": list(parents[0]), "best_score": scores[parents[0]],
+                      "best": None if best is None else list(best),
+                      "best_score": None if best is None else scores[best],
                       "evaluated": len(scores), "next": [list(g) for g in nxt]})
       per_gen = (time.time() - t0) / (gen + 1 - first)
-      log(f"[{tag}] generation {gen + 1}/{o.generations}: best {scores[parents[0]]:.4f}, "
+      shown = "none eligible" if best is None else f"{scores[best]:.4f}"
+      log(f"[{tag}] generation {gen + 1}/{o.generations}: best {shown}, "
           f"{len(scores)} evaluated ({per_gen:.0f} s/generation, ETA "
           f"{per_gen * (o.generations - gen - 1):.0f} s)")
       population = nxt
       if state_path:
-        atomic_write_json(state_path, {"history": history,
+        atomic_write_json(state_path, {"history": history, "made_with": made_with,
                                        "scores": [[list(g), s] for g, s in scores.items()]})
     ranked = self._ranked(scores)
     return {"history": history, "top": [(g, scores[g]) for g in ranked[:o.top_k]],

@@ -1,7 +1,8 @@
 """A binary's working directory: which binary made it, for which run, what it holds.
 
 `Workdir(path, kind)` is the one type train, search, export and latency_fit use for
-their folders: `FILES` says which files each kind holds and what they mean,
+their folders: `FILES` says which files each kind holds at its top and what they mean
+(`export/` is the export binaries' own folder inside a training or search workdir),
 `Workdir.file(name)` is the path of one of them (a name not in `FILES` is a
 programming error), `check(identity)` refuses a folder made by another binary, or by
 the same binary for another run (another space, arch, dataset, width, ...), **before
@@ -169,8 +170,8 @@ class Workdir:
     made_by, _ = owner(path)
     if made_by not in kinds:
       names = " or ".join(KINDS[k].split(" ")[0] for k in kinds)
-      raise TfnasError(f"workdir {path!r} is not a {names} workdir (no workdir.json of "
-                       f"{'either' if len(kinds) == 2 else 'one'})")
+      raise TfnasError(f"workdir {path!r} is not a {names} workdir (no workdir.json "
+                       f"{'of either' if len(kinds) == 2 else 'made by it'})")
     return cls(path, made_by)
 
   def file(self, name: str) -> str:
@@ -197,7 +198,13 @@ class Workdir:
   def start(self, identity: dict, config=None, data=None) -> None:
     """Creates the folder and records the run (after `check` passed): workdir.json, and
     with them the config (an `ml_collections.ConfigDict`) and the data description
-    (a `tfnas.data.Data`, with the config's dataset name)."""
+    (a `tfnas.data.Data`, with the config's dataset name).
+
+    Raises:
+      ValueError: `data` without the `config` that names its dataset.
+    """
+    if data is not None and config is None:
+      raise ValueError("Workdir.start: data.json needs the config's dataset name")
     os.makedirs(self.path, exist_ok=True)
     mark(self.path, self.kind, identity)
     if config is not None:

@@ -95,12 +95,12 @@ def load_workdir(workdir: str) -> Source:
   if not os.path.exists(weights):
     raise TfnasError(f"workdir {workdir!r} has no weights ({os.path.basename(weights)}); has "
                      f"the {'search' if wd.kind == 'search' else 'training'} finished?")
-  space_name = config.get("space")
+  space_name = _saved(config, "space", wd)
   if arch_json.get("space") != space_name:
     raise TfnasError(f"arch.json is an arch of space {arch_json.get('space')!r} but the workdir "
                      f"was made for space {space_name!r}")
-  space = get_space(space_name, config.get("resolution"), config.get("width", 1.0),
-                    data_info["num_classes"])
+  space = get_space(space_name, _saved(config, "resolution", wd), _saved(config, "width", wd),
+                    _saved(data_info, "num_classes", wd, "data.json"))
   arch = parse_arch(space, arch_json)
   model = build_child(space, arch, dropout=0.0)
   try:
@@ -111,16 +111,25 @@ def load_workdir(workdir: str) -> Source:
   return Source(space, arch, model, weights, config, data_info, wd)
 
 
+def _saved(saved: dict, key: str, wd: Workdir, name: str = "config.json"):
+  """A field every training and search has saved in its workdir's `name` since the
+  first version; TfnasError naming the file when it is missing (a damaged file)."""
+  if key not in saved:
+    raise TfnasError(f"{wd.file(name)!r} has no {key!r} (every tfnas run writes it; is the "
+                     "file damaged?)")
+  return saved[key]
+
+
 def load_data(src: Source, opts: ExportOptions):
   """The workdir's dataset with its split settings (dataset and test_limit overridable)."""
   from tfnas.data import pipeline as data_lib
-  c = src.config
+  c, wd = src.config, src.workdir
   data = data_lib.load(
-      opts.dataset or src.data_info.get("dataset") or c["dataset"],
+      opts.dataset or src.data_info.get("dataset") or _saved(c, "dataset", wd),
       image_size=src.space.input_shape[0], batch_size=opts.batch_size,
-      val_size=c.get("val_size", 0), seed=c.get("seed", 0), augment=c.get("augment", "cifar"),
-      data_dir=opts.data_dir or c.get("data_dir"), train_limit=c.get("train_limit"),
-      test_limit=opts.test_limit, cache=True,
+      val_size=_saved(c, "val_size", wd), seed=_saved(c, "seed", wd),
+      augment=_saved(c, "augment", wd), data_dir=opts.data_dir or _saved(c, "data_dir", wd),
+      train_limit=_saved(c, "train_limit", wd), test_limit=opts.test_limit, cache=True,
       calib_size=opts.calibration_images if opts.precision in ("int8", "mixed") else 0,
       bad_images=c.get("bad_images", "skip"))  # configs saved before the field: skip
   if data.num_classes != src.space.head.num_classes:
@@ -167,7 +176,7 @@ def _delegation(data: bytes) -> dict:
 
 def _predict(src: Source, opts: ExportOptions) -> dict:
   from tfnas.latency import load as load_latency
-  spec = opts.latency_model or src.config.get("latency_model")
+  spec = opts.latency_model or src.config.get("latency_model")  # train configs have none
   if not spec:
     return {"latency_ms_predicted": None, "latency_model": None}
   model = load_latency(spec, src.space)

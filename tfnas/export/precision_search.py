@@ -114,8 +114,10 @@ class PrecisionSearch:
       # the candidate becomes what the file holds, re-made from that recipe so that
       # exporting the reported recipe gives this very file.
       for _ in range(3):
-        if genes in self.cache:
+        if genes in self.cache:  # another request that makes the same file
           self.cache[asked] = self.cache[genes]
+          if self._rows_path:  # so that a resume knows this request too
+            append_jsonl(self._rows_path, [{**self.cache[genes], "requested": list(asked)}])
           return self.cache[genes]
         recipe = self.recipe(genes)
         data, got = self.quantizer.quantize(
@@ -142,8 +144,9 @@ class PrecisionSearch:
     return row
 
   def rows(self) -> list[dict]:
-    """Every evaluated candidate once (the cache also keys rows by their requested genes)."""
-    return list({id(r): r for r in self.cache.values()}.values())
+    """Every evaluated candidate (file) once: the cache also keys rows by the genes each
+    request asked for, and a resumed search reads one row per request."""
+    return list({tuple(r["genes"]): r for r in self.cache.values()}.values())
 
   def _feasible_after(self, size, latency) -> bool:
     o = self.opts
@@ -180,11 +183,12 @@ class PrecisionSearch:
   def run(self, state_path: str | None = None, log=print) -> dict:
     """SPOS Algorithm 1 over one gene per layer, on `tfnas.evolution.Evolution` (the
     architecture search's engine): the size limit is a hard constraint before
-    evaluation; parents are ranked feasible first (the latency limit, measured), then by
-    accuracy, then by smaller size; half of each next population are crossovers, half
-    mutations. With `state_path` every evaluated candidate is appended to
-    `<state_path>.rows.jsonl` as it is measured and the evolution state is saved each
-    generation: a rerun resumes without measuring anything twice.
+    evaluation; parents are the feasible candidates only (the latency limit is measured),
+    by accuracy, then smaller size (a generation without one makes random candidates);
+    half of each next population are crossovers, half mutations. With `state_path` every
+    evaluated candidate is appended to `<state_path>.rows.jsonl` as it is measured and the
+    evolution state is saved each generation: a rerun resumes without measuring anything
+    twice, and a rerun with other options or limits is refused (TfnasError).
 
     Returns:
       {"layers", "options", "baselines" (uniform float32 and int8), "best" (the most
@@ -193,10 +197,23 @@ class PrecisionSearch:
     """
     o = self.opts
     start = time.time()
+    # What fixes the rows a resume reuses, beside the evolution's options: the limits,
+    # the scoring and the model.
+    identity = {"size_limit_bytes": o.size_limit_bytes, "latency_limit_ms": o.latency_limit_ms,
+                "val_images": int(len(self.labels)), "calibration_images": o.calibration_images,
+                "layers": list(self.names)}
     self._rows_path = state_path + ".rows.jsonl" if state_path else None
     if self._rows_path:
-      for row in read_jsonl(self._rows_path, "precision search rows"):
-        self.cache[tuple(row["genes"])] = self.cache[tuple(row["requested"])] = row
+      rows = read_jsonl(self._rows_path, "precision search rows")
+      if rows and rows[0].get("identity", identity) != identity:
+        raise TfnasError(f"{self._rows_path!r} holds candidates measured with "
+                         f"{rows[0]['identity']}, not {identity}; rerun with those settings, "
+                         "or delete it and the search state to start over")
+      if not rows:
+        append_jsonl(self._rows_path, [{"identity": identity}])
+      for row in rows:
+        if "genes" in row:
+          self.cache[tuple(row["genes"])] = self.cache[tuple(row["requested"])] = row
     baselines = {"float32": self.evaluate(tuple("float32" for _ in self.names), "uniform"),
                  "int8": self.evaluate(tuple("int8" for _ in self.names), "uniform")}
 
@@ -204,24 +221,24 @@ class PrecisionSearch:
       return self.evaluate(self._names(genes), "search")["accuracy"]
 
     def rank_key(genes, accuracy):
-      row = self.cache[self._names(genes)]
-      return (row["feasible"], accuracy, -row["size_bytes"])
+      return (accuracy, -self.cache[self._names(genes)]["size_bytes"])
 
     half = o.population // 2
     engine = Evolution(
         [len(a) for a in self.allowed], lambda g: self.feasible_before(self._names(g)),
         evaluate, EvolutionOptions(o.population, o.generations, o.top_k, half,
                                    o.population - half, o.mutation_prob, o.seed),
-        f"size limit {o.size_limit_bytes} bytes", sample=self._random, rank_key=rank_key)
+        f"size limit {o.size_limit_bytes} bytes", sample=self._random, rank_key=rank_key,
+        eligible=lambda g: self.cache[self._names(g)]["feasible"])
     known = {self._indices(r["requested"]): r["accuracy"] for r in baselines.values()}
-    evo = engine.run(state_path, log, "precision", known=known)
+    evo = engine.run(state_path, log, "precision", known=known, identity=identity)
     history = []
     for h in evo["history"]:
-      best = self.cache[self._names(h["best"])]
+      best = None if h["best"] is None else self.cache[self._names(h["best"])]
       history.append({"generation": h["generation"],
                       "population": [list(self._names(g)) for g in h["population"]],
-                      "best_accuracy": best["accuracy"] if best["feasible"] else None,
-                      "best_size_bytes": best["size_bytes"] if best["feasible"] else None,
+                      "best_accuracy": None if best is None else best["accuracy"],
+                      "best_size_bytes": None if best is None else best["size_bytes"],
                       "evaluated": h["evaluated"],
                       "next": [list(self._names(g)) for g in h["next"]]})
     evaluated = self.rows()

@@ -80,7 +80,6 @@ def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, chi
   if clash:
     raise ValueError(f"method fields {sorted(clash)} repeat the common report's")
   workdir.write_json("arch.json", arch.to_json(space))
-  pictures.draw_arch(space, arch, workdir.file("arch.png"), f"{method}: {arch.to_string(space)}")
   with atomic_path(workdir.weights) as tmp:
     child.save_weights(tmp)
   child.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -100,4 +99,6 @@ def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, chi
   assert set(report) == set(COMMON_FIELDS), sorted(report)
   report.update(extra or {})
   workdir.write_json("search_report.json", report)
+  pictures.draw_or_warn(pictures.draw_arch, space, arch, workdir.file("arch.png"),
+                        f"{method}: {arch.to_string(space)}")
   return report

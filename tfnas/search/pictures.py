@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -19,6 +20,19 @@ from tfnas.spaces.spec import IRF, MBCONV, SHUFFLE, SKIP, XCEPTION, ZERO, Block,
 # Box colour by depthwise kernel size (as in the paper's figure: one colour per kernel).
 KERNEL_COLOURS = {3: "#9ecae1", 5: "#fdae6b", 7: "#fc9272"}
 OTHER_COLOUR = "#d9d9d9"
+
+
+def draw_or_warn(draw, *args) -> bool:
+  """`draw(*args)`; a picture that cannot be drawn is a warning on stderr, never the end
+  of a finished search (its report is written first). Returns whether it was drawn."""
+  try:
+    draw(*args)
+    return True
+  except Exception as e:  # matplotlib and its backends raise many types
+    print(f"warning: {getattr(draw, '__name__', 'picture')} failed ({type(e).__name__}: "
+          f"{str(e).splitlines()[0] if str(e) else ''}); the search's results are complete",
+          file=sys.stderr, flush=True)
+    return False
 
 
 def _pyplot():

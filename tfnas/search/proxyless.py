@@ -30,8 +30,8 @@ from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
 from tfnas.latency import with_unit
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet
-from tfnas.optimizers import SGD, dense_gradients
-from tfnas.runtime import supernet_graphs, supernet_step
+from tfnas.optimizers import dense_gradients
+from tfnas.runtime import make_optimizer, supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
 from tfnas.search import pictures
 from tfnas.search import runner
@@ -112,10 +112,9 @@ class ProxylessSearch:
     self.total_steps = config.steps
     with self.strategy.scope():
       self.net = ProxylessSupernet(self.space, config.dropout, config.bn_momentum)
-      schedule = keras.optimizers.schedules.CosineDecay(
-          config.lr * config.batch_size / 256, decay_steps=max(1, self.total_steps))
-      self.w_opt = SGD(schedule, momentum=config.momentum, nesterov=True,
-                       weight_decay=config.weight_decay)
+      # The weights' SGD as every run builds it (cosine to 0 after `warmup_fraction`,
+      # `clip_norm`); Keras' exclusion list is replaced, not extended: all names again.
+      self.w_opt = make_optimizer(config, self.total_steps)
       self.w_opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "alpha"])
       self.a_opt = keras.optimizers.Adam(config.arch_lr, beta_1=config.arch_beta1,
                                          beta_2=0.999, epsilon=1e-8)
@@ -340,11 +339,8 @@ class ProxylessSearch:
                                  c.derive_tolerance)
       arch = Arch.create(self.space, ops)
     predicted, argmax_predicted = self.latency.predict(arch), self.latency.predict(argmax)
-    rows = read_jsonl(history_path, "architecture history")
-    if rows:  # every logged step, the last one included
-      pictures.draw_probabilities(self.space, rows, self.wd.file("alpha_history.png"), arch)
     limit = c.target * (1 + c.derive_tolerance)
-    return finish_lib.finish(
+    report = finish_lib.finish(
         self.wd, method="proxylessnas", space=self.space, arch=arch,
         child=self.net.inherit_child(arch), cost_model=self.latency,
         cost_model_spec=c.latency_model, target=c.target, val_data=self.data.val,
@@ -367,6 +363,11 @@ class ProxylessSearch:
             "probs": {m.block.name: dict(zip(m.block.op_names, map(float, m.probs().numpy())))
                       for m in self.net.mixed},
             "alpha_history": os.path.basename(history_path)})
+    rows = read_jsonl(history_path, "architecture history")
+    if rows:  # every logged step, the last one included
+      pictures.draw_or_warn(pictures.draw_probabilities, self.space, rows,
+                            self.wd.file("alpha_history.png"), arch)
+    return report
 
 
 def derive_within_target(probs: list, costs: list[list[float]], constant: float,

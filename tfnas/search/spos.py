@@ -562,8 +562,11 @@ class SPOSSearch:
       # State files are per supernet step: training further (a larger --config.steps)
       # makes new weights, and every search starts again on them.
       step = int(self.step.numpy())
+      # A state of this slot made for other limits or another score is refused.
       evo = Evolution(self.choices, feasible, self.evaluate, opts, what).run(
-          wd.file(f"evolution_{i}_step{step}.json"), log, tag=f"evolution {name}")
+          wd.file(f"evolution_{i}_step{step}.json"), log, tag=f"evolution {name}",
+          identity={"constraints": name, "score": c.score, "val_images": c.val_images,
+                    "calib_images": c.calib_images})
       evo_seconds = time.time() - t0
       rand = None
       if c.random_baseline:
