@@ -168,7 +168,6 @@ def draw_probabilities(space: SearchSpace, history: list[dict], path: str,
                        f"blocks of {space.name!r}")
   plt = _pyplot()
   steps = [r["step"] for r in history]
-  probs = np.array([[softmax(a) for a in r["alpha"]] for r in history], dtype=object)
   cols = min(6, len(blocks))
   rows = math.ceil(len(blocks) / cols)
   fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 1.5 * rows + 0.6), sharex=True,
@@ -176,7 +175,7 @@ def draw_probabilities(space: SearchSpace, history: list[dict], path: str,
   names = derived.op_names(space) if derived is not None else None
   for i, b in enumerate(blocks):
     ax = axes[i // cols][i % cols]
-    p = np.stack([probs[t][i] for t in range(len(steps))])
+    p = np.array([softmax(r["alpha"][i]) for r in history])  # (steps, ops of block i)
     for j, op in enumerate(b.ops):
       ax.plot(steps, p[:, j], lw=1.0, label=op.name)
     ax.set_ylim(0, 1)
