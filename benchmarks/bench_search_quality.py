@@ -68,6 +68,14 @@ def _write(out, obj):
     json.dump(obj, f, indent=2)
 
 
+def _precision(spec: str) -> str:
+  """The search's precision: the latency model's (search quality is judged against
+  ground truth whichever precision the latency is of); int8 for MACs or params."""
+  from tfnas import latency as latency_lib
+  from tfnas.spaces import get_space
+  return latency_lib.load(spec, get_space("nasbench_macro")).precision or "int8"
+
+
 def _config(args):
   c = _load_config("spos_cifar10")
   c.space, c.width, c.dataset = "nasbench_macro", 1.0, f"folder:{args.data}"
@@ -77,6 +85,7 @@ def _config(args):
   c.sampling = args.sampling
   c.score = "loss"
   c.latency_model = args.latency_model
+  c.precision = _precision(args.latency_model)
   c.searches, c.measure_host, c.log_every = "", False, 100
   c.checkpoint_every = min(args.steps, 500)
   c.population, c.generations = args.population, args.generations
@@ -209,6 +218,7 @@ def _proxyless_config(args, target, seed):
   c = _load_config("proxyless_cifar10", "quick")  # nasbench_macro, width 1.0, derive=target
   c.dataset, c.seed, c.target = f"folder:{args.data}", seed, float(target)
   c.latency_model = args.latency_model
+  c.precision = _precision(args.latency_model)
   if args.proxyless_steps:
     c.steps, c.warmup_steps = args.proxyless_steps, args.proxyless_steps // 2
   return c

@@ -45,6 +45,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.arch_beta1 = 0.0
   # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
   c.latency_model = "macs"
+  # The precision of the file the search is for (what tfnas.bin.export ships: int8 by
+  # default): a latency model must predict that precision; the child is measured at it.
+  c.precision = "int8"
   c.target = 60.0  # in the latency model's unit: MMACs for "macs", ms for a latency table
   # mul: CE * (log E / log T)^beta; add: CE + lambda * E / T; abs: CE + lambda * |E / T - 1|
   c.latency_form = "mul"

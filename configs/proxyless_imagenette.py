@@ -5,6 +5,7 @@ Run (quick):
       --config.dataset=folder:../shared/data/imagenette2-160.tgz
 For the Pixel-1 target (the published table is for 224 px input):
   ... --config.resolution=224 --config.latency_model=lut:../shared/data/latency/proxylessnas_mobile_trim.yaml \
+      --config.precision=float32 \
       --config.target=80
 """
 

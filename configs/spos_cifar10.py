@@ -65,6 +65,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # Search: one evolution (+ random baseline) per ';'-separated constraint set.
   # "macs", "params", "lut:FILE.yaml" or a latency_model.json from tfnas.bin.latency_fit
   c.latency_model = "macs"
+  # The precision of the file the search is for (what tfnas.bin.export ships: int8 by
+  # default): a latency model must predict that precision; the child is measured at it.
+  c.precision = "int8"
   c.searches = "macs_m<=60;macs_m<=90;macs_m<=120"
   c.population = 50
   c.generations = 20

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -134,3 +135,24 @@ def searched(tiny_cifar, tmp_path_factory):
     result = (first, second, history, report)
     done.write_bytes(pickle.dumps(result))
     return (workdir, *result)
+
+
+@pytest.fixture
+def fake_adb(tmp_path, monkeypatch):
+  """A stand-in `adb` first on PATH (tests/data/fake_adb.py): no phone is attached to CI
+  machines. It lists devices PIXEL1 and OTHER and replays a real `benchmark_model`
+  output (tests/data/benchmark_model/current.txt: 69.63 ms mean over 50 runs) for every
+  model; its log of invocations is `tmp_path`/adb.log. Returns `tmp_path`."""
+  bindir = tmp_path / "bin"
+  bindir.mkdir()
+  adb = bindir / "adb"
+  stand_in = os.path.join(ROOT, "tests", "data", "fake_adb.py")
+  adb.write_text(f"#!{sys.executable}\n" + open(stand_in).read())
+  adb.chmod(adb.stat().st_mode | stat.S_IEXEC)
+  monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+  monkeypatch.setenv("FAKE_ADB_LOG", str(tmp_path / "adb.log"))
+  monkeypatch.setenv("FAKE_ADB_OUTPUT",
+                     os.path.join(ROOT, "tests", "data", "benchmark_model", "current.txt"))
+  monkeypatch.setenv("FAKE_ADB_DEVICES", "PIXEL1 OTHER")
+  monkeypatch.setenv("FAKE_ADB_BINARY", "/data/local/tmp/benchmark_model")
+  return tmp_path

@@ -3,7 +3,6 @@ stand-in adb), and fast generation by stitching pieces."""
 
 import json
 import os
-import stat
 import sys
 import time
 
@@ -15,6 +14,7 @@ from tflite_bench.android import AdbRunner, parse_benchmark_output
 from tflite_bench.host import BenchError, HostRunner
 from tflite_bench.protocol import ADAPTIVE, FIXED, Protocol
 from tflite_bench.stitch import StitchError, op_signature, stitch
+from tfnas.spaces import list_spaces
 
 HERE = os.path.dirname(__file__)
 OUTPUTS = os.path.join(HERE, "data", "benchmark_model")
@@ -66,22 +66,7 @@ def test_parse_rejects_a_run_that_stopped_after_warmup(name, match):
     parse_benchmark_output(text)
 
 
-# --- the adb runner against a stand-in adb ------------------------------------------------
-
-@pytest.fixture
-def fake_adb(tmp_path, monkeypatch):
-  bindir = tmp_path / "bin"
-  bindir.mkdir()
-  adb = bindir / "adb"
-  adb.write_text(f"#!{sys.executable}\n" + open(os.path.join(HERE, "data", "fake_adb.py")).read())
-  adb.chmod(adb.stat().st_mode | stat.S_IEXEC)
-  monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-  monkeypatch.setenv("FAKE_ADB_LOG", str(tmp_path / "adb.log"))
-  monkeypatch.setenv("FAKE_ADB_OUTPUT", os.path.join(OUTPUTS, "current.txt"))
-  monkeypatch.setenv("FAKE_ADB_DEVICES", "PIXEL1 OTHER")
-  monkeypatch.setenv("FAKE_ADB_BINARY", "/data/local/tmp/benchmark_model")
-  return tmp_path
-
+# --- the adb runner against a stand-in adb (conftest's `fake_adb`) ---------------------------
 
 def test_adb_runner_runs_benchmark_model_under_taskset(fake_adb):
   model = fake_adb / "model.tflite"
@@ -95,6 +80,50 @@ def test_adb_runner_runs_benchmark_model_under_taskset(fake_adb):
   log = open(fake_adb / "adb.log").read()
   assert "push" in log and "taskset f0 /data/local/tmp/benchmark_model --graph=" in log
   assert "--num_threads=1 --warmup_runs=10 --num_runs=50 --min_secs=1.0" in log
+
+
+def test_every_measuring_binary_runs_on_a_phone_through_adb(fake_adb):
+  # Issue 18, item 2: the benchmark binary, the profile binary and the per-op table
+  # measure on a phone through the adb runner (here the stand-in `adb`, replaying a real
+  # benchmark_model output: 69.63 ms mean, 50 runs, for every model; no phone is
+  # attached to CI machines). The export's --adb_serial: test_export.py.
+  from conftest import run_bin
+  env = {"TFNAS_CACHE": str(fake_adb / "cache")}
+  model = fake_adb / "model.tflite"
+  model.write_bytes(b"x")
+  r = run_bin("tflite_bench.bin.benchmark", f"--model={model}", "--runner=adb",
+              "--serial=PIXEL1")
+  assert r.returncode == 0, r.stderr[-2000:]
+  out = json.loads(r.stdout)
+  assert out["runner"] == "android" and out["device"]["model"] == "Pixel 1"
+  assert out["mean_ms"] == pytest.approx(69.6343)
+  records = fake_adb / "phone.jsonl"
+  r = run_bin("tflite_bench.bin.profile", "--runner=adb", "--serial=PIXEL1",
+              "--space=nasbench_macro", "--width=0.25", "--num_archs=3", "--precision=int8",
+              "--reference_every=0", f"--out={records}", env=env)
+  assert r.returncode == 0, r.stderr[-2000:]
+  recs = rec_lib.read_records(str(records))
+  assert len(recs) == 3 and {x["quantization"] for x in recs} == {"int8"}
+  assert {x["device"]["serial"] for x in recs} == {"PIXEL1"}
+  assert {x["runtime"] for x in recs} == {"benchmark_model"}
+  assert all(x["stats"]["mean_ms"] == pytest.approx(69.6343) for x in recs)
+  log = open(fake_adb / "adb.log").read()
+  assert log.count("push ") >= 4  # one model each (and the benchmark binary's model)
+  lut_dir = fake_adb / "lut"
+  r = run_bin("tfnas.bin.latency_fit", "--measure_lut", "--runner=adb", "--serial=PIXEL1",
+              "--space=nasbench_macro", "--width=0.25", "--precision=int8", f"--out={lut_dir}",
+              env=env)
+  assert r.returncode == 0, r.stderr[-2000:]
+  lut = json.load(open(lut_dir / "latency_model.json"))
+  assert lut["precision"] == "int8" and lut["meta"]["device"]["kind"] == "android"
+  entries = [v for row in lut["table"].values() for v in row.values() if v > 0]
+  assert entries and all(v == pytest.approx(69.6343) for v in entries)
+  # No device attached: one line, nothing written.
+  r = run_bin("tfnas.bin.latency_fit", "--measure_lut", "--runner=adb",
+              "--space=nasbench_macro", f"--out={fake_adb / 'none'}",
+              env={**env, "FAKE_ADB_DEVICES": ""})
+  assert r.returncode == 2 and "no Android device attached" in r.stderr
+  assert not (fake_adb / "none" / "latency_model.json").exists()
 
 
 def test_adb_runner_errors(fake_adb, monkeypatch):
@@ -243,8 +272,10 @@ def piece_caches(tmp_path_factory):
           for name in ("proxyless_cifar", "spos_shufflenet", "fbnet_cifar")}
 
 
+# float32 on one space by default (the int8 sweep below stitches every space's pieces).
 @pytest.mark.parametrize("space_name, seed", [
-    ("proxyless_cifar", 0), ("spos_shufflenet", 0), ("fbnet_cifar", 0)])
+    ("proxyless_cifar", 0), pytest.param("spos_shufflenet", 0, marks=pytest.mark.slow),
+    pytest.param("fbnet_cifar", 0, marks=pytest.mark.slow)])
 def test_stitched_model_has_the_converters_ops_order_and_shapes(piece_caches, space_name, seed):
   from tfnas.export.tflite import convert_float
   from tfnas.models import build_child
@@ -258,22 +289,70 @@ def test_stitched_model_has_the_converters_ops_order_and_shapes(piece_caches, sp
   fast = cache.model(arch)
   slow = convert_float(build_child(space, arch))
   assert op_signature(fast) == op_signature(slow)
-  # Both run, fully delegated, and take the same time within noise. The invocations
-  # alternate one by one (which goes first swaps every pair), so load from other processes
-  # hits both alike: blocks of 30 runs each, alternated, once measured 1.21-1.28 under a
-  # busy second pytest worker and 1.0 alone.
+  # Both run, fully delegated. (Their latencies, interleaved, are compared in
+  # benchmarks/bench_latency.py: a timing bound here failed under a loaded machine.)
   runner = HostRunner()
-  a, b = runner.load(fast), runner.load(slow)
-  assert runner.delegate_partitions(a) == runner.delegate_partitions(b) == 1
-  times = ([], [])  # fast's, slow's
-  for i in range(5 + 120):
-    for k in ((0, 1) if i % 2 else (1, 0)):
-      t = time.perf_counter()
-      (a, b)[k].invoke()
-      if i >= 5:  # warm-up
-        times[k].append(time.perf_counter() - t)
-  ratio = np.median(times[0]) / np.median(times[1])
-  assert abs(ratio - 1) < 0.15, ratio
+  assert runner.delegate_partitions(runner.load(fast)) == 1
+  assert runner.delegate_partitions(runner.load(slow)) == 1
+
+
+def _converter_layout(signature):
+  """The converter puts a float16 model's weight DEQUANTIZEs (constant inputs only, run
+  once when the interpreter prepares) first, in an order of its own: compared as a set;
+  every other operator in order."""
+  k = 0
+  while k < len(signature) and signature[k][0] == "DEQUANTIZE":
+    k += 1
+  return sorted(signature[:k]), signature[k:]
+
+
+# proxyless_mobile at 64 px: at 32 its last stage is 1x1, where the converter turns a
+# lone piece's residual ADD into RESHAPE + ADD (a degenerate size no one ships).
+_SWEEP_RES = {"proxyless_mobile": 64}
+
+
+# int8 (what ships) over every space; float16 (its own step: the weight DEQUANTIZEs moved
+# first) on one space by default, the others in the slow run (each case converts ~20
+# pieces: 20-50 s of CPU).
+_FLOAT16_DEFAULT = ("nasbench_macro",)
+
+
+@pytest.mark.parametrize("space_name, precision", [
+    *[(n, "int8") for n in list_spaces()],
+    *[pytest.param(n, "float16", marks=() if n in _FLOAT16_DEFAULT else pytest.mark.slow)
+      for n in list_spaces()]])
+def test_stitched_quantized_model_matches_the_converters_op_for_op(tmp_path, space_name,
+                                                                   precision):
+  # Issue 18, item 1: the fast int8 (full-integer PTQ, float I/O: the export's form) and
+  # float16 models of a sampled arch of every space have the converter's operators, in
+  # its order, with the same shapes, element types and per-channel quantization axes.
+  from tfnas.export.fastgen import PieceCache, convert_piece, randomize_batchnorm
+  from tfnas.models import build_child
+  from tfnas.spaces import Arch, get_space
+  space = get_space(space_name, resolution=_SWEEP_RES.get(space_name, 32))
+  rng = np.random.default_rng(1)
+  arch = Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks],
+                     [int(rng.integers(len(b.mid_scales))) for b in space.choice_blocks]
+                     if space.has_channel_choices else None)
+  fast = PieceCache(space, "", precision).model(arch)
+  slow = convert_piece(randomize_batchnorm(build_child(space, arch)), precision,
+                       int8_input=False, int8_output=False)
+  signature = op_signature(fast)
+  assert _converter_layout(signature) == _converter_layout(op_signature(slow))
+  types = {t[1] for op in signature for t in op[1] + op[2] if t}
+  if precision == "int8":
+    assert [op[0] for op in signature][::len(signature) - 1] == ["QUANTIZE", "DEQUANTIZE"]
+    assert {"int8", "int32", "float32"} >= types >= {"int8", "int32"}
+    axes = {t[2] for op in signature if op[0] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+            for t in op[1][1:2]}
+    assert axes <= {0, 3} and axes  # per-channel: output channels (conv 0, depthwise 3)
+  else:
+    assert "float16" in types
+  # The same delegation as the converter's model (XNNPACK leaves spos_*'s int8 channel
+  # shuffle partly to LiteRT's kernels, in both).
+  runner = HostRunner()
+  assert (runner.delegate_partitions(runner.load(fast))
+          == runner.delegate_partitions(runner.load(slow)))
 
 
 def test_stitch_rejects_mismatched_pieces(piece_caches):

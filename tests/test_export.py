@@ -241,11 +241,14 @@ def trained(searched, tmp_path_factory):
   return workdir
 
 
-def test_export_binary_end_to_end(trained, tmp_path):
+def test_export_binary_end_to_end(trained, tmp_path, fake_adb):
   recipe = tmp_path / "recipe.json"
   recipe.write_text(json.dumps({"default": "int8", "layers": {"head_head_conv": "int4"}}))
+  # --adb_serial: also timed on a phone (the stand-in adb of conftest's `fake_adb`,
+  # replaying a real benchmark_model output: no phone is attached to CI machines).
   r = run_bin("tfnas.bin.export", f"--workdir={trained}", "--precision=int8",
-              "--calibration_images=16", "--batch_size=8", "--latency_model=macs")
+              "--calibration_images=16", "--batch_size=8", "--latency_model=macs",
+              "--adb_serial=PIXEL1")
   assert r.returncode == 0, r.stderr[-3000:]
   assert "tflite_test_accuracy=" in r.stdout
   whole = json.load(open(trained / "export" / "export_report.json"))
@@ -257,6 +260,9 @@ def test_export_binary_end_to_end(trained, tmp_path):
   assert report["size_bytes"] == os.path.getsize(trained / "export" / "model_int8.tflite")
   assert report["delegate_partitions"] == 1 and report["test_examples"] == 40
   assert report["latency_ms_measured"] > 0 and report["latency_predicted"]["unit"] == "MMACs"
+  assert report["latency_ms_device"] == pytest.approx(69.6343)  # the replayed output's
+  assert report["device"]["serial"] == "PIXEL1" and report["device"]["kind"] == "android"
+  assert "model_int8.tflite" in open(fake_adb / "adb.log").read()
   assert report["weights"] == "child.weights.h5"
   assert 0 <= report["tflite_test_accuracy"] <= 1 and report["quantization"] == "ptq"
   sidecar = json.load(open(trained / "export" / "model_int8.json"))
@@ -290,6 +296,32 @@ def test_export_binary_end_to_end(trained, tmp_path):
   r = run_bin("tflite_bench.bin.benchmark", f"--model={trained}/export/model_int8.tflite")
   assert r.returncode == 0, r.stderr[-2000:]
   assert json.loads(r.stdout)["delegate_partitions"] == 1
+
+
+def test_export_predicts_latency_only_for_the_precision_it_exports(tmp_path):
+  # Issue 18, item 1: an int8 export never reports a float32 model's latency as its own.
+  import types
+
+  from tfnas.export.pipeline import ExportOptions, _predict
+  from tfnas.latency import CostModel, load
+  from tfnas.spaces import get_space, parse_arch
+  space = get_space("nasbench_macro")
+  macs = load("macs", space)
+  src = types.SimpleNamespace(space=space, arch=parse_arch(space, "12121212"), config={})
+  for precision in ("float32", "int8"):
+    CostModel(space, "lut", "ms", 0.1, macs.table, {}, precision).save(
+        str(tmp_path / f"{precision}.json"))
+  same = _predict(src, ExportOptions(precision="int8", latency_model=str(tmp_path / "int8.json")))
+  assert same["latency_ms_predicted"] > 0 and same["latency_predicted"]["precision"] == "int8"
+  other = _predict(src, ExportOptions(precision="int8",
+                                      latency_model=str(tmp_path / "float32.json")))
+  assert other["latency_ms_predicted"] is None and other["latency_predicted"] is None
+  assert "predicts float32 files" in other["latency_prediction_note"]
+  mixed = _predict(src, ExportOptions(precision="mixed", recipe="r.json",
+                                      latency_model=str(tmp_path / "int8.json")))
+  assert mixed["latency_ms_predicted"] is None and "mixed file" in mixed["latency_prediction_note"]
+  by_macs = _predict(src, ExportOptions(precision="int8", latency_model="macs"))
+  assert by_macs["latency_predicted"]["unit"] == "MMACs"  # MACs: any precision
 
 
 def test_export_bad_input(trained, tmp_path):

@@ -78,7 +78,9 @@ def test_every_cost_model_says_its_unit():
   for spec, (unit, is_latency) in want.items():
     model = load(spec, space if not spec.startswith("lut:") else None)
     assert model.unit == unit and model.is_latency is is_latency
-    assert model.predicted("largest") == {"value": model.predict("largest"), "unit": unit}
+    precision = {"precision": "float32"} if is_latency else {}  # the published table's
+    assert model.predicted("largest") == {"value": model.predict("largest"), "unit": unit,
+                                          **precision}
   with pytest.raises(TfnasError, match="cost model 'flops' is ambiguous.*use 'macs'"):
     load("flops", space)
   with pytest.raises(TfnasError, match="cost model unit 'MFLOPs' is not one of ms, MMACs"):
@@ -119,8 +121,9 @@ def profiled(tmp_path_factory):
   out = tmp_path_factory.mktemp("lat")
   env = {"TFNAS_CACHE": str(out / "cache")}
   path = out / "records.jsonl"
+  # int8 (full-integer PTQ, float I/O): the precision tfnas.bin.export ships by default.
   args = ["--space=nasbench_macro", "--num_archs=24", "--resolution=32", "--seed=1",
-          f"--out={path}", "--reference_every=6", "--retest=4"]
+          "--precision=int8", f"--out={path}", "--reference_every=6", "--retest=4"]
   # Kill it mid-run (kill -9), then rerun the same command: it must finish without
   # lost, duplicated or half-written records.
   proc = subprocess.Popen([sys.executable, "-m", "tflite_bench.bin.profile", *args], cwd=ROOT,
@@ -159,6 +162,7 @@ def test_profile_is_resumable_and_writes_schema_records(profiled):
   assert any(i.endswith("/retest") for i in order[:-4])
   r = archs[0]
   assert r["schema"] == 1 and r["resolution"] == 32 and r["delegate"] == "xnnpack"
+  assert {x["quantization"] for x in recs} == {"int8"}
   assert r["delegate_partitions"] == 1 and r["device"]["kind"] == "host"
   assert r["runtime_version"].startswith("ai-edge-litert")
   assert r["stats"]["p10_ms"] <= r["stats"]["median_ms"] <= r["stats"]["p90_ms"]
@@ -166,9 +170,15 @@ def test_profile_is_resumable_and_writes_schema_records(profiled):
   assert 0 <= r["host_load"]["steal"] <= 1 and 0 <= r["host_load"]["other_busy"] <= 1
   # Rerunning a finished dataset measures nothing new.
   again = run_bin("tflite_bench.bin.profile", "--space=nasbench_macro", "--num_archs=24",
-                  "--resolution=32", "--seed=1", f"--out={path}", "--reference_every=6",
-                  "--retest=4", env=env)
+                  "--resolution=32", "--seed=1", "--precision=int8", f"--out={path}",
+                  "--reference_every=6", "--retest=4", env=env)
   assert again.returncode == 0 and "0 to go" in again.stderr
+  assert len(read_records(str(path))) == len(recs)
+  # A records file holds one precision: another is refused, nothing appended.
+  other = run_bin("tflite_bench.bin.profile", "--space=nasbench_macro", "--num_archs=24",
+                  "--resolution=32", "--seed=1", "--precision=float32", f"--out={path}",
+                  env=env)
+  assert other.returncode == 2 and "holds int8 records" in other.stderr, other.stderr
   assert len(read_records(str(path))) == len(recs)
 
 
@@ -189,6 +199,10 @@ def test_latency_fit_binary_reports_on_real_records(profiled, tmp_path):
   assert report["test_retest"]["rmspe"] == floors[report["target"]]
   model = json.load(open(tmp_path / "latency_model.json"))
   assert model["kind"] == "fitted" and model["space"] == "nasbench_macro"
+  assert model["precision"] == report["precision"] == "int8"
+  r = run_bin("tfnas.bin.latency_fit", f"--records={path}", f"--out={tmp_path / 'f16'}",
+              "--precision=float16")
+  assert r.returncode == 2 and "--precision=float16 but" in r.stderr and "holds int8" in r.stderr
 
 
 def _rec(rid, ms, reference=False):
@@ -241,10 +255,11 @@ def test_lut_measured_on_this_host_by_the_binary(tmp_path):
   """`latency_fit --measure_lut`: every (block, op) of `nasbench_macro` (width 0.25) timed
   in isolation by LiteRT on this CPU, as the pieces fast generation stitches."""
   r = run_bin("tfnas.bin.latency_fit", "--measure_lut", "--space=nasbench_macro",
-              "--width=0.25", f"--out={tmp_path}")
+              "--width=0.25", "--precision=int8", f"--out={tmp_path}")
   assert r.returncode == 0, r.stderr[-2000:]
   model = load(str(tmp_path / "latency_model.json"), get_space("nasbench_macro", width=0.25))
   assert model.kind == "lut" and model.unit == "ms" and model.constant > 0
+  assert model.precision == "int8"
   assert list(model.table) == [f"b{i:02d}" for i in range(8)]
   for name, row in model.table.items():
     assert list(row) == ["id", "k3_e3", "k5_e6"] and row["k3_e3"] > 0 and row["k5_e6"] > 0
@@ -255,6 +270,37 @@ def test_lut_measured_on_this_host_by_the_binary(tmp_path):
       r["k3_e3"] for r in model.table.values())
   out = json.loads(r.stdout[r.stdout.index("\n{") + 1:])  # after the progress lines
   assert out["predicted_ms"]["largest"] == pytest.approx(model.predict("largest"), abs=1e-3)
+
+
+def test_latency_models_carry_the_precision_they_predict(tmp_path):
+  # Issue 18, item 1: a latency model predicts one precision; MACs and params none.
+  from tfnas.errors import TfnasError
+  from tfnas.latency import CostModel, from_json
+  space = get_space("nasbench_macro")
+  macs = load("macs", space)
+  table = {b: dict(row) for b, row in macs.table.items()}
+  int8 = CostModel(space, "lut", "ms", 0.1, table, {"source": "test"}, "int8")
+  again = from_json(json.loads(json.dumps(int8.to_json())), space)
+  assert again.precision == "int8" and again.predicted("all_k3_e3")["precision"] == "int8"
+  int8.check_precision("int8", "--config.precision")
+  with pytest.raises(TfnasError, match=r"predicts int8 files, but --config.precision is "
+                                       r"float32: measure one at float32") as e:
+    int8.check_precision("float32", "--config.precision")
+  assert "\n" not in str(e.value)
+  for precision in ("float32", "float16", "int8"):  # MACs do not depend on precision
+    macs.check_precision(precision, "--config.precision")
+  assert macs.precision is None and "precision" not in macs.predicted("all_k3_e3")
+  # A model written before models carried a precision: every one was float32 then.
+  old = int8.to_json()
+  del old["precision"]
+  assert from_json(old, space).precision == "float32"
+  with pytest.raises(TfnasError, match="latency model precision 'int4' is not one of"):
+    CostModel(space, "lut", "ms", 0.0, table, None, "int4")
+  with pytest.raises(TfnasError, match="has no precision"):
+    CostModel(space, "macs", "MMACs", 0.0, table, None, "int8")
+  # The published tables time float32 models.
+  assert import_proxyless_yaml(require(PIXEL1_LUT), get_space("proxyless_mobile")
+                               ).precision == "float32"
 
 
 def test_profile_and_fit_bad_input(tmp_path):

@@ -133,6 +133,16 @@ def _one_line(r, pattern):
   return lines[0]
 
 
+def _record(i: int, precision: str) -> dict:
+  from tflite_bench.record import make_record
+  from tflite_bench.record import Stats
+  return make_record(
+      id=f"nasbench_macro/32/s0/i{i}", space="nasbench_macro", arch="nasbench_macro:11111111",
+      resolution=32, quantization=precision, runtime="litert-python", runtime_version="x",
+      threads=1, delegate="xnnpack", device={"kind": "host"},
+      stats=Stats(1.0, 0.9, 1.1, 1.0, 0.1, 0.9, 1.1, 10, 2), extra={})
+
+
 @pytest.mark.parametrize("module, args, pattern", [
     ("tflite_bench.bin.benchmark", ["--model=x.tflite", "--threads=x"], "--threads=x"),
     ("tflite_bench.bin.benchmark", ["--model=x.tflite", "--threads=0"], "threads 0 must be"),
@@ -150,12 +160,32 @@ def _one_line(r, pattern):
                          "--config.resolution=0"], "resolution 0 for space"),
     ("tfnas.bin.train", ["--config=configs/train_cifar10.py:quick", "--workdir=OUT",
                          "--config.arch=ARCH_JSON"], "arch file"),
+    ("tfnas.bin.search", ["--config=configs/proxyless_cifar10.py:quick", "--workdir=OUT",
+                          "--config.precision=int4"], "--config.precision='int4' is not one of"),
+    ("tfnas.bin.search", ["--config=configs/proxyless_cifar10.py:quick", "--workdir=OUT",
+                          "--config.latency_model=FLOAT_MODEL"],
+     "predicts float32 files, but --config.precision is int8: measure one at int8"),
+    ("tfnas.bin.latency_fit", ["--records=MIXED", "--out=OUT"],
+     "records mix precisions ['float32', 'int8']"),
 ])
 def test_bad_values_are_one_line_and_write_nothing(tmp_path, module, args, pattern):
   out = tmp_path / "out"
   arch_json = tmp_path / "arch.json"
   arch_json.write_text('{"space": "proxyless_cifar", "canon')  # a damaged arch.json
-  args = [a.replace("OUT", str(out)).replace("ARCH_JSON", str(arch_json)) for a in args]
+  # A float32 latency model where the search ships int8 (the config's default), and
+  # records of two precisions.
+  from tfnas.latency import CostModel, load
+  from tfnas.spaces import get_space
+  space = get_space("nasbench_macro")
+  macs = load("macs", space)
+  float_model = tmp_path / "float32.json"
+  CostModel(space, "lut", "ms", 0.1, macs.table, {"source": "test"}, "float32").save(
+      str(float_model))
+  mixed = tmp_path / "mixed.jsonl"
+  mixed.write_text("".join(json.dumps(_record(i, "int8" if i % 2 else "float32")) + "\n"
+                           for i in range(12)))
+  args = [a.replace("OUT", str(out)).replace("ARCH_JSON", str(arch_json))
+          .replace("FLOAT_MODEL", str(float_model)).replace("MIXED", str(mixed)) for a in args]
   _one_line(run_bin(module, *args), pattern)
   assert not out.exists()
 

@@ -38,7 +38,12 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   assert final["argmax_over_target"] > 0 and "derive=target: predicted/target=" in second.stdout
   measured = final["measured_latency"]
   assert measured["value"] > 0 and measured["unit"] == "ms"
-  assert measured["of"] == "child.tflite (float32)" and measured["on"].startswith("host LiteRT")
+  # The precision the search is for (config.precision, int8 by default): the export's form.
+  assert measured["of"] == "child.tflite (int8)" and measured["on"].startswith("host LiteRT")
+  from tfnas.export.quantize import inspect
+  child = inspect((workdir / "child.tflite").read_bytes())
+  assert child["ops"]["QUANTIZE"] == child["ops"]["DEQUANTIZE"] == 1  # int8 inside, float I/O
+  assert child["inputs"][0]["dtype"] == "float32"
   assert f"measured_host={measured['value']:.3f} ms" in second.stdout
   assert final["ground_truth"] is None  # width 0.25 is not the benchmark's network
   assert (workdir / "arch.png").stat().st_size > 5000  # the pictures of the search

@@ -30,8 +30,9 @@ SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.train_limit=64"
              "--config.top_k=2", "--config.crossovers=1", "--config.mutations=1",
              "--config.calib_images=16", "--config.val_images=16",
              "--config.searches=macs_m<=9;macs_m<=10.5"]
+# float32: the proxyless end-to-end test covers the default int8 child.tflite.
 E2E_ARGS = [*SPOS_ARGS, "--config.space=nasbench_macro", "--config.width=1.0",
-            "--config.searches=macs_m<=45;macs_m<=55"]
+            "--config.searches=macs_m<=45;macs_m<=55", "--config.precision=float32"]
 
 
 def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):

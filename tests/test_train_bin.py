@@ -162,7 +162,7 @@ def test_binaries_quiet_tensorflow_unless_verbosity_and_imports_change_nothing(m
   # absl flags do not clash in one process; every binary starts the same way). TensorFlow
   # sets variables of its own at import (TF2_BEHAVIOR, ...): it is imported first.
   code = ("import os, tensorflow; before = dict(os.environ); import tfnas, tfnas.bin.common, "
-          "tfnas.bin.export, tflite_bench.bin.profile; print(dict(os.environ) == before)")
+          "tfnas.bin.export, tflite_bench.bin.benchmark; print(dict(os.environ) == before)")
   r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                      env=env)
   assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]

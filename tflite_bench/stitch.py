@@ -43,8 +43,16 @@ def _opcode_key(code) -> tuple:
 def stitch(pieces: list[bytes]) -> bytes:
   """Chains single-input single-output `.tflite` models into one.
 
-  The output of piece i feeds piece i+1 (shapes must match). Signature defs are
-  dropped (the model keeps its input and output tensors); the first piece's
+  The output of piece i feeds piece i+1 (shapes must match). In quantized pieces the
+  joint keeps the previous piece's output parameters, and every tensor of piece i+1 that
+  shared its input's parameters (the converter gives RESHAPE, TRANSPOSE, SPLIT and
+  CONCATENATION equal input and output parameters, and XNNPACK only delegates them so)
+  takes them too, with the biases of the operators reading such a tensor rescaled to
+  input scale x weight scale: the stitched model is delegated as the converter's is
+  (`_adopt_input_quantization`).
+  Operators whose inputs are all constants (a float16 model's weight DEQUANTIZEs) go
+  first, as the converter lays them out; the others keep their order. Signature defs
+  are dropped (the model keeps its input and output tensors); the first piece's
   metadata (e.g. min_runtime_version) is kept.
   """
   if not pieces:
@@ -82,6 +90,8 @@ def stitch(pieces: list[bytes]) -> bytes:
       code_map[i] = codes[key]
     tensor_map = {}
     in_idx = sub.inputs[0]
+    if prev_out is not None:
+      _adopt_input_quantization(model, graph.tensors[prev_out].quantization)
     for i, tensor in enumerate(sub.tensors):
       if i == in_idx and prev_out is not None:
         want = list(graph.tensors[prev_out].shape)
@@ -108,6 +118,10 @@ def stitch(pieces: list[bytes]) -> bytes:
       graph.inputs = [tensor_map[in_idx]]
     prev_out = tensor_map[sub.outputs[0]]
   graph.outputs = [prev_out]
+  constant = lambda op: all(i < 0 or _is_constant(graph.tensors[i], out.buffers)
+                            for i in op.inputs)
+  graph.operators = ([op for op in graph.operators if constant(op)]
+                     + [op for op in graph.operators if not constant(op)])
   out.subgraphs = [graph]
   first = models[0]
   out.metadata = []
@@ -121,22 +135,74 @@ def stitch(pieces: list[bytes]) -> bytes:
   return pack_model(out)
 
 
+def _same_quantization(a, b) -> bool:
+  if a is None or b is None or a.scale is None or b.scale is None:
+    return False
+  return (list(a.scale) == list(b.scale) and list(a.zeroPoint) == list(b.zeroPoint)
+          and a.quantizedDimension == b.quantizedDimension)
+
+
+def _adopt_input_quantization(model, joint) -> None:
+  """Gives the tensors of `model` (a piece) that share its input's quantization the
+  joint's (the previous piece's output's), in place; rescales the int32 biases of the
+  operators that read one of them (bias scale = input scale x weight scale, what the
+  kernels assume). Nothing happens for float pieces."""
+  sub = model.subgraphs[0]
+  own = sub.tensors[sub.inputs[0]].quantization
+  if joint is None or joint.scale is None or own is None or own.scale is None:
+    return
+  if _same_quantization(own, joint):
+    return
+  changed = set()
+  for i, tensor in enumerate(sub.tensors):
+    if _same_quantization(tensor.quantization, own):
+      changed.add(i)
+  for i in changed:
+    sub.tensors[i].quantization = copy.deepcopy(joint)
+  for op in sub.operators:
+    if len(op.inputs) < 3 or op.inputs[0] not in changed or op.inputs[2] < 0:
+      continue
+    weights, bias = sub.tensors[op.inputs[1]], sub.tensors[op.inputs[2]]
+    if bias.quantization is None or bias.quantization.scale is None:
+      continue
+    in_scale = float(joint.scale[0])
+    bias.quantization = copy.deepcopy(bias.quantization)
+    bias.quantization.scale = [in_scale * float(w) for w in weights.quantization.scale]
+
+
+def _is_constant(tensor, buffers) -> bool:
+  data = buffers[tensor.buffer].data if 0 < tensor.buffer < len(buffers) else None
+  return data is not None and len(data) > 0
+
+
 def op_signature(data: bytes) -> list[tuple]:
-  """(op name, input shapes, output shapes, scalar options) of every operator, in order.
+  """(op name, inputs, outputs, scalar options) of every operator, in order; each input
+  and output is (shape, element type, quantized axis: the per-channel quantization's
+  dimension, or None for per-tensor or no quantization).
 
   Constant inputs (weights) are included, so a different kernel size, channel
-  count or stride shows up here; options hold strides, padding and fused
-  activations."""
+  count, stride, weight type or quantization axis shows up here; options hold
+  strides, padding and fused activations."""
   model = load_model(data)
   names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+  types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
   sub = model.subgraphs[0]
   out = []
+
+  def tensor(i):
+    if i < 0:
+      return ()
+    t = sub.tensors[i]
+    q = t.quantization
+    axis = (int(q.quantizedDimension) if q is not None and q.scale is not None
+            and len(q.scale) > 1 else None)
+    return (tuple(int(d) for d in t.shape), types[t.type], axis)
+
   for op in sub.operators:
     code = model.operatorCodes[op.opcodeIndex]
     builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    shape = lambda i: tuple(int(d) for d in sub.tensors[i].shape) if i >= 0 else ()
     opts = tuple(sorted((k, v) for k, v in getattr(op.builtinOptions, "__dict__", {}).items()
                         if isinstance(v, (int, float, bool))))
-    out.append((names.get(builtin, str(builtin)), tuple(shape(i) for i in op.inputs),
-                tuple(shape(i) for i in op.outputs), opts))
+    out.append((names.get(builtin, str(builtin)), tuple(tensor(i) for i in op.inputs),
+                tuple(tensor(i) for i in op.outputs), opts))
   return out

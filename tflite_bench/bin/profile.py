@@ -1,7 +1,11 @@
 """Build a latency dataset: sample architectures, generate `.tflite`, measure, append records.
 
   python -m tflite_bench.bin.profile --space=proxyless_mobile --num_archs=5000 \
-      --resolution=224 --seed=0 --out=runs/lat/proxyless_mobile_224.jsonl
+      --resolution=224 --seed=0 [--precision=int8] --out=runs/lat/proxyless_mobile_224.jsonl
+
+--precision picks the form of the generated files (float32; float16 weights; int8
+full-integer post-training quantization with float I/O, the export's default); every
+record carries it ("quantization") and a records file holds one precision.
 
 Resumable: kill it at any moment (kill -9 included) and rerun the same command;
 it skips the records already written (a half-written last line is cut) and
@@ -32,6 +36,9 @@ _NUM = flags.DEFINE_integer("num_archs", 100, "Architectures to sample and measu
 _RES = flags.DEFINE_integer("resolution", None, "Input resolution (default: the space's).")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier of the space.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "float16", "int8"],
+                               "Precision of the generated .tflite files (the records' "
+                               "quantization).")
 _OUT = flags.DEFINE_string("out", None, "Records file (JSONL); appended to, resumable.")
 _RUNNER = flags.DEFINE_enum("runner", "host", ["host", "adb"], "Where to measure.")
 _SERIAL = flags.DEFINE_string("serial", None, "adb device serial (runner=adb).")
@@ -93,16 +100,16 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
   if os.path.exists(_OUT.value):
     for r in rec_lib.read_records(_OUT.value, repair=True):
       if (r["space"] != space.name or r["resolution"] != res
-          or r.get("width", 1.0) != _WIDTH.value):
+          or r.get("width", 1.0) != _WIDTH.value or r["quantization"] != _PRECISION.value):
         raise rec_lib.RecordError(
-            f"{_OUT.value} holds records of {r['space']} at {r['resolution']} px, width "
-            f"{r.get('width', 1.0)}; expected {space.name} at {res} px, width {_WIDTH.value} "
-            "(use another --out)")
+            f"{_OUT.value} holds {r['quantization']} records of {r['space']} at "
+            f"{r['resolution']} px, width {r.get('width', 1.0)}; expected {_PRECISION.value} "
+            f"{space.name} at {res} px, width {_WIDTH.value} (use another --out)")
       done[r["id"]] = r
   refs = [r for r in done.values() if r.get("extra", {}).get("reference")]
   baseline = refs[0]["stats"]["median_ms"] if refs else None
   current_ref = refs[-1]["stats"]["median_ms"] if refs else None
-  cache = PieceCache(space, _CACHE.value)
+  cache = PieceCache(space, _CACHE.value, _PRECISION.value)
   ref_names = [name for name, _ in space.references]
   ref_arch = parse_arch(space, _REFERENCE.value or (
       "all_k3_e3" if "all_k3_e3" in ref_names else ref_names[0]))
@@ -137,7 +144,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
 
   def base_fields(arch, stats, info, started):
     return dict(space=space.name, arch=arch.to_string(space), resolution=res, width=_WIDTH.value,
-                quantization="float32", runtime=runtime, runtime_version=version,
+                quantization=_PRECISION.value, runtime=runtime, runtime_version=version,
                 threads=_THREADS.value, delegate=runner.delegate,
                 delegate_partitions=info.get("delegate_partitions"), device=device,
                 started_at=started, finished_at=rec_lib.now_iso(), stats=stats,

@@ -8,8 +8,14 @@
       # or smoothed-reference medians, by default the one with the lowest floor)
   python -m tfnas.bin.latency_fit --import_lut=FILE.yaml --space=proxyless_mobile --out=DIR
       # writes DIR/latency_model.json from a ProxylessNAS-format table
-  python -m tfnas.bin.latency_fit --measure_lut --space=NAME [--resolution=R] --out=DIR
-      # measures every (block, op) in isolation on this host (micro-benchmarks)
+  python -m tfnas.bin.latency_fit --measure_lut --space=NAME [--resolution=R] \
+      [--precision=int8] --out=DIR
+      # measures every (block, op) in isolation on this host (micro-benchmarks), or on a
+      # phone: --runner=adb [--serial=S] [--benchmark_binary=PATH]
+
+Every latency model predicts one precision (float32, float16 or int8: the file a
+search will ship): a fit takes the records' (one per file), --measure_lut measures at
+--precision, --import_lut declares the table's (the published ones are float32).
 """
 
 from tfnas.bin import common
@@ -40,6 +46,17 @@ _MEASURE = flags.DEFINE_bool("measure_lut", False, "Measure a micro-benchmark LU
 _SPACE = flags.DEFINE_string("space", None, "Space (with --import_lut / --measure_lut).")
 _RES = flags.DEFINE_integer("resolution", None, "Resolution (default: the space's).")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier (--import_lut, --measure_lut).")
+_RUNNER = flags.DEFINE_enum("runner", "host", ["host", "adb"],
+                            "Where --measure_lut measures: this host, or a phone over adb.")
+_SERIAL = flags.DEFINE_string("serial", None, "adb device serial (runner=adb; default: the "
+                              "only attached device).")
+_BINARY = flags.DEFINE_string("benchmark_binary", None,
+                              "Local benchmark_model to push to the phone (runner=adb).")
+_PRECISION = flags.DEFINE_enum(
+    "precision", None, ["float32", "float16", "int8"],
+    "Precision of the .tflite files the model predicts: measured at (--measure_lut), "
+    "declared (--import_lut; default float32, as the published tables), or checked "
+    "against the records' (--records; default: theirs).")
 flags.mark_flags_as_required(["out"])
 
 
@@ -61,25 +78,32 @@ def main(argv):
     if not _SPACE.value:
       raise TfnasError("--import_lut and --measure_lut need --space")
     space = get_space(_SPACE.value, _RES.value, _WIDTH.value)
+    precision = _PRECISION.value or "float32"
     if _IMPORT.value:
-      model = lut.import_proxyless_yaml(_IMPORT.value, space)
+      model = lut.import_proxyless_yaml(_IMPORT.value, space, precision)
     else:
       from tflite_bench.host import HostRunner
       from tflite_bench.protocol import ADAPTIVE
       from tfnas.export.fastgen import PieceCache
+      if _RUNNER.value == "adb":
+        from tflite_bench.android import AdbRunner
+        runner = AdbRunner(serial=_SERIAL.value, local_binary=_BINARY.value)
+      else:
+        runner = HostRunner()
       t0 = time.time()
 
       def progress(i, n):
         per = (time.time() - t0) / i
         print(f"  block {i}/{n} ({per:.1f} s/block, ETA {per * (n - i):.0f} s)", flush=True)
 
-      model = lut.measure_lut(space, HostRunner(), PieceCache(space), ADAPTIVE, progress=progress)
+      model = lut.measure_lut(space, runner, PieceCache(space, precision=precision),
+                              ADAPTIVE, progress=progress)
     wd.start({})
     model.meta["width"] = _WIDTH.value
     model.save(wd.file("latency_model.json"))
     refs = {r: round(model.predict(r), 3) for r, _ in space.references}
     print(json.dumps({"latency_model": wd.file("latency_model.json"),
-                      "predicted_ms": refs}, indent=2))
+                      "precision": model.precision, "predicted_ms": refs}, indent=2))
     return
   from tflite_bench import record as rec_lib
   import numpy as np
@@ -95,6 +119,16 @@ def main(argv):
   if len(spaces) != 1:
     raise TfnasError(f"records mix spaces/resolutions/widths {sorted(spaces)}; fit one at a time")
   (space_name, res, width), = spaces
+  precisions = sorted({r["quantization"] for r in main_recs})
+  if len(precisions) != 1:
+    raise TfnasError(f"records mix precisions {precisions}; fit one at a time")
+  precision, = precisions
+  if precision not in latency_lib.PRECISIONS:
+    raise TfnasError(f"records are of precision {precision!r}; a latency model predicts one "
+                     f"of {list(latency_lib.PRECISIONS)}")
+  if _PRECISION.value and _PRECISION.value != precision:
+    raise TfnasError(f"--precision={_PRECISION.value} but {_RECORDS.value} holds {precision} "
+                     f"records")
   space = get_space(space_name, res, width)
   archs = [parse_arch(space, r["arch"]) for r in main_recs]
   by_id = {r["id"]: r for r in records}
@@ -112,9 +146,11 @@ def main(argv):
   y = np.array([values[target][r["id"]] for r in main_recs])
   fit_idx, test_idx = fit.split(len(y), _TEST.value, _SEED.value)
   prior = latency_lib.load(_LUT.value, space) if _LUT.value else None
-  model = fit.fit_additive(space, [archs[i] for i in fit_idx], y[fit_idx], prior)
+  model = fit.fit_additive(space, [archs[i] for i in fit_idx], y[fit_idx], prior,
+                           precision=precision)
   pred = model.predict_many([archs[i] for i in test_idx])
-  report = {"space": space_name, "resolution": res, "records": _RECORDS.value,
+  report = {"space": space_name, "resolution": res, "precision": precision,
+            "records": _RECORDS.value,
             "n_fit": int(len(fit_idx)), "n_test": int(len(test_idx)), "seed": _SEED.value,
             "target": target, "target_flag": "raw" if _RAW.value else _TARGET.value,
             **fit.metrics(pred, y[test_idx])}

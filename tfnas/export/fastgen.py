@@ -1,33 +1,88 @@
 """Fast `.tflite` generation for latency datasets: convert pieces once, stitch per arch.
 
-TFLiteConverter takes seconds per model. A `PieceCache` converts the stem,
-each (block position, op) and the head once (lazily, cached in memory and on
-disk) and builds any architecture's float `.tflite` by stitching its pieces
-(`tflite_bench.stitch`), in milliseconds. Weights are random: for latency only.
+TFLiteConverter takes seconds per model (10-20 s for an int8 one, calibration
+included). A `PieceCache` converts the stem, each (block position, op) and the
+head once (lazily, cached in memory and on disk) and builds any architecture's
+`.tflite` by stitching its pieces (`tflite_bench.stitch`), in milliseconds.
+Weights are random (BN statistics too, so no two constants are equal, as in a
+trained model): for latency only.
+
+Precisions (`tfnas.latency.PRECISIONS`), each the form `tfnas.export` ships:
+- "float32": `convert_float`.
+- "float16": float16 weights, DEQUANTIZEd to float32 once (the converter's
+  `supported_types=[tf.float16]`).
+- "int8": full-integer post-training quantization (`TFLITE_BUILTINS_INT8`,
+  per-channel weights) with float input and output, the export's default: the stem
+  piece takes float and gives int8, the blocks take and give int8, the head takes int8
+  and gives float, so the stitched model has the converter's one QUANTIZE at the start
+  and one DEQUANTIZE at the end. Calibration uses random normal inputs: the scales
+  differ from a trained model's, the operators, shapes, types and quantization axes
+  do not (tests/test_bench.py checks them op for op against the converter).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tflite_bench.stitch import stitch
 from tfnas.data.sources import cache_dir
-from tfnas.export.tflite import convert_float
+from tfnas.errors import TfnasError
+from tfnas.export import quantize
 from tfnas.io import atomic_write_bytes
+from tfnas.latency import PRECISIONS
 from tfnas.layers.from_spec import apply_graph, make_layer
 from tfnas.spaces import Arch, SearchSpace, parse_arch
 
 
-# Bump when the child builder's layers change, so stale cached pieces are not reused.
-PIECE_FORMAT = 2
+# Bump when the child builder's layers or the pieces' conversion change, so stale cached
+# pieces are not reused (3: random BN statistics, precisions).
+PIECE_FORMAT = 3
+CALIBRATION_SAMPLES = 4  # random inputs calibrating an int8 piece
+
+
+def randomize_batchnorm(model: keras.Model, seed: int = 0) -> keras.Model:
+  """Sets every BatchNormalization layer's gamma, beta, moving mean and variance of
+  `model` to random values (in place; returns it).
+
+  A fresh layer has gamma 1, beta 0, mean 0, variance 1, so every folded bias is zero
+  and the converter stores equal constants once; a trained model has none equal. With
+  random statistics a latency model's constants are laid out as a trained one's."""
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      for w in layer.weights:  # gamma, beta, moving_mean, moving_variance
+        positive = w.name in ("gamma", "moving_variance")
+        w.assign((rng.uniform(0.5, 1.5, w.shape) if positive
+                  else rng.normal(0.0, 0.1, w.shape)).astype(np.float32))
+  return model
+
+
+def convert_piece(model: keras.Model, precision: str, int8_input: bool,
+                  int8_output: bool, seed: int = 0) -> bytes:
+  """`model` (a piece, or a whole child) as a `.tflite` at `precision` (see the module
+  docstring). int8: calibrated on `CALIBRATION_SAMPLES` random normal inputs;
+  `int8_input`/`int8_output` choose int8 rather than float input/output tensors
+  (ignored for float32 and float16)."""
+  if precision != "int8":
+    return quantize.convert(model, precision)
+  rng = np.random.default_rng(seed)
+  shape = (1, *model.inputs[0].shape[1:])
+  samples = [rng.normal(size=shape).astype(np.float32) for _ in range(CALIBRATION_SAMPLES)]
+  with warnings.catch_warnings():  # int8 input: the converter asks for input statistics
+    warnings.filterwarnings("ignore", "Statistics for quantized inputs")
+    return quantize.convert(model, "int8", samples, int8_input=int8_input,
+                            int8_output=int8_output)
 
 
 class PieceCache:
-  """Per-(block, op) `.tflite` pieces of one space (at one resolution and width).
+  """Per-(block, op) `.tflite` pieces of one space (at one resolution and width) at one
+  precision.
 
   Example:
     >>> cache = PieceCache(get_space("proxyless_mobile"))
@@ -38,19 +93,28 @@ class PieceCache:
     directory: Folder under which pieces are kept on disk (default: the tfnas
       cache); "" keeps them in memory only. Pieces go into a subfolder keyed by
       the space (its name, resolution, width, classes: the whole spec), the
-      TensorFlow version that converted them and the piece format, so one folder
-      serves several spaces and a TensorFlow upgrade never reuses stale pieces.
+      TensorFlow version that converted them, the precision and the piece format,
+      so one folder serves several spaces and precisions and a TensorFlow upgrade never
+      reuses stale pieces.
+    precision: "float32", "float16" or "int8" (`tfnas.latency.PRECISIONS`).
+
+  Raises:
+    TfnasError: an unknown precision.
   """
 
-  def __init__(self, space: SearchSpace, directory: str | None = None):
-    self.space = space
+  def __init__(self, space: SearchSpace, directory: str | None = None,
+               precision: str = "float32"):
+    if precision not in PRECISIONS:
+      raise TfnasError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
+    self.space, self.precision = space, precision
     key = hashlib.sha1(f"{space!r}|{tf.__version__}|{PIECE_FORMAT}".encode()).hexdigest()[:12]
     root = os.path.join(cache_dir(), "pieces") if directory is None else directory
-    self.directory = os.path.join(root, f"{space.name}-{key}") if root else ""
+    self.directory = os.path.join(root, f"{space.name}-{precision}-{key}") if root else ""
     self._mem: dict[str, bytes] = {}
     self.conversions = 0
 
-  def _convert(self, name: str, build) -> bytes:
+  def _convert(self, name: str, build, int8_input: bool = True,
+               int8_output: bool = True) -> bytes:
     if name in self._mem:
       return self._mem[name]
     path = os.path.join(self.directory, name + ".tflite") if self.directory else None
@@ -58,7 +122,8 @@ class PieceCache:
       with open(path, "rb") as f:
         data = f.read()
     else:
-      data = convert_float(build())
+      data = convert_piece(randomize_batchnorm(build()), self.precision, int8_input,
+                           int8_output)
       self.conversions += 1
       if path:
         atomic_write_bytes(path, data)
@@ -86,13 +151,14 @@ class PieceCache:
     return keras.Model(inputs, keras.layers.Dense(self.space.head.num_classes)(x))
 
   def stem_piece(self) -> bytes:
-    """The stem (conv, BN, activation) as a batch-1 float `.tflite`, converted once."""
-    return self._convert("stem", self._stem)
+    """The stem (conv, BN, activation) as a batch-1 `.tflite` (float input), converted
+    once."""
+    return self._convert("stem", self._stem, int8_input=False)
 
   def head_piece(self) -> bytes:
-    """The head (1x1 conv, pooling, classifier) as a batch-1 float `.tflite`, converted
-    once."""
-    return self._convert("head", self._head)
+    """The head (1x1 conv, pooling, classifier) as a batch-1 `.tflite` (float output),
+    converted once."""
+    return self._convert("head", self._head, int8_output=False)
 
   def block_piece(self, i: int, op_index: int, scale: float | None = None) -> bytes | None:
     """Block `i` running op `op_index` (at mid-channel `scale`); None for the identity."""
@@ -124,5 +190,5 @@ class PieceCache:
     return out
 
   def model(self, arch: Arch) -> bytes:
-    """The float `.tflite` of `arch`, stitched from cached pieces."""
+    """The `.tflite` of `arch` at the cache's precision, stitched from cached pieces."""
     return stitch(self.pieces(arch))

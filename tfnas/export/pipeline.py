@@ -175,16 +175,26 @@ def _delegation(data: bytes) -> dict:
 
 
 def _predict(src: Source, opts: ExportOptions) -> dict:
+  """The latency model's prediction for the exported file: in ms only when the model
+  predicts this file's precision (int8, by PTQ or QAT, is the same int8 graph); a
+  float32 model's number is never reported for an int8 file ("latency_prediction_note"
+  says why there is none). MACs or params models give their value in their unit."""
   from tfnas.latency import load as load_latency
   spec = opts.latency_model or src.config.get("latency_model")  # train configs have none
   if not spec:
     return {"latency_ms_predicted": None, "latency_model": None}
   model = load_latency(spec, src.space)
   value = float(model.predict(src.arch))
-  return {"latency_ms_predicted": value if model.unit == "ms" else None,
-          "latency_model": spec, "latency_model_kind": model.kind,
-          "latency_predicted": {"value": value, "unit": model.unit},
-          "latency_derived_entries": model.meta.get("derived_entries", {})}
+  out = {"latency_ms_predicted": value if model.is_latency else None,
+         "latency_model": spec, "latency_model_kind": model.kind,
+         "latency_predicted": model.predicted(src.arch),
+         "latency_derived_entries": model.meta.get("derived_entries", {})}
+  if model.is_latency and model.precision != opts.precision:
+    out.update(latency_ms_predicted=None, latency_predicted=None, latency_prediction_note=(
+        f"no prediction for this {opts.precision} file: the latency model predicts "
+        f"{model.precision} files ({model.predict(src.arch):.3f} ms); give "
+        f"--latency_model= one measured at {opts.precision}"))
+  return out
 
 
 def _measure(data: bytes, path: str, opts: ExportOptions) -> dict:

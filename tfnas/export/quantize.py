@@ -35,7 +35,8 @@ def _convert(converter) -> bytes:
 
 
 def convert(model, precision: str, representative: Iterable[np.ndarray] | None = None,
-            int8_io: bool = False) -> bytes:
+            int8_io: bool = False, int8_input: bool | None = None,
+            int8_output: bool | None = None) -> bytes:
   """A `.tflite` flatbuffer of `model` at a uniform `precision`.
 
   Args:
@@ -44,6 +45,8 @@ def convert(model, precision: str, representative: Iterable[np.ndarray] | None =
       `representative`) or "qat" (int8 from the fake-quant ranges in the model).
     representative: Batches of one normalized image each, for int8 calibration.
     int8_io: int8 input and output tensors instead of float (int8 and qat only).
+    int8_input, int8_output: set one side alone (None: `int8_io`), e.g. for the pieces
+      `tfnas.export.fastgen` stitches.
   """
   if precision == "float32":
     return convert_float(model)
@@ -58,8 +61,9 @@ def convert(model, precision: str, representative: Iterable[np.ndarray] | None =
       samples = list(representative)
       converter.representative_dataset = lambda: ([s.astype(np.float32)] for s in samples)
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if int8_io:
+    if int8_io if int8_input is None else int8_input:
       converter.inference_input_type = tf.int8
+    if int8_io if int8_output is None else int8_output:
       converter.inference_output_type = tf.int8
   else:
     raise TfnasError(f"unknown precision {precision!r}; expected float32, float16, int8 or qat")

@@ -44,8 +44,12 @@ def design(space: SearchSpace, archs) -> tuple[np.ndarray, list[tuple[str, str]]
 
 
 def fit_additive(space: SearchSpace, archs, latencies_ms, prior: CostModel | None = None,
-                 ridge: float = 1e-3) -> CostModel:
+                 ridge: float = 1e-3, precision: str = "float32") -> CostModel:
   """Least-squares additive model: overhead + per-(block, op) costs.
+
+  `latencies_ms` are measurements of `.tflite` files at `precision` (the records'
+  "quantization"); the model predicts that precision. A `prior` latency table of another
+  precision is refused (`CostModel.check_precision`).
 
   Costs and the overhead are bounded below by 0 and the `zero` op (no layers at
   all) costs exactly 0: an unconstrained fit on uniformly sampled archs can give
@@ -58,7 +62,8 @@ def fit_additive(space: SearchSpace, archs, latencies_ms, prior: CostModel | Non
     raise TfnasError(f"need >= 2 measured archs to fit, got {len(y)}")
   x, cols = design(space, archs)
   if prior is None:
-    prior = _macs_prior(space, archs, y)
+    prior = _macs_prior(space, archs, y, precision)
+  prior.check_precision(precision, "the measured records' precision")
   p0 = np.array([prior.table[b][t] for b, t in cols])
   c0 = prior.constant
   # Solve for deviations from the prior: [x 1] d = y - (x p0 + c0), ridge on the op costs only.
@@ -83,7 +88,7 @@ def fit_additive(space: SearchSpace, archs, latencies_ms, prior: CostModel | Non
     for token, v in row.items():
       table.setdefault(block, {}).setdefault(token, float(v))
   return CostModel(space, "fitted", "ms", float(constant), table,
-                      {"n_fit": len(y), "ridge": ridge, "prior": prior.kind})
+                   {"n_fit": len(y), "ridge": ridge, "prior": prior.kind}, precision)
 
 
 def _is_zero_op(space: SearchSpace, block_name: str, token: str) -> bool:
@@ -92,7 +97,7 @@ def _is_zero_op(space: SearchSpace, block_name: str, token: str) -> bool:
   return any(op.name == name and op.kind == "zero" for op in block.ops)
 
 
-def _macs_prior(space: SearchSpace, archs, y) -> CostModel:
+def _macs_prior(space: SearchSpace, archs, y, precision: str) -> CostModel:
   """latency ~ c + a * MACs, as a prior table in ms (MACs are additive over blocks)."""
   from tfnas.latency.models import spec_model
   macs = spec_model(space, "macs")
@@ -102,7 +107,8 @@ def _macs_prior(space: SearchSpace, archs, y) -> CostModel:
   slope = max(float(slope), 0.0)
   table = {b: {t: slope * v for t, v in row.items()} for b, row in macs.table.items()}
   constant = float(np.mean(y - slope * (m - macs.constant)))
-  return CostModel(space, "macs-scaled", "ms", constant, table, {"ms_per_mmac": slope})
+  return CostModel(space, "macs-scaled", "ms", constant, table, {"ms_per_mmac": slope},
+                   precision)
 
 
 def metrics(pred, true) -> dict:

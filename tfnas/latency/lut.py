@@ -33,8 +33,17 @@ def proxyless_key(block: S.Block, op: S.Op) -> str:
           f"-idskip:{int(block.same_shape)}")
 
 
-def import_proxyless_yaml(path: str, space: SearchSpace) -> CostModel:
-  """Maps a ProxylessNAS-format latency YAML onto an MBConv `space`."""
+def import_proxyless_yaml(path: str, space: SearchSpace,
+                         precision: str = "float32") -> CostModel:
+  """Maps a ProxylessNAS-format latency YAML onto an MBConv `space`.
+
+  `precision` is what the table was measured on: the published ProxylessNAS (Pixel 1)
+  and Once-for-All (Note10) tables time float32 models, the default.
+
+  Raises:
+    TfnasError: a missing, non-YAML or non-mapping file, a missing entry, an entry that
+      is not a finite number >= 0, or a space that is not MBConv.
+  """
   if not os.path.exists(path):
     raise TfnasError(f"lookup table {path!r} does not exist")
   with open(path) as f:
@@ -80,7 +89,7 @@ def import_proxyless_yaml(path: str, space: SearchSpace) -> CostModel:
   meta = {"source": os.path.abspath(path), "format": "proxylessnas-yaml"}
   if derived:
     meta["derived_entries"] = derived
-  return CostModel(space, "lut", "ms", constant, table, meta)
+  return CostModel(space, "lut", "ms", constant, table, meta, precision)
 
 
 def _logits_entry(raw: dict, get, last, head: int, classes: int) -> tuple[float, dict]:
@@ -123,7 +132,8 @@ def measure_lut(space: SearchSpace, runner, cache, protocol=None,
     progress: Called with (blocks done, choice blocks) after each block.
 
   Returns:
-    A "lut" `CostModel` in ms: the stem, head and fixed blocks as its constant.
+    A "lut" `CostModel` in ms at the cache's precision (`cache.precision`, float32 when
+    it has none): the stem, head and fixed blocks as its constant.
   """
   ms = lambda data: runner.measure(data, protocol)[0].median_ms
   constant = ms(cache.stem_piece()) + ms(cache.head_piece())
@@ -144,5 +154,6 @@ def measure_lut(space: SearchSpace, runner, cache, protocol=None,
     if progress:
       progress(j + 1, len(space.choice_blocks))
   return CostModel(space, "lut", "ms", constant, table,
-                      {"source": "micro-benchmarks", "device": runner.device(),
-                       "delegate": runner.delegate, "threads": getattr(runner, "threads", None)})
+                   {"source": "micro-benchmarks", "device": runner.device(),
+                    "delegate": runner.delegate, "threads": getattr(runner, "threads", None)},
+                   getattr(cache, "precision", "float32"))

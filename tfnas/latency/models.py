@@ -30,6 +30,12 @@ FORMAT_VERSION = 1
 # The unit of each quantity a cost model can predict; the unit says which it is.
 UNITS = {"ms": "latency", "MMACs": "multiply-accumulates", "Mparams": "parameters"}
 
+# The precisions of the `.tflite` a latency model can be measured on, each the form
+# `tfnas.export` ships: float32; float16 weights; int8 full-integer post-training
+# quantization with float input/output (`tfnas.export.fastgen`). A latency model predicts
+# one of them; MACs and parameters do not depend on it.
+PRECISIONS = ("float32", "float16", "int8")
+
 
 def with_unit(value: float, unit: str) -> dict:
   """{"value": value, "unit": unit}: how reports write every cost (issue 20, item 3)."""
@@ -50,12 +56,26 @@ class CostModel:
     table: {block name: {op token: cost}}; op token is the op name, or
       "name@scale" on spaces with channel choices.
     meta: Free-form provenance (source file, device, fit report, ...).
+    precision: For a latency model, the precision of the `.tflite` files it predicts
+      ("float32", "float16" or "int8": `PRECISIONS`); None for MACs and parameters,
+      which do not depend on it.
+
+  Raises:
+    TfnasError: an unknown unit, a latency model without a known precision, or a
+      precision on a MACs or parameters model.
   """
 
   def __init__(self, space: SearchSpace, kind: str, unit: str, constant: float,
-               table: dict[str, dict[str, float]], meta: dict | None = None):
+               table: dict[str, dict[str, float]], meta: dict | None = None,
+               precision: str | None = None):
     if unit not in UNITS:
       raise TfnasError(f"cost model unit {unit!r} is not one of {', '.join(UNITS)}")
+    if unit == "ms" and precision not in PRECISIONS:
+      raise TfnasError(f"latency model precision {precision!r} is not one of "
+                       f"{list(PRECISIONS)}")
+    if unit != "ms" and precision is not None:
+      raise TfnasError(f"a cost model in {unit} has no precision (got {precision!r})")
+    self.precision = precision
     self.space, self.kind, self.unit = space, kind, unit
     self.constant = float(constant)
     self.table = table
@@ -102,13 +122,35 @@ class CostModel:
     return self.unit == "ms"
 
   def predicted(self, arch) -> dict:
-    """`predict(arch)` with its unit: {"value": float, "unit": "ms" | "MMACs" | "Mparams"}."""
-    return with_unit(self.predict(arch), self.unit)
+    """`predict(arch)` with its unit: {"value": float, "unit": "ms" | "MMACs" | "Mparams"},
+    and for a latency model the precision it predicts ({"precision": "int8", ...})."""
+    out = with_unit(self.predict(arch), self.unit)
+    if self.precision:
+      out["precision"] = self.precision
+    return out
+
+  def check_precision(self, precision: str, what: str) -> None:
+    """Refuses a latency model of another precision than the `.tflite` it is to predict
+    (`what` names that file or setting, for the message). MACs and parameters models
+    pass for every precision.
+
+    Raises:
+      TfnasError: one line naming both precisions and how to get a matching model.
+    """
+    if self.is_latency and self.precision != precision:
+      raise TfnasError(
+          f"the latency model ({self.kind}, {self.meta.get('source', 'measured')}) predicts "
+          f"{self.precision} files, but {what} is {precision}: measure one at {precision} "
+          f"(python -m tfnas.bin.latency_fit --measure_lut --precision={precision} ..., or "
+          f"profile --precision={precision} and fit) or set the precision to "
+          f"{self.precision}")
 
   def to_json(self) -> dict:
-    """The latency_model.json object: format, kind, unit, the space and size it is
-    for (name, resolution, classes, width, block channels), constant, table, meta."""
+    """The latency_model.json object: format, kind, unit, precision (latency models;
+    None otherwise), the space and size it is for (name, resolution, classes, width,
+    block channels), constant, table, meta."""
     return {"format": FORMAT_VERSION, "kind": self.kind, "unit": self.unit,
+            "precision": self.precision,
             "space": self.space.name, "resolution": self.space.input_shape[0],
             "num_classes": self.space.head.num_classes, "width": self.meta.get("width", 1.0),
             "channels": [b.out_shape[2] for b in self.space.blocks],
@@ -121,6 +163,9 @@ class CostModel:
 
 def from_json(obj: dict, space: SearchSpace | None = None) -> CostModel:
   """The model `to_json` wrote, for `space` (None: the space it names, at its size).
+
+  A latency model written before models carried a precision (no "precision" field) is
+  float32: every latency model was then measured on float32 files.
 
   Raises:
     TfnasError: another format version, or a model for another space, resolution or
@@ -141,8 +186,9 @@ def from_json(obj: dict, space: SearchSpace | None = None) -> CostModel:
     raise TfnasError(f"latency model was measured at width {obj.get('width', 1.0)} (block "
                      f"channels {obj['channels'][:4]}...), not at this space's width (block "
                      f"channels {channels[:4]}...)")
+  precision = obj.get("precision", "float32" if obj["unit"] == "ms" else None)
   return CostModel(space, obj["kind"], obj["unit"], obj["constant"], obj["table"],
-                      obj.get("meta"))
+                   obj.get("meta"), precision)
 
 
 def spec_model(space: SearchSpace, kind: str = "macs") -> CostModel:

@@ -3,7 +3,10 @@ schema (issue 20, items 1 and 3).
 
 `finish` writes the derived arch (`arch.json`, and its picture `arch.png`:
 `tfnas.search.pictures`) and its inherited child, evaluates the child on the
-held-out split, converts it to `child.tflite`, measures that file on this host, checks the
+held-out split, converts it to `child.tflite` at the precision the search is for
+(`config.precision`: int8 is full-integer post-training quantization calibrated on
+`CALIBRATION_IMAGES` held-out images, the form `tfnas.bin.export` ships; the scales
+do not change its latency), measures that file on this host, checks the
 arch against ground truth where the space has one, and writes `search_report.json`. Every
 cost in the report is `{"value": float, "unit": str}` (`tfnas.latency.with_unit`), so a
 target or prediction in MMACs is never read as ms:
@@ -11,8 +14,9 @@ target or prediction in MMACs is never read as ms:
     method, space, resolution, width, replicas, arch
     cost_model        {"spec", "kind", "unit", "derived_entries"}
     target            {"value", "unit"} in the cost model's unit, or None (no limit on it)
-    predicted         {"value", "unit"}: the cost model's prediction for `arch`
-    measured_latency  {"value", "unit": "ms", "of": "child.tflite (float32)", "on"}, or
+    predicted         {"value", "unit"[, "precision"]}: the cost model's prediction for
+                      `arch` (a latency model's precision is the search's)
+    measured_latency  {"value", "unit": "ms", "of": "child.tflite (int8)", "on"}, or
                       None when not measured (config.measure_host False)
     val_accuracy_inherited   top-1 of the inherited child on the held-out split
     ground_truth      the arch's benchmark accuracy and rank among the archs within the
@@ -26,15 +30,18 @@ import os
 from typing import Callable
 
 import keras
+import numpy as np
 
+from tfnas.export import quantize
 from tfnas.export import tflite as tflite_lib
-from tfnas.io import atomic_path
+from tfnas.io import atomic_path, atomic_write_bytes
 from tfnas.latency import CostModel, with_unit
 from tfnas.search import pictures
 from tfnas.spaces import Arch, SearchSpace, groundtruth
 from tfnas.workdir import Workdir
 
 MEASURED_ON = "host LiteRT, 1 thread, XNNPACK"
+CALIBRATION_IMAGES = 16  # held-out images calibrating an int8 child.tflite
 COMMON_FIELDS = ("method", "space", "resolution", "width", "replicas", "arch", "cost_model",
                  "target", "predicted", "val_accuracy_inherited", "measured_latency",
                  "ground_truth")
@@ -48,21 +55,35 @@ def cost_model_info(spec: str, model: CostModel) -> dict:
           "derived_entries": model.meta.get("derived_entries", {})}
 
 
-def measure_child(tflite_path: str) -> dict:
-  """Median latency of the file at `tflite_path` on this host (LiteRT, 1 thread, XNNPACK,
-  the fixed protocol), as the report's "measured_latency"."""
+def convert_child(child: keras.Model, precision: str, val_data) -> bytes:
+  """`child` as a `.tflite` at `precision` ("float32", "float16" or "int8"; int8
+  calibrated on the first `CALIBRATION_IMAGES` images of `val_data`)."""
+  if precision == "float32":
+    return tflite_lib.convert_float(child)
+  samples = []
+  if precision == "int8":
+    for images, _ in val_data:
+      samples.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
+      if len(samples) >= CALIBRATION_IMAGES:
+        break
+  return quantize.convert(child, precision, samples[:CALIBRATION_IMAGES] or None)
+
+
+def measure_child(tflite_path: str, precision: str) -> dict:
+  """Median latency of the file at `tflite_path` (of `precision`) on this host (LiteRT,
+  1 thread, XNNPACK, the fixed protocol), as the report's "measured_latency"."""
   from tflite_bench.host import HostRunner
   from tflite_bench.protocol import FIXED
   with open(tflite_path, "rb") as f:
     stats, _ = HostRunner().measure(f.read(), FIXED)
   return {**with_unit(stats.median_ms, "ms"), "of": f"{os.path.basename(tflite_path)} "
-          "(float32)", "on": MEASURED_ON}
+          f"({precision})", "on": MEASURED_ON}
 
 
 def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, child: keras.Model,
            cost_model: CostModel, cost_model_spec: str, target: float | None, val_data,
            measure_host: bool, within_budget: Callable[[Arch], bool], replicas: int,
-           width: float, extra: dict | None = None) -> dict:
+           width: float, precision: str, extra: dict | None = None) -> dict:
   """Writes arch.json, arch.png, child.weights.h5, child.tflite and search_report.json in `workdir`
   and returns the report (schema in the module docstring).
 
@@ -70,6 +91,8 @@ def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, chi
     arch: The derived architecture; `child` its plain network with inherited weights.
     target: The budget in `cost_model.unit`, or None where the search set none on it.
     val_data: The held-out split (batched (images, labels)) the child is evaluated on.
+    precision: The precision of `child.tflite` ("float32", "float16" or "int8"), the
+      search's `config.precision`.
     within_budget: Which archs count as meeting the same budget, for ground truth.
     extra: The method's own report fields (they may not replace the common ones).
 
@@ -93,8 +116,8 @@ def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, chi
       "val_accuracy_inherited": float(child.evaluate(val_data, verbose=0)[1]),
   }
   tflite_path = workdir.file("child.tflite")
-  tflite_lib.convert_float(child, tflite_path)
-  report["measured_latency"] = measure_child(tflite_path) if measure_host else None
+  atomic_write_bytes(tflite_path, convert_child(child, precision, val_data))
+  report["measured_latency"] = measure_child(tflite_path, precision) if measure_host else None
   report["ground_truth"] = groundtruth.search_standing(space, arch, within_budget)
   assert set(report) == set(COMMON_FIELDS), sorted(report)
   report.update(extra or {})

@@ -345,7 +345,7 @@ class ProxylessSearch:
         child=self.net.inherit_child(arch), cost_model=self.latency,
         cost_model_spec=c.latency_model, target=c.target, val_data=self.data.val,
         measure_host=c.measure_host, replicas=self.strategy.num_replicas_in_sync,
-        width=c.width,
+        width=c.width, precision=c.precision,
         # Ground truth: the derived arch among all archs whose prediction meets the same
         # budget (within the tolerance above the target).
         within_budget=lambda a: self.latency.predict(a) <= limit,

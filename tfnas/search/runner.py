@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tfnas import data as data_lib
 from tfnas import latency as latency_lib
+from tfnas.errors import TfnasError
 from tfnas.latency import CostModel
 from tfnas.runtime import make_strategy
 from tfnas.spaces import SearchSpace, get_space
@@ -60,7 +61,11 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
   ident = identity(space, config, **identity_fields)
   wd = Workdir(workdir, "search")
   wd.check(ident)
+  if config.precision not in latency_lib.PRECISIONS:
+    raise TfnasError(f"--config.precision={config.precision!r} is not one of "
+                     f"{list(latency_lib.PRECISIONS)}")
   cost_model = latency_lib.load(config.latency_model, space)
+  cost_model.check_precision(config.precision, "--config.precision")
   if check_cost_model is not None:
     check_cost_model(cost_model)
   strategy = make_strategy(config)

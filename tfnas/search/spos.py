@@ -653,7 +653,7 @@ class SPOSSearch:
         val_data=self.data.val, measure_host=c.measure_host,
         within_budget=lambda a: meets(self.space, self.latency, a, limits),
         replicas=self.strategy.num_replicas_in_sync, width=c.width,
-        extra={
+        precision=c.precision, extra={
             "constraints": [str(l) for l in limits],
             "sample_constraints": [str(l) for l in self.sample_limits],
             "sampling": self.sampling, "supernet": {"steps": c.steps, **trained},
