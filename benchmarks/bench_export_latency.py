@@ -23,7 +23,6 @@ models carried a precision. Writes benchmarks/results/export_latency_nasbench_ma
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time

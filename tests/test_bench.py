@@ -126,6 +126,56 @@ def test_every_measuring_binary_runs_on_a_phone_through_adb(fake_adb):
   assert not (fake_adb / "none" / "latency_model.json").exists()
 
 
+def test_profile_measures_several_phones_in_parallel_through_disconnects_and_heat(fake_adb):
+  # Issue 18, item 2, on two stand-in devices (conftest's `fake_adb`; no phone is attached
+  # to CI machines): each takes a share of the archs and its own references; OTHER heats
+  # up after its 3rd run (its timings x1.25, 10 degrees warmer), so its later records are
+  # flagged; then it disconnects and returns, then disconnects for good and its share is
+  # measured by a rerun.
+  from conftest import run_bin
+  out = fake_adb / "phones.jsonl"
+  env = {"TFNAS_CACHE": str(fake_adb / "cache"), "FAKE_ADB_HEAT": "OTHER@3*1.25",
+         "FAKE_ADB_DROP": "OTHER@5+2"}
+  args = ["--runner=adb", "--serials=all", "--space=nasbench_macro", "--width=0.25",
+          "--num_archs=8", "--precision=int8", "--reference_every=2", f"--out={out}"]
+  r = run_bin("tflite_bench.bin.profile", *args, "--reconnect_wait=60", env=env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "8 to go on 2 devices in parallel" in r.stderr
+  assert "device OTHER disconnected" in r.stderr and "device OTHER is back" in r.stderr
+  recs = rec_lib.read_records(str(out))
+  archs = [x for x in recs if not x["extra"].get("reference")]
+  assert sorted(x["id"] for x in archs) == sorted(f"nasbench_macro/32/w0.25/s0/i{i}"
+                                                  for i in range(8))
+  by_device = {s: [x for x in archs if x["device"]["serial"] == s] for s in ("PIXEL1", "OTHER")}
+  assert len(by_device["PIXEL1"]) == len(by_device["OTHER"]) == 4
+  refs = [x for x in recs if x["extra"].get("reference")]
+  assert {x["id"].split("/")[-2] for x in refs} == {"PIXEL1", "OTHER"}
+  assert not any(x["drift"]["flagged"] for x in by_device["PIXEL1"])
+  flagged = [x for x in by_device["OTHER"] if x["drift"]["flagged"]]
+  assert flagged and all(x["drift"]["factor"] == pytest.approx(1.25) for x in flagged)
+  assert all(x["thermal"]["battery_c"] == 41.2 for x in flagged)
+  assert by_device["PIXEL1"][0]["thermal"] == {"battery_c": 31.2, "thermal_zone0_c": 41.0,
+                                               "at": "ref0"}
+  # A device gone for good: the other finishes its share, the run ends in one line and a
+  # rerun measures the rest; nothing is measured twice.
+  out2 = fake_adb / "phones2.jsonl"
+  args2 = [a if not a.startswith("--out=") else f"--out={out2}" for a in args]
+  os.remove(fake_adb / "fake_adb_state.json")
+  r = run_bin("tflite_bench.bin.profile", *args2, "--reconnect_wait=1",
+              env={**env, "FAKE_ADB_DROP": "OTHER@2+100000"})
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and lines[-1].startswith("error: devices disconnected and did not "
+                                                    "return"), r.stderr[-2000:]
+  assert "OTHER (" in lines[-1] and "rerun the same command" in lines[-1]
+  partial = [x for x in rec_lib.read_records(str(out2)) if not x["extra"].get("reference")]
+  assert 4 <= len(partial) < 8
+  os.remove(fake_adb / "fake_adb_state.json")  # OTHER is back
+  r = run_bin("tflite_bench.bin.profile", *args2, env={**env, "FAKE_ADB_DROP": ""})
+  assert r.returncode == 0, r.stderr[-2000:]
+  done = [x["id"] for x in rec_lib.read_records(str(out2)) if not x["extra"].get("reference")]
+  assert sorted(done) == sorted(x["id"] for x in archs)
+
+
 def test_adb_runner_errors(fake_adb, monkeypatch):
   with pytest.raises(BenchError, match="several devices attached"):
     AdbRunner()

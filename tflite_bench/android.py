@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 
 from tflite_bench.host import BenchError, check_threads
 from tflite_bench.record import Stats
@@ -78,6 +79,30 @@ def parse_benchmark_output(text: str) -> dict:
     raise BenchError("benchmark_model output has no timing line (count=... avg=...); "
                      "first lines: " + " | ".join(text.strip().splitlines()[:3]))
   return {"timed": runs[-1], "warmup": runs[0] if len(runs) > 1 else None, "summary": summary}
+
+
+def attached_devices(adb: str = "adb") -> list[str]:
+  """Serials of the devices `adb devices` lists in state "device".
+
+  Raises:
+    BenchError: no `adb` on PATH, or `adb devices` failing.
+  """
+  path = shutil.which(adb)
+  if path is None:
+    raise BenchError(f"adb executable {adb!r} not found on PATH; install Android platform "
+                     f"tools or pass adb=/path/to/adb")
+  try:
+    out = subprocess.run([path, "devices"], capture_output=True, text=True, timeout=60)
+  except subprocess.TimeoutExpired:
+    raise BenchError("adb devices timed out") from None
+  if out.returncode != 0:
+    raise BenchError(f"adb devices failed ({out.returncode}): {out.stderr.strip()[-200:]}")
+  serials = []
+  for line in out.stdout.splitlines()[1:]:
+    parts = line.split()
+    if len(parts) >= 2 and parts[1] == "device":
+      serials.append(parts[0])
+  return serials
 
 
 class AdbRunner:
@@ -148,13 +173,32 @@ class AdbRunner:
 
   def devices(self) -> list[str]:
     """Serials of the attached devices in state "device" (`adb devices`)."""
-    out = self._run("devices")
-    serials = []
-    for line in out.splitlines()[1:]:
-      parts = line.split()
-      if len(parts) >= 2 and parts[1] == "device":
-        serials.append(parts[0])
-    return serials
+    return attached_devices(self.adb)
+
+  def attached(self) -> bool:
+    """Whether this runner's device is still attached."""
+    return self.serial in self.devices()
+
+  def wait_for(self, seconds: float, poll: float = 1.0) -> bool:
+    """Waits up to `seconds` for this runner's device to be attached again; returns
+    whether it is."""
+    deadline = time.monotonic() + seconds
+    while True:
+      if self.attached():
+        return True
+      if time.monotonic() >= deadline:
+        return False
+      time.sleep(poll)
+
+  def thermal(self) -> dict:
+    """Temperatures the device exposes, in degrees Celsius, None where it does not:
+    {"battery_c": from `dumpsys battery` (tenths of a degree), "thermal_zone0_c": from
+    /sys/class/thermal/thermal_zone0/temp (millidegrees)}."""
+    battery = re.search(r"temperature:\s*(-?\d+)", self._shell("dumpsys", "battery",
+                                                               check=False))
+    zone = self._shell("cat", "/sys/class/thermal/thermal_zone0/temp", check=False).strip()
+    return {"battery_c": int(battery.group(1)) / 10 if battery else None,
+            "thermal_zone0_c": int(zone) / 1000 if re.fullmatch(r"-?\d+", zone) else None}
 
   def _ensure_binary(self):
     if self.local_binary:

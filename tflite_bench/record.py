@@ -18,8 +18,13 @@ One JSON object per line (JSONL). Schema version 1 fields:
   started_at, finished_at  ISO-8601 UTC
   stats             {"median_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "min_ms",
                      "max_ms", "runs", "warmup_runs", "ci_rel"}
-  drift             {"reference_ms", "baseline_ms", "factor", "corrected_median_ms"}
-                    (raw values stay in "stats"; corrected = median / factor)
+  drift             {"reference_ms", "baseline_ms", "factor", "corrected_median_ms",
+                    "flagged"} (raw values stay in "stats"; corrected = median / factor;
+                    flagged: the device's reference was more than the run's threshold off
+                    its first measurement, e.g. a phone throttling as it heats up)
+  thermal           optional (adb runner): {"battery_c", "thermal_zone0_c", "at"}, degrees
+                    Celsius (None where the device does not expose one), read at the
+                    reference measurement "at" names
   host_load         optional (host runner): {"steal", "other_busy"}, fractions of all
                     cores' time during the measurement taken by the hypervisor's other
                     guests and by other processes (see `tflite_bench.host.HostLoad`)
