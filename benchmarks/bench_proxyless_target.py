@@ -81,7 +81,9 @@ def main(_):
      "--config.warmup_steps=100", f"--config.derive={_DERIVE.value}",
      f"--config.dataset={_DATASET.value}", f"--config.latency_model={model_path}",
      f"--config.target={target}", f"--config.steps={_STEPS.value}",
-     f"--config.latency_form={_FORM.value}", f"--config.latency_lambda={_LAMBDA.value}")
+     f"--config.latency_form={_FORM.value}", f"--config.latency_lambda={_LAMBDA.value}",
+     # float32: the datasets above and the trained model.tflite timed below are float32
+     "--config.precision=float32")
   report = json.load(open(f"{search}/search_report.json"))
   runs = {"searched": f"{search}/arch.json", "all_k3_e3": "all_k3_e3", "all_k3_e6": "all_k3_e6"}
   results = {}

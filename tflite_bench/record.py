@@ -149,8 +149,20 @@ def smoothed_latencies(records: list[dict], half_window: int = 1) -> dict[str, f
   (`half_window` before and after the gap it was measured in; file order), relative
   to the median of all references in the file. On the three 1,000- and 5,000-arch
   datasets measured so far its test-retest error was lower than the single-reference
-  correction's (BENCHMARKS.md). Without references the raw medians are returned.
+  correction's (BENCHMARKS.md). Without references the raw medians are returned. Records
+  of several devices (a parallel profile, `device.serial`) are corrected by their own
+  device's references only.
   """
+  out = {}
+  by_device: dict = {}
+  for r in records:
+    by_device.setdefault(r.get("device", {}).get("serial"), []).append(r)
+  for group in by_device.values():
+    out.update(_smoothed_one_device(group, half_window))
+  return out
+
+
+def _smoothed_one_device(records: list[dict], half_window: int) -> dict[str, float]:
   refs, slot = [], {}
   for r in records:
     if r.get("extra", {}).get("reference"):

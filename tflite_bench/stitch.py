@@ -47,9 +47,9 @@ def stitch(pieces: list[bytes]) -> bytes:
   joint keeps the previous piece's output parameters, and every tensor of piece i+1 that
   shared its input's parameters (the converter gives RESHAPE, TRANSPOSE, SPLIT and
   CONCATENATION equal input and output parameters, and XNNPACK only delegates them so)
-  takes them too, with the biases of the operators reading such a tensor rescaled to
-  input scale x weight scale: the stitched model is delegated as the converter's is
-  (`_adopt_input_quantization`).
+  takes them too, with the scale metadata of the biases of the convolutions reading such a
+  tensor set to input scale x weight scale: the stitched model is delegated as the
+  converter's is (`_adopt_input_quantization`).
   Operators whose inputs are all constants (a float16 model's weight DEQUANTIZEs) go
   first, as the converter lays them out; the others keep their order. Signature defs
   are dropped (the model keeps its input and output tensors); the first piece's
@@ -142,30 +142,55 @@ def _same_quantization(a, b) -> bool:
           and a.quantizedDimension == b.quantizedDimension)
 
 
+# Operators whose output keeps its input's quantization (the converter gives them equal
+# parameters; XNNPACK delegates them only so), and those whose int32 bias is quantized at
+# input scale x weight scale.
+_SAME_QUANTIZATION = {"RESHAPE", "TRANSPOSE", "SPLIT", "SPLIT_V", "CONCATENATION",
+                      "STRIDED_SLICE", "SLICE", "SQUEEZE", "PAD", "MAX_POOL_2D", "GATHER",
+                      "DEPTH_TO_SPACE", "SPACE_TO_DEPTH"}
+_BIASED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+
+
 def _adopt_input_quantization(model, joint) -> None:
   """Gives the tensors of `model` (a piece) that share its input's quantization the
-  joint's (the previous piece's output's), in place; rescales the int32 biases of the
-  operators that read one of them (bias scale = input scale x weight scale, what the
-  kernels assume). Nothing happens for float pieces."""
+  joint's (the previous piece's output's), in place: the input, and what is reached from
+  it through `_SAME_QUANTIZATION` operators with the same parameters. The biases of the
+  `_BIASED` operators that read one of them get the matching scale metadata (input scale
+  x weight scale); their int32 values are not requantized (the model is for timing).
+  Nothing happens for float pieces."""
   sub = model.subgraphs[0]
   own = sub.tensors[sub.inputs[0]].quantization
   if joint is None or joint.scale is None or own is None or own.scale is None:
     return
   if _same_quantization(own, joint):
     return
-  changed = set()
-  for i, tensor in enumerate(sub.tensors):
-    if _same_quantization(tensor.quantization, own):
-      changed.add(i)
+  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+  kind = lambda op: names.get(max(model.operatorCodes[op.opcodeIndex].builtinCode,
+                                  model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode))
+  changed, grew = {int(sub.inputs[0])}, True
+  while grew:
+    grew = False
+    for op in sub.operators:
+      if kind(op) not in _SAME_QUANTIZATION:
+        continue
+      ends = [int(i) for i in list(op.inputs) + list(op.outputs) if i >= 0]
+      if not changed.intersection(ends):
+        continue
+      for i in ends:
+        if i not in changed and _same_quantization(sub.tensors[i].quantization, own):
+          changed.add(i)
+          grew = True
   for i in changed:
     sub.tensors[i].quantization = copy.deepcopy(joint)
+  in_scale = float(joint.scale[0])
   for op in sub.operators:
-    if len(op.inputs) < 3 or op.inputs[0] not in changed or op.inputs[2] < 0:
+    if kind(op) not in _BIASED or len(op.inputs) < 3 or op.inputs[2] < 0:
+      continue
+    if int(op.inputs[0]) not in changed:
       continue
     weights, bias = sub.tensors[op.inputs[1]], sub.tensors[op.inputs[2]]
     if bias.quantization is None or bias.quantization.scale is None:
       continue
-    in_scale = float(joint.scale[0])
     bias.quantization = copy.deepcopy(bias.quantization)
     bias.quantization.scale = [in_scale * float(w) for w in weights.quantization.scale]
 

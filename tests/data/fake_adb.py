@@ -10,7 +10,7 @@ Behaviour comes from environment variables:
                      time (timed runs x their mean): devices in parallel take wall time
   FAKE_ADB_DROP      "SERIAL@N+M": after N benchmark runs on SERIAL the device is gone
                      (not listed, its commands fail) for the next M `adb devices` calls
-  FAKE_ADB_HEAT      "SERIAL@N*F": from its N-th benchmark run on, SERIAL's timings are
+  FAKE_ADB_HEAT      "SERIAL@N*F": once SERIAL has run N benchmarks, its timings are
                      F times the recorded ones (a phone throttling as it heats up); its
                      battery and thermal zone read 10 degrees warmer
 State shared by concurrent invocations (run counts, drops) is kept, under a file lock,

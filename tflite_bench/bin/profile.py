@@ -104,8 +104,6 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
   if not 0 < _DRIFT.value < 1:
     raise BenchError(f"--drift_threshold={_DRIFT.value} must be in (0, 1), e.g. 0.05")
   protocol = PROTOCOLS[_PROTOCOL.value]
-  runners = _runners(HostRunner, BenchError)
-  version = runtime_version() if _RUNNER.value == "host" else "benchmark_model"
   runtime = "litert-python" if _RUNNER.value == "host" else "benchmark_model"
   rng = np.random.default_rng(_SEED.value)
   archs = [Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks],
@@ -125,6 +123,13 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
             f"{r['resolution']} px, width {r.get('width', 1.0)}; expected {_PRECISION.value} "
             f"{space.name} at {res} px, width {_WIDTH.value} (use another --out)")
       done[r["id"]] = r
+  runners = _runners(HostRunner, BenchError)  # after the file's check: nothing pushed first
+  models = {r["device"].get("model") for r in done.values()} | {
+      runner.device().get("model") for runner in runners}
+  if len(models) > 1:  # one latency dataset is one phone model (and one host)
+    raise BenchError(f"{_OUT.value} and the devices to measure on mix phone models "
+                     f"{sorted(map(str, models))}: profile one model per records file")
+  version = runtime_version() if _RUNNER.value == "host" else "benchmark_model"
   cache = PieceCache(space, _CACHE.value, _PRECISION.value)
   cache_lock = threading.Lock()  # devices in parallel share the cache; conversions once
   ref_names = [name for name, _ in space.references]
@@ -140,10 +145,10 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
   again = {}
   for i in retest_idx:
     again.setdefault(min(len(archs) - 1, i + gap), []).append(i)
-  todo = []
+  todo = []  # (id, arch, retest, arch index)
   for i, a in enumerate(archs):
-    todo.append((f"{prefix}/i{i}", a, False))
-    todo += [(f"{prefix}/i{j}/retest", archs[j], True) for j in again.get(i, [])]
+    todo.append((f"{prefix}/i{i}", a, False, i))
+    todo += [(f"{prefix}/i{j}/retest", archs[j], True, j) for j in again.get(i, [])]
   pending = [t for t in todo if t[0] not in done]
   print(f"{space.name} at {res}: {len(todo) - len(pending)} of {len(todo)} measurements "
         f"already in {_OUT.value}; {len(pending)} to go"
@@ -151,10 +156,13 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
         file=sys.stderr)
   if not pending:
     return
-  # Each device gets every n-th pending measurement: its share. A rerun splits what is
-  # still missing among the devices then attached, so a share resumes on any of them.
-  shares = {i: pending[i::len(runners)] for i in range(len(runners))}
+  # Each device gets the archs whose index is its own modulo the device count: its share,
+  # an arch's re-measurement included (a retest on another phone would measure the
+  # difference between phones). A rerun splits what is missing among the devices then
+  # attached (all of one phone model), so a share resumes on any of them.
+  shares = {d: [t for t in pending if t[3] % len(runners) == d] for d in range(len(runners))}
   write_lock = threading.Lock()
+  stop = threading.Event()  # set when any device fails or the run is interrupted
 
   def measure(runner, arch):
     with cache_lock:
@@ -189,9 +197,11 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
     thermal = refs[-1].get("thermal") if refs else None
     n_refs = len(refs)
     items = shares[index]
-    start, steals, k = time.time(), [], 0
+    start, steals, k, retried = time.time(), [], 0, False
     while k < len(items):
-      rid, arch, retest = items[k]
+      if stop.is_set():
+        return len(items) - k
+      rid, arch, retest, _ = items[k]
       try:
         if _REF_EVERY.value and (current_ref is None or k % _REF_EVERY.value == 0):
           stats, info, started = measure(runner, ref_arch)
@@ -207,8 +217,13 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
           baseline = baseline or current_ref
         stats, info, started = measure(runner, arch)
       except BenchError as e:
-        if not hasattr(runner, "attached") or runner.attached():
+        if not hasattr(runner, "attached"):
           raise
+        if runner.attached():  # still there: a failure of its own, or a blip; one retry
+          if retried:
+            raise
+          retried = True
+          continue
         left = len(items) - k
         print(f"{tag}device {serial} disconnected ({e}); {k} of its {len(items)} "
               f"measurements done; waiting up to {_RECONNECT.value:.0f} s for it",
@@ -219,6 +234,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
           return left
         print(f"{tag}device {serial} is back; resuming its share", file=sys.stderr,
               flush=True)
+        current_ref = None  # re-measure the reference first: it may have rebooted or cooled
         continue
       drift = None
       if baseline:
@@ -232,7 +248,7 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
             **({"thermal": thermal} if thermal else {}),
             extra={"seed": _SEED.value, "retest": retest, "generator": "stitched-pieces",
                    "arch_key": arch.key()}))
-      k += 1
+      k, retried = k + 1, False
       steal = (info.get("host_load") or {}).get("steal")
       if steal is not None:
         steals.append(steal)
@@ -258,6 +274,14 @@ def run(rec_lib, HostRunner, runtime_version, PROTOCOLS):
     else:
       with concurrent.futures.ThreadPoolExecutor(len(runners)) as pool:
         futures = {i: pool.submit(work, i, writer) for i in range(len(runners))}
+        try:  # the first error (or Ctrl-C) stops the others after their measurement
+          concurrent.futures.wait(futures.values(),
+                                  return_when=concurrent.futures.FIRST_EXCEPTION)
+        finally:
+          if any(f.done() and f.exception() for f in futures.values()):
+            stop.set()
+          elif not all(f.done() for f in futures.values()):
+            stop.set()  # interrupted
         missing = {i: f.result() for i, f in futures.items()}
   lost = {runners[i].serial: n for i, n in missing.items() if n}
   if lost:

@@ -151,6 +151,9 @@ def main(argv):
   pred = model.predict_many([archs[i] for i in test_idx])
   report = {"space": space_name, "resolution": res, "precision": precision,
             "records": _RECORDS.value,
+            # measured while their device's reference drifted past the profile's threshold
+            "drift_flagged": sum(bool((r.get("drift") or {}).get("flagged"))
+                                 for r in main_recs),
             "n_fit": int(len(fit_idx)), "n_test": int(len(test_idx)), "seed": _SEED.value,
             "target": target, "target_flag": "raw" if _RAW.value else _TARGET.value,
             **fit.metrics(pred, y[test_idx])}

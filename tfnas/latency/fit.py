@@ -63,7 +63,8 @@ def fit_additive(space: SearchSpace, archs, latencies_ms, prior: CostModel | Non
   x, cols = design(space, archs)
   if prior is None:
     prior = _macs_prior(space, archs, y, precision)
-  prior.check_precision(precision, "the measured records' precision")
+  prior.check_precision(precision, "the measured records' precision",
+                        fix=f"give a --lut prior measured at {precision}")
   p0 = np.array([prior.table[b][t] for b, t in cols])
   c0 = prior.constant
   # Solve for deviations from the prior: [x 1] d = y - (x p0 + c0), ridge on the op costs only.

@@ -129,21 +129,22 @@ class CostModel:
       out["precision"] = self.precision
     return out
 
-  def check_precision(self, precision: str, what: str) -> None:
+  def check_precision(self, precision: str, what: str, fix: str | None = None) -> None:
     """Refuses a latency model of another precision than the `.tflite` it is to predict
-    (`what` names that file or setting, for the message). MACs and parameters models
-    pass for every precision.
+    (`what` names that file or setting, `fix` what to do instead of the default advice,
+    for the message). MACs and parameters models pass for every precision.
 
     Raises:
       TfnasError: one line naming both precisions and how to get a matching model.
     """
     if self.is_latency and self.precision != precision:
+      fix = fix or (f"measure one at {precision} (python -m tfnas.bin.latency_fit "
+                    f"--measure_lut --precision={precision} ..., or profile "
+                    f"--precision={precision} and fit) or set the precision to "
+                    f"{self.precision}")
       raise TfnasError(
           f"the latency model ({self.kind}, {self.meta.get('source', 'measured')}) predicts "
-          f"{self.precision} files, but {what} is {precision}: measure one at {precision} "
-          f"(python -m tfnas.bin.latency_fit --measure_lut --precision={precision} ..., or "
-          f"profile --precision={precision} and fit) or set the precision to "
-          f"{self.precision}")
+          f"{self.precision} files, but {what} is {precision}: {fix}")
 
   def to_json(self) -> dict:
     """The latency_model.json object: format, kind, unit, precision (latency models;
