@@ -42,7 +42,7 @@ def main(_):
   if not os.path.exists(os.path.join(workdir, "model.weights.h5")):
     subprocess.run([sys.executable, "-m", "tfnas.bin.train",
                     "--config=configs/train_cifar10.py:quick", f"--workdir={workdir}",
-                    f"--config.dataset={_DATASET.value}"], check=True)
+                    f"--config.data.dataset={_DATASET.value}"], check=True)
   from tflite_bench.host import HostRunner, cpu_model, runtime_version
   from tflite_bench.protocol import FIXED
   from tfnas.export.pipeline import ExportOptions, export

@@ -77,21 +77,21 @@ def main(_):
     if not os.path.exists(search) and os.path.exists(f"{trained}/search_report.json"):
       shutil.copytree(trained, search, ignore=shutil.ignore_patterns("tb"))
   sh("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick", f"--workdir={search}",
-     "--config.space=proxyless_cifar", f"--config.width={w}", "--config.train_limit=6000",
-     "--config.warmup_steps=100", f"--config.derive={_DERIVE.value}",
-     f"--config.dataset={_DATASET.value}", f"--config.latency_model={model_path}",
-     f"--config.target={target}", f"--config.steps={_STEPS.value}",
-     f"--config.latency_form={_FORM.value}", f"--config.latency_lambda={_LAMBDA.value}",
+     "--config.model.space=proxyless_cifar", f"--config.model.width={w}", "--config.data.train_limit=6000",
+     "--config.search.warmup_steps=100", f"--config.search.derive={_DERIVE.value}",
+     f"--config.data.dataset={_DATASET.value}", f"--config.search.latency_model={model_path}",
+     f"--config.search.target={target}", f"--config.train.steps={_STEPS.value}",
+     f"--config.search.latency_form={_FORM.value}", f"--config.search.latency_lambda={_LAMBDA.value}",
      # float32: the datasets above and the trained model.tflite timed below are float32
-     "--config.precision=float32")
+     "--config.search.precision=float32")
   report = json.load(open(f"{search}/search_report.json"))
   runs = {"searched": f"{search}/arch.json", "all_k3_e3": "all_k3_e3", "all_k3_e6": "all_k3_e6"}
   results = {}
   for name, arch in runs.items():
     workdir = f"{out}/train_{name}" if name != "searched" else f"{search}_retrain"
     sh("tfnas.bin.train", "--config=configs/train_cifar10.py:quick", f"--workdir={workdir}",
-       f"--config.dataset={_DATASET.value}", f"--config.arch={arch}", f"--config.width={w}",
-       f"--config.epochs={_EPOCHS.value}", "--config.verbose=0")
+       f"--config.data.dataset={_DATASET.value}", f"--config.model.arch={arch}", f"--config.model.width={w}",
+       f"--config.train.epochs={_EPOCHS.value}", "--config.verbose=0")
     m = json.load(open(f"{workdir}/metrics.json"))
     results[name] = {"arch": m["arch"], "test_accuracy": m["test_accuracy"],
                      "predicted_ms": lat.predict(m["arch"]),

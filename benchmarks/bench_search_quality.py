@@ -55,11 +55,8 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 def _load_config(name, arg=""):
   """`configs/<name>.py`'s get_config(arg), as the binaries' --config flag loads it."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from tfnas import configs
+  return configs.load_file(os.path.join(ROOT, "configs", f"{name}.py"), arg)
 
 
 def _write(out, obj):
@@ -78,19 +75,19 @@ def _precision(spec: str) -> str:
 
 def _config(args):
   c = _load_config("spos_cifar10")
-  c.space, c.width, c.dataset = "nasbench_macro", 1.0, f"folder:{args.data}"
-  c.steps, c.batch_size, c.eval_batch_size = args.steps, args.batch, 250
-  c.calib_images, c.val_images, c.val_size = args.calib_images, args.val_images, args.val_size
-  c.channel_warmup_fraction = 0.0  # no channel choices in this space
-  c.sampling = args.sampling
-  c.score = "loss"
-  c.latency_model = args.latency_model
-  c.precision = _precision(args.latency_model)
-  c.searches, c.measure_host, c.log_every = "", False, 100
+  c.model.space, c.model.width, c.data.dataset = "nasbench_macro", 1.0, f"folder:{args.data}"
+  c.train.steps, c.data.batch_size, c.data.eval_batch_size = args.steps, args.batch, 250
+  c.data.calib_images, c.search.val_images, c.data.val_size = args.calib_images, args.val_images, args.val_size
+  c.train.channel_warmup_fraction = 0.0  # no channel choices in this space
+  c.train.sampling = args.sampling
+  c.search.score = "loss"
+  c.search.latency_model = args.latency_model
+  c.search.precision = _precision(args.latency_model)
+  c.search.searches, c.search.measure_host, c.log_every = "", False, 100
   c.checkpoint_every = min(args.steps, 500)
-  c.population, c.generations = args.population, args.generations
-  c.top_k = max(2, args.population // 4)
-  c.crossovers = c.mutations = args.population // 2
+  c.search.population, c.search.generations = args.population, args.generations
+  c.search.top_k = max(2, args.population // 4)
+  c.search.crossovers = c.search.mutations = args.population // 2
   return c
 
 
@@ -184,18 +181,18 @@ def searches(search, gt, limits_pct, seeds, log, scores=("loss",)):
     feasible_mask = values <= limit
     feasible = lambda g, limits=limits: search.feasible(g, limits)
     for seed, score in [(seed, score) for seed in seeds for score in scores]:
-      c.score = score  # the evaluations already made, scored this way
+      c.search.score = score  # the evaluations already made, scored this way
       search.scores = {k: (-e["loss"] if score == "loss" else e["accuracy"])
                        for k, e in search.evals.items()}
-      opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
-                              c.mutation_prob, seed)
+      opts = EvolutionOptions(c.search.population, c.search.generations, c.search.top_k, c.search.crossovers, c.search.mutations,
+                              c.search.mutation_prob, seed)
       t0 = time.time()
       evo = Evolution(search.choices, feasible, search.evaluate, opts, f"{metric}<={limit}").run(
           None, log, tag=f"evolution p{pct} s{seed}")
       evo_seconds = time.time() - t0
       t0 = time.time()
       rand = random_search(search.choices, feasible, search.evaluate, evo["evaluations"], seed,
-                           c.population, None, log, f"{metric}<={limit}")
+                           c.search.population, None, log, f"{metric}<={limit}")
       row = {"limit_percentile": pct, "metric": metric, "limit": limit, "seed": seed,
              "score": score, "evaluations": evo["evaluations"],
              "evolution_seconds": evo_seconds,
@@ -216,11 +213,11 @@ def searches(search, gt, limits_pct, seeds, log, scores=("loss",)):
 
 def _proxyless_config(args, target, seed):
   c = _load_config("proxyless_cifar10", "quick")  # nasbench_macro, width 1.0, derive=target
-  c.dataset, c.seed, c.target = f"folder:{args.data}", seed, float(target)
-  c.latency_model = args.latency_model
-  c.precision = _precision(args.latency_model)
+  c.data.dataset, c.seed, c.search.target = f"folder:{args.data}", seed, float(target)
+  c.search.latency_model = args.latency_model
+  c.search.precision = _precision(args.latency_model)
   if args.proxyless_steps:
-    c.steps, c.warmup_steps = args.proxyless_steps, args.proxyless_steps // 2
+    c.train.steps, c.search.warmup_steps = args.proxyless_steps, args.proxyless_steps // 2
   return c
 
 
@@ -313,9 +310,9 @@ def main():
                  help="e.g. 500,1000: also report tau with each arch scored on only the first "
                       "P of its --val_images (multiples of the eval batch, 250)")
   p.add_argument("--sampling", default="uniform", choices=("uniform", "strict_fair"),
-                 help="supernet path sampling (config.sampling)")
+                 help="supernet path sampling (config.train.sampling)")
   p.add_argument("--search_scores", default="loss",
-                 help="what the searches' evolution maximizes (config.score), each in turn "
+                 help="what the searches' evolution maximizes (config.search.score), each in turn "
                       "on shared evaluations: loss, accuracy or loss,accuracy")
   p.add_argument("--part", default="spos", choices=("spos", "ceiling", "proxyless"),
                  help="spos: train and score the supernet, search; ceiling: no training, the "
@@ -390,7 +387,7 @@ def main():
     train_seconds = result["curve"][-1]["train_seconds"] if result["curve"] else 0.0
   with supernet_graphs():
     for point in points:
-      config.steps = point  # the optimizer's schedule was built for args.steps
+      config.train.steps = point  # the optimizer's schedule was built for args.steps
       t0 = time.time()
       search.train()
       train_seconds += time.time() - t0

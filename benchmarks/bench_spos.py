@@ -144,18 +144,19 @@ def part_step(args):
 
 
 def part_search(args):
+  from tfnas import configs
   from tfnas.search import spos
   from tfnas.evolution import Evolution, EvolutionOptions, random_search
   from tfnas.runtime import supernet_graphs
   config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
-  full_steps = config.steps
-  config.dataset = f"folder:{args.data}"
-  for k, v in (("width", args.width), ("steps", args.steps), ("train_limit", args.train_limit),
-               ("val_size", args.val_size), ("batch_size", args.batch),
-               ("calib_images", args.calib_images), ("val_images", args.val_images),
-               ("searches", args.limit), ("log_every", 100), ("checkpoint_every", 500),
-               ("measure_host", False)):
-    setattr(config, k, v)
+  full_steps = config.train.steps
+  config.data.dataset = f"folder:{args.data}"
+  configs.override(config, {
+      "model.width": args.width, "train.steps": args.steps,
+      "data.train_limit": args.train_limit, "data.val_size": args.val_size,
+      "data.batch_size": args.batch, "data.calib_images": args.calib_images,
+      "search.val_images": args.val_images, "search.searches": args.limit, "log_every": 100,
+      "checkpoint_every": 500, "search.measure_host": False})
   search = spos.SPOSSearch(config, args.workdir)
   os.makedirs(args.workdir, exist_ok=True)
   with supernet_graphs():
@@ -234,12 +235,13 @@ def part_search(args):
 def part_cost(args):
   import numpy as np
 
+  from tfnas import configs
   from tfnas.search import spos
   from tfnas.evolution import random_genes
   from tfnas.runtime import supernet_graphs
   config = load_config(os.path.join(ROOT, "configs", "spos_cifar10.py"), "")
-  config.dataset = f"folder:{args.data}"
-  config.measure_host = False
+  config.data.dataset = f"folder:{args.data}"
+  config.search.measure_host = False
   search = spos.SPOSSearch(config, args.workdir)
   os.makedirs(args.workdir, exist_ok=True)
   step_fn = search.train_step_fn()
@@ -266,34 +268,31 @@ def part_cost(args):
         steps.extend(st[1:])  # the first step after an evaluation pays its cache misses
       print(f"round {i}: evaluation {e:.2f} s, steps {statistics.median(st):.3f} s", flush=True)
   per_eval, step_s = statistics.median(evals), statistics.median(steps)
-  ratio = 1000 * per_eval / (step_s * config.steps)
+  ratio = 1000 * per_eval / (step_s * config.train.steps)
   result = {
-      "space": config.space, "width": config.width, "batch": config.batch_size,
-      "calib_images": config.calib_images, "val_images": config.val_images,
-      "config_steps": config.steps, "rounds": args.rounds,
+      "space": config.model.space, "width": config.model.width, "batch": config.data.batch_size,
+      "calib_images": config.data.calib_images, "val_images": config.search.val_images,
+      "config_steps": config.train.steps, "rounds": args.rounds,
       "candidate_eval_seconds_median": per_eval,
       "candidate_eval_seconds_p10_p90": [float(np.percentile(evals, 10)),
                                          float(np.percentile(evals, 90))],
       "train_step_seconds_median": step_s,
       "train_steps_timed": len(steps),
       "evolution_1000_seconds": 1000 * per_eval,
-      "supernet_train_seconds": step_s * config.steps,
+      "supernet_train_seconds": step_s * config.train.steps,
       "evolution_1000_over_training": ratio,
       "command": "python benchmarks/bench_spos.py " + " ".join(sys.argv[1:])}
-  print(f"full config ({config.space} width {config.width}, batch {config.batch_size}, "
-        f"{config.calib_images} calib + {config.val_images} val images): evaluation "
+  print(f"full config ({config.model.space} width {config.model.width}, batch {config.data.batch_size}, "
+        f"{config.data.calib_images} calib + {config.search.val_images} val images): evaluation "
         f"{per_eval:.2f} s, step {step_s:.3f} s; 1,000 candidates {1000 * per_eval:.0f} s = "
-        f"{100 * ratio:.1f} % of {config.steps} training steps ({step_s * config.steps:.0f} s)")
+        f"{100 * ratio:.1f} % of {config.train.steps} training steps ({step_s * config.train.steps:.0f} s)")
   with open(os.path.join(RESULTS, "spos_cost.json"), "w") as f:
     json.dump(result, f, indent=2)
 
 
 def load_config(path, arg):
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("bench_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from tfnas import configs
+  return configs.load_file(path, arg)
 
 
 def _train_step_seconds(search, batch, n=20):

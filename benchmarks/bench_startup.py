@@ -31,21 +31,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
+def _flags(root):
+  """`flag("section.field", value)`: the flag in the form of `root`'s checkout (configs
+  were flat, `--config.field`, before their sections; a baseline may predate them)."""
+  with open(os.path.join(root, "tfnas", "configs.py")) as f:
+    nested = "SECTIONS" in f.read()
+  return lambda field, value: (f"--config.{field if nested else field.split('.')[1]}"
+                               f"={value}")
+
+
 def one_run(args, root) -> dict:
   workdir = tempfile.mkdtemp(prefix="bench_startup_")
-  common = [f"--config.dataset=folder:{args.data}", f"--config.steps={args.steps}",
+  flag = _flags(root)
+  common = [flag("data.dataset", f"folder:{args.data}"), flag("train.steps", args.steps),
             "--config.log_every=1", "--config.checkpoint_every=1000",
-            "--config.measure_host=false", f"--workdir={workdir}"]
+            flag("search.measure_host", "false"), f"--workdir={workdir}"]
   if args.supernet_step and root == ROOT:  # the baseline checkout may predate the option
-    common.append(f"--config.supernet_step={args.supernet_step}")
+    common.append(flag("train.supernet_step", args.supernet_step))
   if args.method == "proxyless":
     # The field was target_ms before the cost model's unit was made explicit.
     with open(os.path.join(root, "configs", "proxyless_cifar10.py")) as f:
-      field = "target" if "c.target =" in f.read() else "target_ms"
+      text = f.read()
+    field = "search.target" if ".target =" in text else "search.target_ms"
     cmd = [sys.executable, "-m", "tfnas.bin.search",
-           "--config=configs/proxyless_cifar10.py:quick", f"--config.space={args.space}",
-           f"--config.width={args.width}", f"--config.{field}={args.target}",
-           "--config.warmup_steps=1", *common]
+           "--config=configs/proxyless_cifar10.py:quick", flag("model.space", args.space),
+           flag("model.width", args.width), flag(field, args.target),
+           flag("search.warmup_steps", 1), *common]
   else:
     cmd = [sys.executable, "-m", "tfnas.bin.search", "--config=configs/spos_cifar10.py:quick",
            *common]

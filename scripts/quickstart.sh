@@ -36,11 +36,11 @@ print(f"predicted latency of {json.load(open(sys.argv[1]))['archs']} archs on th
 PY
 # 3. Search (configs/proxyless_cifar10.py:quick), 4. retrain, 5. export int8.
 .venv/bin/python -m tfnas.bin.search --config=configs/proxyless_cifar10.py:quick \
-    --workdir="$WORKDIR/search" --config.dataset="$DATASET" \
-    --config.latency_model="$LUT" --config.target="$BUDGET_MS"
+    --workdir="$WORKDIR/search" --config.data.dataset="$DATASET" \
+    --config.search.latency_model="$LUT" --config.search.target="$BUDGET_MS"
 .venv/bin/python -m tfnas.bin.train --config=configs/train_cifar10.py:quick \
-    --workdir="$WORKDIR/retrain" --config.dataset="$DATASET" --config.space=$SPACE \
-    --config.arch="$WORKDIR/search/arch.json" --config.width=1.0 --config.verbose=0
+    --workdir="$WORKDIR/retrain" --config.data.dataset="$DATASET" --config.model.space=$SPACE \
+    --config.model.arch="$WORKDIR/search/arch.json" --config.model.width=1.0 --config.verbose=0
 .venv/bin/python -m tfnas.bin.export --workdir="$WORKDIR/retrain" --precision=int8 \
     --latency_model="$LUT"
 .venv/bin/python - "$WORKDIR" <<'PY'

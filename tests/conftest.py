@@ -86,10 +86,10 @@ def without_tf_notices(stderr: str) -> str:
 # measurement) on the smallest space, `nasbench_macro` at width 0.25: 8 choice blocks of
 # 3 ops, so tracing takes a fraction of `proxyless_cifar`'s 21 x 7 (that supernet's own
 # steps are tested in test_mixed.py).
-SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.space=nasbench_macro",
-               "--config.target=3", "--config.val_size=32",
-               "--config.batch_size=8", "--config.warmup_steps=4", "--config.log_every=2",
-               "--config.checkpoint_every=2", "--config.width=0.25"]
+SEARCH_ARGS = ["--config=configs/proxyless_cifar10.py:quick", "--config.model.space=nasbench_macro",
+               "--config.search.target=3", "--config.data.val_size=32",
+               "--config.data.batch_size=8", "--config.search.warmup_steps=4", "--config.log_every=2",
+               "--config.checkpoint_every=2", "--config.model.width=0.25"]
 
 
 @pytest.fixture(scope="session")
@@ -117,20 +117,20 @@ def searched(tiny_cifar, tmp_path_factory):
     if done.exists():
       return (workdir, *pickle.loads(done.read_bytes()))
     workdir.parent.mkdir(exist_ok=True)
-    args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
+    args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.data.dataset=folder:{tiny_cifar}"]
     # The first run on two replicas (MirroredStrategy over two logical CPUs): each replica
     # runs the step with its own copies of the variables (BatchNorm updates included).
     # Traced steps (the configs' default) there; the rerun takes the eager ones (the same
     # supernet either way: test_search_bin.py).
-    first = run_bin("tfnas.bin.search", *args, "--config.steps=4", "--config.measure_host=false",
+    first = run_bin("tfnas.bin.search", *args, "--config.train.steps=4", "--config.search.measure_host=false",
                     "--config.strategy=mirrored", "--config.logical_cpus=2",
-                    "--config.supernet_step=traced")
+                    "--config.train.supernet_step=traced")
     assert first.returncode == 0, first.stderr[-3000:]
     history = [json.loads(l) for l in open(workdir / "alpha_history.jsonl")]
     report = json.load(open(workdir / "search_report.json"))
     # The rerun on one replica resumes the same checkpoint.
-    second = run_bin("tfnas.bin.search", *args, "--config.steps=6",
-                     "--config.supernet_step=eager")
+    second = run_bin("tfnas.bin.search", *args, "--config.train.steps=6",
+                     "--config.train.supernet_step=eager")
     assert second.returncode == 0, second.stderr[-3000:]
     result = (first, second, history, report)
     done.write_bytes(pickle.dumps(result))

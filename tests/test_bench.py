@@ -369,29 +369,43 @@ _SWEEP_RES = {"proxyless_mobile": 64}
 
 # int8 (what ships) on one space of each block family by default (MBConv, FBNet's, the
 # ShuffleNet blocks, NAS-Bench-Macro's), every space in the slow run; float16 (its own
-# step: the weight DEQUANTIZEs moved first) on one space by default (each case converts
-# ~20 pieces: 20-60 s of CPU; CI stays well inside its budget).
+# step: the weight DEQUANTIZEs moved first) on one space by default. Each piece is a
+# converter run (~1.5 s of CPU), so the default cases take the space's first 10 blocks (a
+# complete network: its head follows block 9; every op of the space, stride 1 and 2) with
+# every op used; the slow run takes every space whole, a random arch.
 _INT8_DEFAULT = ("proxyless_cifar", "fbnet_cifar", "spos_shufflenet", "nasbench_macro")
 _FLOAT16_DEFAULT = ("nasbench_macro",)
+_DEFAULT_BLOCKS = 10
 
 
-@pytest.mark.parametrize("space_name, precision", [
-    *[pytest.param(n, "int8", marks=() if n in _INT8_DEFAULT else pytest.mark.slow)
-      for n in list_spaces()],
-    *[pytest.param(n, "float16", marks=() if n in _FLOAT16_DEFAULT else pytest.mark.slow)
-      for n in list_spaces()]])
+@pytest.mark.parametrize("space_name, precision, blocks", [
+    *[pytest.param(n, p, _DEFAULT_BLOCKS) for p, names in
+      (("int8", _INT8_DEFAULT), ("float16", _FLOAT16_DEFAULT)) for n in names],
+    *[pytest.param(n, p, None, marks=pytest.mark.slow)
+      for p in ("int8", "float16") for n in list_spaces()]])
 def test_stitched_quantized_model_matches_the_converters_op_for_op(tmp_path, space_name,
-                                                                   precision):
+                                                                   precision, blocks):
   # Issue 18, item 1: the fast int8 (full-integer PTQ, float I/O: the export's form) and
   # float16 models of a sampled arch of every space have the converter's operators, in
   # its order, with the same shapes, element types and per-channel quantization axes.
+  import dataclasses
+
   from tfnas.export.fastgen import PieceCache, convert_piece, randomize_batchnorm
   from tfnas.models import build_child
   from tfnas.spaces import Arch, get_space
   space = get_space(space_name, resolution=_SWEEP_RES.get(space_name, 32))
   rng = np.random.default_rng(1)
-  arch = Arch.create(space, [int(rng.integers(len(b.ops))) for b in space.choice_blocks],
-                     [int(rng.integers(len(b.mid_scales))) for b in space.choice_blocks]
+  if blocks:  # the first blocks, every op of the space used (a block without it: cycled)
+    space = dataclasses.replace(space, blocks=space.blocks[:blocks], references=())
+    n_ops = max(len(b.ops) for b in space.choice_blocks)
+    order = np.concatenate([rng.permutation(n_ops) for _ in range(len(space.blocks))])
+    ops = [int(order[i]) % len(b.ops) for i, b in enumerate(space.choice_blocks)]
+    assert ({b.ops[o].name for b, o in zip(space.choice_blocks, ops)}
+            == {op.name for b in space.choice_blocks for op in b.ops})
+  else:
+    ops = [int(rng.integers(len(b.ops))) for b in space.choice_blocks]
+  arch = Arch.create(space, ops, [int(rng.integers(len(b.mid_scales)))
+                                  for b in space.choice_blocks]
                      if space.has_channel_choices else None)
   fast = PieceCache(space, "", precision).model(arch)
   slow = convert_piece(randomize_batchnorm(build_child(space, arch)), precision,

@@ -5,7 +5,6 @@ fallback."""
 import glob
 import os
 
-import ml_collections
 import pytest
 
 from conftest import ROOT
@@ -27,15 +26,28 @@ def _load(path):
 def test_config_variants_load(path):
   module = _load(path)
   assert "python -m tfnas.bin." in module.__doc__  # the command to run is documented
-  shared = ml_collections.ConfigDict()
-  common.data(shared, "tfds:cifar10", 32, 64)
-  common.optimizer(shared, 0.1, 0.0)
-  common.run(shared, 10)
+  shared = common.base("tfds:cifar10", 32, 64, 0.1, 0.0, 10)
   for arg in ("", "quick"):
     c = module.get_config(arg)
-    assert c.space in list_spaces()
-    assert set(shared) <= set(c), sorted(set(shared) - set(c))
+    assert c.model.space in list_spaces()
+    # The sections, and every field of the shared fragments in its section.
+    assert set(common.SECTIONS) <= set(c), sorted(set(common.SECTIONS) - set(c))
+    for section in common.SECTIONS:
+      assert set(shared[section]) <= set(c[section]), (section, set(shared[section]) - set(c[section]))
+    # At the top only the sections and run-wide fields: a field set flat by mistake
+    # (c.target instead of c.search.target) would be read by nothing.
+    assert set(c) <= set(shared) | {"method", "checkpoint_every", "verbose"}, sorted(set(c) - set(shared))
     if "method" in c:  # a search config: the search runtime's fields too
-      assert c.supernet_step in ("eager", "traced") and c.checkpoint_every > 0
+      assert c.train.supernet_step in ("eager", "traced") and c.checkpoint_every > 0
   with pytest.raises(ValueError, match="unknown config variant"):
     module.get_config("nope")
+
+
+def test_override_sets_fields_by_section_and_refuses_unknown_ones():
+  c = common.load_file(os.path.join(ROOT, "configs", "proxyless_cifar10.py"), "quick")
+  common.override(c, {"data.dataset": "folder:x", "search.target": 2.0, "seed": 3})
+  assert (c.data.dataset, c.search.target, c.seed) == ("folder:x", 2.0, 3)
+  for bad in ("dataset", "search.nope", "nope.target"):  # flat, unknown, no such section
+    with pytest.raises((KeyError, AttributeError)):
+      common.override(c, {bad: 1})
+  assert "dataset" not in c and "nope" not in c.search

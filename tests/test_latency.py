@@ -282,13 +282,13 @@ def test_latency_models_carry_the_precision_they_predict(tmp_path):
   int8 = CostModel(space, "lut", "ms", 0.1, table, {"source": "test"}, "int8")
   again = from_json(json.loads(json.dumps(int8.to_json())), space)
   assert again.precision == "int8" and again.predicted("all_k3_e3")["precision"] == "int8"
-  int8.check_precision("int8", "--config.precision")
-  with pytest.raises(TfnasError, match=r"predicts int8 files, but --config.precision is "
+  int8.check_precision("int8", "--config.search.precision")
+  with pytest.raises(TfnasError, match=r"predicts int8 files, but --config.search.precision is "
                                        r"float32: measure one at float32") as e:
-    int8.check_precision("float32", "--config.precision")
+    int8.check_precision("float32", "--config.search.precision")
   assert "\n" not in str(e.value)
   for precision in ("float32", "float16", "int8"):  # MACs do not depend on precision
-    macs.check_precision(precision, "--config.precision")
+    macs.check_precision(precision, "--config.search.precision")
   assert macs.precision is None and "precision" not in macs.predicted("all_k3_e3")
   # A model written before models carried a precision: every one was float32 then.
   old = int8.to_json()

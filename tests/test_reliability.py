@@ -81,7 +81,7 @@ def test_search_refuses_a_training_workdir_and_writes_nothing(tmp_path):
   before = _made_by(workdir, "train", space="proxyless_cifar")
   (workdir / "metrics.json").write_text("{}")
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-              f"--workdir={workdir}", "--config.dataset=folder:/nonexistent")
+              f"--workdir={workdir}", "--config.data.dataset=folder:/nonexistent")
   assert r.returncode == 2, r.stderr[-2000:]
   last = r.stderr.strip().splitlines()[-1]
   assert last.startswith("error: ") and "holds the output of tfnas.bin.train" in last
@@ -95,13 +95,13 @@ def test_train_refuses_a_search_workdir_and_another_dataset(tmp_path):
   search.mkdir()
   (search / "search_space.json").write_text(json.dumps({"space": "proxyless_cifar"}))
   r = run_bin("tfnas.bin.train", "--config=configs/train_cifar10.py:quick",
-              f"--workdir={search}", "--config.dataset=folder:/nonexistent")
+              f"--workdir={search}", "--config.data.dataset=folder:/nonexistent")
   assert r.returncode == 2 and "holds the output of tfnas.bin.search" in r.stderr, r.stderr
   assert os.listdir(search) == ["search_space.json"]
   run = tmp_path / "train_run"
   _made_by(run, "train", space="proxyless_cifar", dataset="folder:/elsewhere")
   r = run_bin("tfnas.bin.train", "--config=configs/train_cifar10.py:quick",
-              f"--workdir={run}", "--config.dataset=folder:/nonexistent")
+              f"--workdir={run}", "--config.data.dataset=folder:/nonexistent")
   assert r.returncode == 2 and "holds a run with dataset='folder:/elsewhere'" in r.stderr
 
 
@@ -119,7 +119,7 @@ def test_a_damaged_workdir_file_is_one_line(tmp_path):
   workdir.mkdir()
   (workdir / "workdir.json").write_text('{"made_by": "tra')
   r = run_bin("tfnas.bin.train", "--config=configs/train_cifar10.py:quick",
-              f"--workdir={workdir}", "--config.dataset=folder:/nonexistent")
+              f"--workdir={workdir}", "--config.data.dataset=folder:/nonexistent")
   assert r.returncode == 2 and "workdir file" in r.stderr and "not valid JSON" in r.stderr
   assert "Traceback" not in r.stderr
 
@@ -155,16 +155,16 @@ def _record(i: int, precision: str) -> dict:
     ("tfnas.bin.spaces", ["proxyless_mobile", "all_k3_e6", "--resolution=0"],
      "resolution 0 for space 'proxyless_mobile' is too small"),
     ("tfnas.bin.train", ["--config=configs/train_cifar10.py:quick", "--workdir=OUT",
-                         "--config.epochs=0"], "epochs 0 must be an integer >= 1"),
+                         "--config.train.epochs=0"], "epochs 0 must be an integer >= 1"),
     ("tfnas.bin.train", ["--config=configs/train_cifar10.py:quick", "--workdir=OUT",
-                         "--config.resolution=0"], "resolution 0 for space"),
+                         "--config.data.resolution=0"], "resolution 0 for space"),
     ("tfnas.bin.train", ["--config=configs/train_cifar10.py:quick", "--workdir=OUT",
-                         "--config.arch=ARCH_JSON"], "arch file"),
+                         "--config.model.arch=ARCH_JSON"], "arch file"),
     ("tfnas.bin.search", ["--config=configs/proxyless_cifar10.py:quick", "--workdir=OUT",
-                          "--config.precision=int4"], "--config.precision='int4' is not one of"),
+                          "--config.search.precision=int4"], "--config.search.precision='int4' is not one of"),
     ("tfnas.bin.search", ["--config=configs/proxyless_cifar10.py:quick", "--workdir=OUT",
-                          "--config.latency_model=FLOAT_MODEL"],
-     "predicts float32 files, but --config.precision is int8: measure one at int8"),
+                          "--config.search.latency_model=FLOAT_MODEL"],
+     "predicts float32 files, but --config.search.precision is int8: measure one at int8"),
     ("tfnas.bin.latency_fit", ["--records=MIXED", "--out=OUT"],
      "records mix precisions ['float32', 'int8']"),
 ])

@@ -38,7 +38,7 @@ def test_proxyless_search_end_to_end_and_resume(searched):
   assert final["argmax_over_target"] > 0 and "derive=target: predicted/target=" in second.stdout
   measured = final["measured_latency"]
   assert measured["value"] > 0 and measured["unit"] == "ms"
-  # The precision the search is for (config.precision, int8 by default): the export's form.
+  # The precision the search is for (config.search.precision, int8 by default): the export's form.
   assert measured["of"] == "child.tflite (int8)" and measured["on"].startswith("host LiteRT")
   from tfnas.export.quantize import inspect
   child = inspect((workdir / "child.tflite").read_bytes())
@@ -54,24 +54,24 @@ def test_proxyless_search_end_to_end_and_resume(searched):
 
 def test_search_bad_config(tmp_path):
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-              f"--workdir={tmp_path / 'w'}", "--config.arch_mode=three_path")
+              f"--workdir={tmp_path / 'w'}", "--config.search.arch_mode=three_path")
   assert r.returncode == 2 and "unknown arch_mode 'three_path'" in r.stderr
   assert not (tmp_path / "w").exists()
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-              f"--workdir={tmp_path / 'w'}", "--config.derive=best")
+              f"--workdir={tmp_path / 'w'}", "--config.search.derive=best")
   assert r.returncode == 2 and "unknown derive 'best'" in r.stderr.splitlines()[-1]
   assert not (tmp_path / "w").exists()
   # The target is in the cost model's unit (MMACs here): the old name, which said ms
   # whatever the unit, is refused with a pointer to the new one.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-              f"--workdir={tmp_path / 'w'}", "--config.target_ms=3")
+              f"--workdir={tmp_path / 'w'}", "--config.search.target_ms=3")
   assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
       "error: unknown config field 'target_ms'; it is not a field of the --config file "
       "(Did you mean \"target\" instead of \"target_ms\"?)")
   assert not (tmp_path / "w").exists()
   for config in ("proxyless_cifar10.py:quick", "spos_cifar10.py:quick"):
     r = run_bin("tfnas.bin.search", f"--config=configs/{config}", f"--workdir={tmp_path / 'w'}",
-                "--config.supernet_step=graph")
+                "--config.train.supernet_step=graph")
     last = r.stderr.splitlines()[-1]
     assert r.returncode == 2 and "supernet_step 'graph' is not one of eager, traced" in last
     assert not (tmp_path / "w").exists()
@@ -81,8 +81,8 @@ def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
   # The quick space (nasbench_macro at width 1.0) predicts 7.71 to 105.7 MMACs: 2 MMACs
   # cannot be met.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-              f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
-              "--config.target=2", "--config.val_size=32")
+              f"--workdir={tmp_path / 'w'}", f"--config.data.dataset=folder:{tiny_cifar}",
+              "--config.search.target=2", "--config.data.val_size=32")
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.splitlines()[-1] == (
       "error: target 2 MMACs is out of reach: the space's architectures predict 7.713 to "
@@ -92,40 +92,37 @@ def test_search_target_out_of_reach_fails_before_training(tiny_cifar, tmp_path):
   # cheapest archs predict 1 or less in the model's unit (here 0.39 to 2.96 M params; a
   # host budget of a few ms is the same case) it would turn NaN mid-search.
   r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
-              f"--workdir={tmp_path / 'w'}", f"--config.dataset=folder:{tiny_cifar}",
-              "--config.latency_model=params", "--config.target=2", "--config.derive=argmax",
-              "--config.latency_form=mul", "--config.val_size=32")
+              f"--workdir={tmp_path / 'w'}", f"--config.data.dataset=folder:{tiny_cifar}",
+              "--config.search.latency_model=params", "--config.search.target=2", "--config.search.derive=argmax",
+              "--config.search.latency_form=mul", "--config.data.val_size=32")
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.splitlines()[-1] == (
       "error: latency_form 'mul' needs every architecture's predicted latency above 1 Mparams "
       "(it takes its log): the space's architectures predict 0.3914 to 2.963 Mparams; use "
-      "--config.latency_form=abs (or add)")
+      "--config.search.latency_form=abs (or add)")
   assert not (tmp_path / "w" / "ckpt").exists()
 
 
 def test_eager_and_traced_steps_train_the_same_supernet(tiny_cifar, tmp_path):
-  """`config.supernet_step`: the eager steps and the whole-step graph (the configs'
+  """`config.train.supernet_step`: the eager steps and the whole-step graph (the configs'
   default) train the same supernet: one weight-only step, then three weight + two-path
   architecture steps, on the same seed and data, give the same alphas and E[lat] at steps
   2 and 4, the same derived arch, and the same inherited child weights."""
-  import importlib.util
-  import os
-
   import keras
 
   from conftest import ROOT
+  from tfnas import configs
   from tfnas.models.child import build_child
   from tfnas.search import proxyless
   from tfnas.spaces import get_space
   path = os.path.join(ROOT, "configs", "proxyless_cifar10.py")
-  module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("c", path))
-  module.__spec__.loader.exec_module(module)
   runs = {}
   for form in ("eager", "traced"):
-    c = module.get_config("quick")
-    c.update(space="nasbench_macro", width=0.25, dataset=f"folder:{tiny_cifar}",
-             target=3.0, val_size=32, batch_size=8, steps=4, warmup_steps=1, log_every=2,
-             checkpoint_every=4, measure_host=False, supernet_step=form)
+    c = configs.override(configs.load_file(path, "quick"), {
+        "model.space": "nasbench_macro", "model.width": 0.25,
+        "data.dataset": f"folder:{tiny_cifar}", "search.target": 3.0, "data.val_size": 32,
+        "data.batch_size": 8, "train.steps": 4, "search.warmup_steps": 1, "log_every": 2,
+        "checkpoint_every": 4, "search.measure_host": False, "train.supernet_step": form})
     report = proxyless.search(c, str(tmp_path / form))
     rows = [json.loads(l) for l in open(tmp_path / form / "alpha_history.jsonl")]
     runs[form] = (report, rows)

@@ -198,12 +198,11 @@ def test_step_gives_each_path_the_childs_gradients(space, form):
   """A train-mode step, as the search runs it (eagerly, each path's blocks through their
   own traced functions) and as one traced `switch_case` graph serving every path: for each
   sampled arch its gradients equal the inherited plain child's (leading slices), and every
-  other weight gets none (eager; zero here) or exactly zero (traced). The traced graph is
-  built for the first 6 blocks (stage 1 and the stride-2 start of stage 2, every op and
-  width choice): tracing all 20 blocks' switch_case took 97 s of the suite for the same
-  code."""
-  if form == "traced":
-    space = _first_blocks(space, 6)
+  other weight gets none (eager; zero here) or exactly zero (traced). Both run the first 6
+  blocks (stage 1 and the stride-2 start of stage 2, every op and width choice): tracing
+  all 20 blocks' switch_case took 97 s of the suite for the same code, and the eager form
+  on all 20 blocks 41 s."""
+  space = _first_blocks(space, 6)
   keras.utils.set_random_seed(0)  # seeded weights: the same check every run
   net = SPOSSupernet(space)
   x = tf.random.stateless_normal((4, 32, 32, 3), [3, 1])
@@ -367,19 +366,19 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
   per block: test_step_gives_each_path_the_childs_gradients), through the search's step
   traced whole (`supernet_step="traced"`, the full configs' form; the binary's
   end-to-end test runs the eager one)."""
-  import importlib.util
   import os
 
   from conftest import ROOT
-  path = os.path.join(ROOT, "configs", "spos_cifar10.py")
-  module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("c", path))
-  module.__spec__.loader.exec_module(module)
-  c = module.get_config("quick")
-  c.update(space="nasbench_macro", width=0.25, dataset=f"folder:{tiny_cifar}",
-           train_limit=64, val_size=32, batch_size=8, eval_batch_size=8, steps=1,
-           calib_images=16, val_images=16, searches="macs_m<=9", weight_decay=0.0,
-           warmup_fraction=0.0, channel_warmup_fraction=0.0, sampling="strict_fair",
-           measure_host=False, supernet_step="traced")
+  from tfnas import configs
+  c = configs.override(configs.load_file(os.path.join(ROOT, "configs", "spos_cifar10.py"),
+                                         "quick"), {
+      "model.space": "nasbench_macro", "model.width": 0.25,
+      "data.dataset": f"folder:{tiny_cifar}", "data.train_limit": 64, "data.val_size": 32,
+      "data.batch_size": 8, "data.eval_batch_size": 8, "train.steps": 1,
+      "data.calib_images": 16, "search.val_images": 16, "search.searches": "macs_m<=9",
+      "train.weight_decay": 0.0, "train.warmup_fraction": 0.0,
+      "train.channel_warmup_fraction": 0.0, "train.sampling": "strict_fair",
+      "search.measure_host": False, "train.supernet_step": "traced"})
   search = spos.SPOSSearch(c, str(tmp_path / "fair"))
   before = [v.numpy().copy() for v in search.net.trainable_variables]
   search.train()
@@ -392,26 +391,26 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
   # evaluation (this config's) and the eager one, batch by batch.
   genes = spos.random_genes(np.random.default_rng(0), search.choices, lambda g: True)
   traced = search.correct_per_batch(genes)
-  search.config.supernet_step, search._eval = "eager", None
+  search.config.train.supernet_step, search._eval = "eager", None
   np.testing.assert_array_equal(search.correct_per_batch(genes), traced)
   # What evolution maximizes: minus the mean validation cross-entropy (the configs'
   # default) or top-1; candidates.jsonl keeps both, and a rerun reads either back.
   per_batch = search.scores_per_batch(genes)
-  assert search.config.score == "loss"
+  assert search.config.search.score == "loss"
   assert search.evaluate(genes) == pytest.approx(-per_batch[:, 2].sum() / 16, rel=1e-5)
   key = search.arch_of(genes).key()
   assert search.evals[key]["accuracy"] == per_batch[:, 0].sum() / 16
-  search.scores, search.evals, search.config.score = {}, {}, "accuracy"
+  search.scores, search.evals, search.config.search.score = {}, {}, "accuracy"
   search._load_scores()
   assert search.scores[key] == per_batch[:, 0].sum() / 16
-  c.score = "top1"
+  c.search.score = "top1"
   with pytest.raises(TfnasError, match="score 'top1' is not one of accuracy, loss"):
     spos.SPOSSearch(c, str(tmp_path / "bad"))
-  c.score = "loss"
-  c.sample_constraints = "macs_m<=9"
+  c.search.score = "loss"
+  c.train.sample_constraints = "macs_m<=9"
   with pytest.raises(TfnasError, match="cannot also keep paths within sample_constraints"):
     spos.SPOSSearch(c, str(tmp_path / "bad"))
-  c.sample_constraints, c.sampling = "", "fair"
+  c.train.sample_constraints, c.train.sampling = "", "fair"
   with pytest.raises(TfnasError, match="sampling 'fair' is not one of"):
     spos.SPOSSearch(c, str(tmp_path / "bad"))
 

@@ -22,22 +22,22 @@ from tfnas.spaces.arch import parse_arch
 from tfnas.spaces.registry import get_space
 
 
-SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.train_limit=64",
-             "--config.supernet_step=eager",  # the traced step: test_spos.py
-             "--config.val_size=32", "--config.batch_size=8", "--config.eval_batch_size=8",
-             "--config.steps=4", "--config.log_every=2", "--config.checkpoint_every=2",
-             "--config.width=0.25", "--config.population=4", "--config.generations=2",
-             "--config.top_k=2", "--config.crossovers=1", "--config.mutations=1",
-             "--config.calib_images=16", "--config.val_images=16",
-             "--config.searches=macs_m<=9;macs_m<=10.5"]
+SPOS_ARGS = ["--config=configs/spos_cifar10.py:quick", "--config.data.train_limit=64",
+             "--config.train.supernet_step=eager",  # the traced step: test_spos.py
+             "--config.data.val_size=32", "--config.data.batch_size=8", "--config.data.eval_batch_size=8",
+             "--config.train.steps=4", "--config.log_every=2", "--config.checkpoint_every=2",
+             "--config.model.width=0.25", "--config.search.population=4", "--config.search.generations=2",
+             "--config.search.top_k=2", "--config.search.crossovers=1", "--config.search.mutations=1",
+             "--config.data.calib_images=16", "--config.search.val_images=16",
+             "--config.search.searches=macs_m<=9;macs_m<=10.5"]
 # float32: the proxyless end-to-end test covers the default int8 child.tflite.
-E2E_ARGS = [*SPOS_ARGS, "--config.space=nasbench_macro", "--config.width=1.0",
-            "--config.searches=macs_m<=45;macs_m<=55", "--config.precision=float32"]
+E2E_ARGS = [*SPOS_ARGS, "--config.model.space=nasbench_macro", "--config.model.width=1.0",
+            "--config.search.searches=macs_m<=45;macs_m<=55", "--config.search.precision=float32"]
 
 
 def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   workdir = tmp_path / "spos"
-  args = [*E2E_ARGS, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}"]
+  args = [*E2E_ARGS, f"--workdir={workdir}", f"--config.data.dataset=folder:{tiny_cifar}"]
   # Trained on two replicas (MirroredStrategy over two logical CPUs): each updates its own
   # copy of the BN statistics inside switch_case.
   r = run_bin("tfnas.bin.search", *args, "--config.strategy=mirrored", "--config.logical_cpus=2")
@@ -90,8 +90,8 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
   # training step), each evolution resumes from its saved population, every candidate
   # already scored comes from candidates.jsonl, and the random baseline grows to the new
   # evaluation count.
-  again = run_bin("tfnas.bin.search", *args, "--config.generations=3",
-                  "--config.measure_host=false")
+  again = run_bin("tfnas.bin.search", *args, "--config.search.generations=3",
+                  "--config.search.measure_host=false")
   assert again.returncode == 0, again.stderr[-3000:]
   assert "[supernet] step" not in again.stdout
   assert "generation 3/3" in again.stdout and "generation 1/3" not in again.stdout
@@ -110,20 +110,20 @@ def test_search_binary_spos_end_to_end_and_resume(tiny_cifar, tmp_path):
 
 def test_search_binary_spos_bad_input(tiny_cifar, tmp_path):
   r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
-              "--config.dataset=folder:/nonexistent", "--config.searches=flops<=3")
+              "--config.data.dataset=folder:/nonexistent", "--config.search.searches=flops<=3")
   last = r.stderr.strip().splitlines()[-1]
   assert r.returncode == 2 and last.startswith("error: ") and "unknown metric 'flops'" in last
   assert "Traceback" not in r.stderr
   r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
-              "--config.dataset=folder:/nonexistent", "--config.searches=latency_ms<=3")
+              "--config.data.dataset=folder:/nonexistent", "--config.search.searches=latency_ms<=3")
   assert r.returncode == 2 and "needs a latency model in ms" in r.stderr, r.stderr
   r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
-              "--config.dataset=folder:/nonexistent")
+              "--config.data.dataset=folder:/nonexistent")
   assert r.returncode == 2 and "/nonexistent" in r.stderr, r.stderr
   # A limit no architecture meets is refused before the supernet trains (from the exact
   # minimum of the additive costs), not after 40,000 steps; nothing is written.
   r = run_bin("tfnas.bin.search", *SPOS_ARGS, f"--workdir={tmp_path / 'w'}",
-              f"--config.dataset=folder:{tiny_cifar}", "--config.searches=macs_m<=12;macs_m<=1")
+              f"--config.data.dataset=folder:{tiny_cifar}", "--config.search.searches=macs_m<=12;macs_m<=1")
   last = r.stderr.strip().splitlines()[-1]
   assert r.returncode == 2 and "constraint macs_m<=1: no architecture of spos_cifar" in last, \
       r.stderr[-2000:]

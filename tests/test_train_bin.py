@@ -23,9 +23,9 @@ def tiny_args(tiny_cifar, workdir, *extra):
   # nasbench_macro (8 choice blocks): the binary's whole flow at a fraction of the 21-block
   # proxyless_cifar's tracing and conversion time; every space's child trains (eager,
   # traced, fit) in test_child.py.
-  return ["--config=" + CONFIG, f"--workdir={workdir}", f"--config.dataset=folder:{tiny_cifar}",
-          "--config.space=nasbench_macro", "--config.val_size=16", "--config.batch_size=8",
-          "--config.epochs=1", "--config.width=0.25", "--config.verbose=0", *extra]
+  return ["--config=" + CONFIG, f"--workdir={workdir}", f"--config.data.dataset=folder:{tiny_cifar}",
+          "--config.model.space=nasbench_macro", "--config.data.val_size=16", "--config.data.batch_size=8",
+          "--config.train.epochs=1", "--config.model.width=0.25", "--config.verbose=0", *extra]
 
 
 def test_train_writes_outputs_and_tflite_matches_keras(tiny_cifar, tmp_path):
@@ -52,13 +52,13 @@ def test_train_writes_outputs_and_tflite_matches_keras(tiny_cifar, tmp_path):
   first_loss = metrics["history"]["loss"]
   # Rerunning with more epochs resumes from the backup instead of starting over, and the
   # history keeps the epoch trained before.
-  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.epochs=2"))
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.train.epochs=2"))
   assert r.returncode == 0, r.stderr[-3000:]
   metrics = json.load(open(workdir / "metrics.json"))
   assert metrics["epochs"] == 2 and metrics["steps"] == 2 * metrics["steps_per_epoch"]
   assert len(metrics["history"]["loss"]) == 2 and metrics["history"]["loss"][0] == first_loss[0]
   # Rerunning the finished command trains nothing and keeps the history.
-  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.epochs=2"))
+  r = run_bin("tfnas.bin.train", *tiny_args(tiny_cifar, workdir, "--config.train.epochs=2"))
   assert r.returncode == 0, r.stderr[-3000:]
   again = json.load(open(workdir / "metrics.json"))
   assert again["history"] == metrics["history"] and again["steps"] == metrics["steps"]
@@ -70,7 +70,7 @@ def test_kill_9_mid_epoch_then_rerun_resumes_at_the_step(tiny_cifar, tmp_path):
   # 18 steps per epoch, a backup every 4 steps: killed mid-epoch, the rerun runs exactly
   # the steps left (Keras's BackupAndRestore restarted the epoch: 103 steps for 60).
   workdir = tmp_path / "run"
-  args = tiny_args(tiny_cifar, workdir, "--config.epochs=4", "--config.backup_steps=4")
+  args = tiny_args(tiny_cifar, workdir, "--config.train.epochs=4", "--config.train.backup_steps=4")
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
   proc = subprocess.Popen([sys.executable, "-m", "tfnas.bin.train", *args], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,12 +105,15 @@ def test_two_replica_mirrored_strategy(tiny_cifar, tmp_path):
 
 
 @pytest.mark.parametrize("extra, pattern", [
-    (["--config.space=nope"], "unknown search space 'nope'"),
+    (["--config.model.space=nope"], "unknown search space 'nope'"),
     (["--config.nope=1"], "unknown config field 'nope'"),
-    (["--config.arch=k3_e3,id"], "has 2 choices; expected 8"),
-    (["--config.dataset=folder:/does/not/exist"], "dataset path '/does/not/exist' does not exist"),
-    (["--config.dataset=imagenet"], "unknown dataset 'imagenet'"),
-    (["--config.epochs=abc"], "--config.epochs=abc"),
+    # A field given flat, as before the config's sections: pointed to its section.
+    (["--config.epochs=3"], "'epochs'; it is not a field of the --config file; did you mean "
+     "--config.train.epochs?"),
+    (["--config.model.arch=k3_e3,id"], "has 2 choices; expected 8"),
+    (["--config.data.dataset=folder:/does/not/exist"], "dataset path '/does/not/exist' does not exist"),
+    (["--config.data.dataset=imagenet"], "unknown dataset 'imagenet'"),
+    (["--config.train.epochs=abc"], "--config.train.epochs=abc"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tiny_cifar, tmp_path, extra, pattern):
   workdir = tmp_path / "run"
@@ -177,7 +180,7 @@ def test_binaries_quiet_tensorflow_unless_verbosity_and_imports_change_nothing(m
   # longer loads it at all for an arch's params and MACs); a bad value ends both runs.
   runs = {v: subprocess.run([sys.executable, "-m", "tfnas.bin.search",
                              "--config=configs/spos_cifar10.py:quick",
-                             f"--workdir={tmp_path / 'w'}", "--config.score=top1", *v],
+                             f"--workdir={tmp_path / 'w'}", "--config.search.score=top1", *v],
                             cwd=ROOT, capture_output=True, text=True, env=env)
           for v in ((), ("--verbosity=1",))}
   quiet, loud = runs[()], runs[("--verbosity=1",)]

@@ -35,14 +35,15 @@ def test_file_names_outside_the_registry_are_refused():
 
 
 def test_start_records_the_run_and_a_rerun_of_another_is_refused(tmp_path):
-  config = ml_collections.ConfigDict({"dataset": "folder:x", "space": "nasbench_macro"})
+  config = ml_collections.ConfigDict({"data": {"dataset": "folder:x"},
+                                      "model": {"space": "nasbench_macro"}})
   wd = Workdir(str(tmp_path / "run"), "train")
   ident = {"space": "nasbench_macro", "arch": "a"}
   wd.check(ident)  # a new folder: nothing to refuse, nothing written
   assert not (tmp_path / "run").exists()
   wd.start(ident, config, _Data())
   assert json.load(open(wd.file("workdir.json"))) == {"made_by": "train", "identity": ident}
-  assert wd.read_json("config.json", "config")["space"] == "nasbench_macro"
+  assert wd.read_json("config.json", "config")["model"]["space"] == "nasbench_macro"
   assert wd.read_json("data.json", "data")["dataset"] == "folder:x"
   wd.check(ident)  # the same run resumes
   with pytest.raises(TfnasError, match="holds a run with arch='a', not 'b'"):

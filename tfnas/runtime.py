@@ -60,18 +60,18 @@ def make_optimizer(config, total_steps: int):
   """SGD with Nesterov momentum, linear warm-up then cosine decay to 0 over
   `total_steps`, weight decay off BatchNorm parameters and biases.
 
-  `config.lr` is the rate at batch 256, scaled linearly to `config.batch_size`;
-  `config.warmup_fraction` of the steps warm up; `config.clip_norm` (optional) clips the
+  `config.train.lr` is the rate at batch 256, scaled linearly to `config.data.batch_size`;
+  `config.train.warmup_fraction` of the steps warm up; `config.train.clip_norm` (optional) clips the
   global gradient norm.
   """
-  lr = config.lr * config.batch_size / 256
-  warmup = int(total_steps * config.warmup_fraction)
+  lr = config.train.lr * config.data.batch_size / 256
+  warmup = int(total_steps * config.train.warmup_fraction)
   # Linear warm-up from 0 then cosine decay to 0 (warm-up keeps large-lr SGD stable early).
   schedule = keras.optimizers.schedules.CosineDecay(
       0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
       warmup_target=lr if warmup else None, warmup_steps=warmup)
-  opt = SGD(schedule, momentum=config.momentum, nesterov=True,
-            weight_decay=config.weight_decay, global_clipnorm=config.clip_norm or None)
+  opt = SGD(schedule, momentum=config.train.momentum, nesterov=True,
+            weight_decay=config.train.weight_decay, global_clipnorm=config.train.clip_norm or None)
   # No decay on BatchNorm parameters and biases (standard for mobile nets).
   opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
   return opt  # Keras' SGD update in fewer graph ops (tfnas.optimizers)
@@ -81,12 +81,12 @@ SUPERNET_STEPS = ("eager", "traced")
 
 
 def supernet_step(config) -> str:
-  """`config.supernet_step`, "eager" or "traced".
+  """`config.train.supernet_step`, "eager" or "traced".
 
   Raises:
     TfnasError: any other value.
   """
-  value = config.supernet_step
+  value = config.train.supernet_step
   if value not in SUPERNET_STEPS:
     raise TfnasError(f"supernet_step {value!r} is not one of {', '.join(SUPERNET_STEPS)}")
   return value

@@ -28,16 +28,16 @@ from tfnas.workdir import Workdir
 
 
 def _steps(data, config):
-  per_epoch = data.sizes["train"] // config.batch_size
-  if config.steps_per_epoch:
-    per_epoch = min(per_epoch, config.steps_per_epoch)
+  per_epoch = data.sizes["train"] // config.data.batch_size
+  if config.train.steps_per_epoch:
+    per_epoch = min(per_epoch, config.train.steps_per_epoch)
   return per_epoch
 
 
 def identity(space, arch_str: str, config) -> dict:
   """What a training workdir holds: rerunning with the same values resumes it."""
   return {"space": space.name, "arch": arch_str, "resolution": space.input_shape[0],
-          "width": float(config.width), "dataset": config.dataset}
+          "width": float(config.model.width), "dataset": config.data.dataset}
 
 
 class StepBackup(keras.callbacks.Callback):
@@ -92,17 +92,18 @@ class StepBackup(keras.callbacks.Callback):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config.arch` of `config.space` on `config.dataset`; returns metrics.
+  """Trains `config.model.arch` of `config.model.space` on `config.data.dataset`; returns metrics.
 
   Raises:
     TfnasError: bad config values (epochs < 1, an unknown space or arch, ...), a dataset
       that cannot be read, or a workdir holding another binary's output or another run.
       Nothing is written before these checks pass.
   """
-  if not isinstance(config.epochs, int) or config.epochs < 1:
-    raise TfnasError(f"epochs {config.epochs!r} must be an integer >= 1")
-  space = get_space(config.space, config.resolution, config.width, config.num_classes)
-  arch = resolve_arch(space, config.arch)
+  if not isinstance(config.train.epochs, int) or config.train.epochs < 1:
+    raise TfnasError(f"epochs {config.train.epochs!r} must be an integer >= 1")
+  space = get_space(config.model.space, config.data.resolution, config.model.width,
+                    config.data.num_classes)
+  arch = resolve_arch(space, config.model.arch)
   arch_str = arch.to_string(space)
   ident = identity(space, arch_str, config)
   wd = Workdir(workdir, "train")
@@ -111,28 +112,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   keras.utils.set_random_seed(config.seed)
   data = data_lib.load_from_config(config)
   if data.num_classes != space.head.num_classes:
-    space = get_space(config.space, config.resolution, config.width, data.num_classes)
+    space = get_space(config.model.space, config.data.resolution, config.model.width,
+                      data.num_classes)
     arch = parse_arch(space, arch.to_string(space))
   wd.start(ident, config, data)
   wd.write_json("arch.json", arch.to_json(space))
 
   steps_per_epoch = _steps(data, config)
-  total_steps = steps_per_epoch * config.epochs
+  total_steps = steps_per_epoch * config.train.epochs
   with strategy.scope():
-    model = build_child(space, arch, dropout=config.dropout, bn_momentum=config.bn_momentum)
-    if config.init_weights:
-      _load_weights(model, config.init_weights)
+    model = build_child(space, arch, dropout=config.model.dropout,
+                        bn_momentum=config.model.bn_momentum)
+    if config.train.init_weights:
+      _load_weights(model, config.train.init_weights)
     model.compile(
         optimizer=make_optimizer(config, total_steps),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                  label_smoothing=config.label_smoothing),
+                                                  label_smoothing=config.train.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     backup_dir = wd.file("backup")
     step, history = StepBackup.restore(model, backup_dir, steps_per_epoch)
   one_hot = lambda x, y: (x, tf.one_hot(y, data.num_classes))
   train_ds = data.train.map(one_hot).repeat()
   callbacks = [
-      StepBackup(backup_dir, config.backup_steps, history),
+      StepBackup(backup_dir, config.train.backup_steps, history),
       keras.callbacks.TensorBoard(wd.file("tb"), update_freq=config.log_every),
   ]
   val_ds = data.val.map(one_hot) if data.val is not None else None
@@ -144,8 +147,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if step < total_steps and offset:  # killed mid-epoch: finish that epoch's steps only
     fit(epoch, epoch + 1, steps_per_epoch - offset)
     epoch += 1
-  if epoch < config.epochs:
-    fit(epoch, config.epochs, steps_per_epoch)
+  if epoch < config.train.epochs:
+    fit(epoch, config.train.epochs, steps_per_epoch)
   train_seconds = time.time() - start
   test_loss, test_acc = model.evaluate(data.test.map(one_hot), verbose=0)
   with atomic_path(wd.weights) as tmp:
@@ -155,7 +158,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   epochs = sorted(history, key=int)
   metrics = {
       "space": space.name, "arch": arch_str, "test_accuracy": float(test_acc),
-      "test_loss": float(test_loss), "epochs": config.epochs, "steps_per_epoch": steps_per_epoch,
+      "test_loss": float(test_loss), "epochs": config.train.epochs,
+      "steps_per_epoch": steps_per_epoch,
       "steps": int(model.optimizer.iterations.numpy()),
       "train_seconds_last_session": train_seconds, "sizes": data.sizes,
       "history": {k: [history[e][k] for e in epochs] for k in history[epochs[-1]]},

@@ -210,7 +210,7 @@ class Workdir:
     if config is not None:
       self.write_json("config.json", json.loads(config.to_json_best_effort()))
     if data is not None:
-      self.write_json("data.json", {**data.info(), "dataset": config.dataset})
+      self.write_json("data.json", {**data.info(), "dataset": config.data.dataset})
 
   def write_json(self, name: str, obj: Any) -> str:
     """Writes `obj` to `name` atomically; returns its path."""

@@ -24,7 +24,7 @@ def parse_flags_or_exit(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown>=...
-    fail(_unknown_field(e))
+    fail(_unknown_field(e) + _moved_field(argv))
   except (flags.Error, OSError, ValueError, TypeError) as e:
     fail(str(e))
 
@@ -45,6 +45,28 @@ def _unknown_field(e: Exception) -> str:
           + (f" ({hint.strip()})" if hint.strip() else ""))
 
 
+def _moved_field(argv) -> str:
+  """"; did you mean --config.data.dataset?" when a `--config.<field>` flag names a field
+  that lives in a section of the --config file (configs were flat before their sections),
+  else ""."""
+  from tfnas import configs
+  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if not path:
+    return ""
+  path, _, variant = path.partition(":")
+  try:
+    config = configs.load_file(path, variant)
+  except Exception:  # the config file's own errors are reported when flags parse it
+    return ""
+  for arg in argv:
+    name = arg[len("--config."):].split("=", 1)[0] if arg.startswith("--config.") else ""
+    if name and "." not in name and name not in config:
+      for section in configs.SECTIONS:
+        if name in config.get(section, {}):
+          return f"; did you mean --config.{section}.{name}?"
+  return ""
+
+
 def run_main(main):
   """Runs `main(argv)` after parsing flags; tfnas's and tflite_bench's user errors and the
   operating system's refusals (read-only or full disk) -> one line and exit code 2."""
@@ -61,7 +83,8 @@ def define_config_and_workdir(example: str):
   from ml_collections import config_flags
   config = config_flags.DEFINE_config_file(
       "config", None, f"Python config file (e.g. {example}); override fields with "
-      "--config.<field>=value.", lock_config=True)
+      "--config.<section>.<field>=value (sections: data, model, train, search; "
+      "e.g. --config.data.dataset=folder:PATH).", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and "
                                 "outputs; rerunning with the same workdir resumes.")
   flags.mark_flags_as_required(["config", "workdir"])

@@ -260,9 +260,9 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
 
 def load_from_config(config) -> Data:
   """`load` with the data fields every training/search config shares."""
-  return load(config.dataset, image_size=config.resolution, batch_size=config.batch_size,
-              val_size=config.val_size, seed=config.seed, augment=config.augment,
-              data_dir=config.data_dir, train_limit=config.train_limit,
-              test_limit=config.test_limit, cache=config.cache,
-              eval_batch_size=config.eval_batch_size, calib_size=config.calib_images,
-              bad_images=config.bad_images)
+  d = config.data
+  return load(d.dataset, image_size=d.resolution, batch_size=d.batch_size,
+              val_size=d.val_size, seed=config.seed, augment=d.augment,
+              data_dir=d.data_dir, train_limit=d.train_limit, test_limit=d.test_limit,
+              cache=d.cache, eval_batch_size=d.eval_batch_size, calib_size=d.calib_images,
+              bad_images=d.bad_images)

@@ -95,11 +95,12 @@ def load_workdir(workdir: str) -> Source:
   if not os.path.exists(weights):
     raise TfnasError(f"workdir {workdir!r} has no weights ({os.path.basename(weights)}); has "
                      f"the {'search' if wd.kind == 'search' else 'training'} finished?")
-  space_name = _saved(config, "space", wd)
+  space_name = _saved(config, "model.space", wd)
   if arch_json.get("space") != space_name:
     raise TfnasError(f"arch.json is an arch of space {arch_json.get('space')!r} but the workdir "
                      f"was made for space {space_name!r}")
-  space = get_space(space_name, _saved(config, "resolution", wd), _saved(config, "width", wd),
+  space = get_space(space_name, _saved(config, "data.resolution", wd),
+                    _saved(config, "model.width", wd),
                     _saved(data_info, "num_classes", wd, "data.json"))
   arch = parse_arch(space, arch_json)
   model = build_child(space, arch, dropout=0.0)
@@ -111,13 +112,22 @@ def load_workdir(workdir: str) -> Source:
   return Source(space, arch, model, weights, config, data_info, wd)
 
 
-def _saved(saved: dict, key: str, wd: Workdir, name: str = "config.json"):
-  """A field every training and search has saved in its workdir's `name` since the
-  first version; TfnasError naming the file when it is missing (a damaged file)."""
-  if key not in saved:
-    raise TfnasError(f"{wd.file(name)!r} has no {key!r} (every tfnas run writes it; is the "
-                     "file damaged?)")
-  return saved[key]
+_MISSING = object()
+
+
+def _saved(saved: dict, key: str, wd: Workdir, name: str = "config.json", default=_MISSING):
+  """A field of the workdir's saved `name`, by its dotted path ("data.dataset"; configs
+  saved before the sections were flat, and are read by the field's own name). Every
+  training and search has saved the fields read without a `default` since the first
+  version: TfnasError naming the file when one is missing (a damaged file)."""
+  section, _, field = key.rpartition(".")
+  holder = saved.get(section) if section and isinstance(saved.get(section), dict) else saved
+  if field in holder:
+    return holder[field]
+  if default is not _MISSING:
+    return default
+  raise TfnasError(f"{wd.file(name)!r} has no {key!r} (every tfnas run writes it; is the "
+                   "file damaged?)")
 
 
 def load_data(src: Source, opts: ExportOptions):
@@ -125,13 +135,14 @@ def load_data(src: Source, opts: ExportOptions):
   from tfnas.data import pipeline as data_lib
   c, wd = src.config, src.workdir
   data = data_lib.load(
-      opts.dataset or src.data_info.get("dataset") or _saved(c, "dataset", wd),
+      opts.dataset or src.data_info.get("dataset") or _saved(c, "data.dataset", wd),
       image_size=src.space.input_shape[0], batch_size=opts.batch_size,
-      val_size=_saved(c, "val_size", wd), seed=_saved(c, "seed", wd),
-      augment=_saved(c, "augment", wd), data_dir=opts.data_dir or _saved(c, "data_dir", wd),
-      train_limit=_saved(c, "train_limit", wd), test_limit=opts.test_limit, cache=True,
+      val_size=_saved(c, "data.val_size", wd), seed=_saved(c, "seed", wd),
+      augment=_saved(c, "data.augment", wd),
+      data_dir=opts.data_dir or _saved(c, "data.data_dir", wd),
+      train_limit=_saved(c, "data.train_limit", wd), test_limit=opts.test_limit, cache=True,
       calib_size=opts.calibration_images if opts.precision in ("int8", "mixed") else 0,
-      bad_images=c.get("bad_images", "skip"))  # configs saved before the field: skip
+      bad_images=_saved(c, "data.bad_images", wd, default="skip"))  # saved before the field
   if data.num_classes != src.space.head.num_classes:
     raise TfnasError(f"dataset has {data.num_classes} classes but the model was trained for "
                      f"{src.space.head.num_classes}")
@@ -180,7 +191,8 @@ def _predict(src: Source, opts: ExportOptions) -> dict:
   float32 model's number is never reported for an int8 file ("latency_prediction_note"
   says why there is none). MACs or params models give their value in their unit."""
   from tfnas.latency import load as load_latency
-  spec = opts.latency_model or src.config.get("latency_model")  # train configs have none
+  spec = opts.latency_model or _saved(src.config, "search.latency_model", src.workdir,
+                                       default=None)  # train configs have none
   if not spec:
     return {"latency_ms_predicted": None, "latency_model": None}
   model = load_latency(spec, src.space)

@@ -4,7 +4,7 @@ schema (issue 20, items 1 and 3).
 `finish` writes the derived arch (`arch.json`, and its picture `arch.png`:
 `tfnas.search.pictures`) and its inherited child, evaluates the child on the
 held-out split, converts it to `child.tflite` at the precision the search is for
-(`config.precision`: int8 is full-integer post-training quantization calibrated on
+(`config.search.precision`: int8 is full-integer post-training quantization calibrated on
 `CALIBRATION_IMAGES` held-out images, the form `tfnas.bin.export` ships; the scales
 do not change its latency), measures that file on this host, checks the
 arch against ground truth where the space has one, and writes `search_report.json`. Every
@@ -17,7 +17,7 @@ target or prediction in MMACs is never read as ms:
     predicted         {"value", "unit"[, "precision"]}: the cost model's prediction for
                       `arch` (a latency model's precision is the search's)
     measured_latency  {"value", "unit": "ms", "of": "child.tflite (int8)", "on"}, or
-                      None when not measured (config.measure_host False)
+                      None when not measured (config.search.measure_host False)
     val_accuracy_inherited   top-1 of the inherited child on the held-out split
     ground_truth      the arch's benchmark accuracy and rank among the archs within the
                       same budget (`tfnas.spaces.groundtruth.search_standing`)
@@ -92,7 +92,7 @@ def finish(workdir: Workdir, *, method: str, space: SearchSpace, arch: Arch, chi
     target: The budget in `cost_model.unit`, or None where the search set none on it.
     val_data: The held-out split (batched (images, labels)) the child is evaluated on.
     precision: The precision of `child.tflite` ("float32", "float16" or "int8"), the
-      search's `config.precision`.
+      search's `config.search.precision`.
     within_budget: Which archs count as meeting the same budget, for ground truth.
     extra: The method's own report fields (they may not replace the common ones).
 

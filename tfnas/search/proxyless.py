@@ -43,23 +43,24 @@ DERIVES = ("argmax", "target")
 
 
 def _check_config(config):
-  if config.arch_mode not in ARCH_MODES:
-    raise TfnasError(f"unknown arch_mode {config.arch_mode!r}; expected one of {ARCH_MODES}")
-  if config.latency_form not in ("add", "mul", "abs"):
-    raise TfnasError(f"unknown latency_form {config.latency_form!r}; expected 'add', 'mul' "
+  if config.search.arch_mode not in ARCH_MODES:
+    raise TfnasError(f"unknown arch_mode {config.search.arch_mode!r}; expected one of {ARCH_MODES}")
+  if config.search.latency_form not in ("add", "mul", "abs"):
+    raise TfnasError(f"unknown latency_form {config.search.latency_form!r}; expected 'add', 'mul' "
                      "or 'abs'")
   if "target_ms" in config:
     raise TfnasError("config field target_ms is now target: a value in the latency model's "
                      "unit (ms for a latency table, MMACs for 'macs', Mparams for 'params')")
-  if not config.target > 0 or (config.latency_form == "mul" and config.target <= 1):
-    raise TfnasError(f"target {config.target!r} must be > 0 (and > 1 for the 'mul' form)")
-  if config.val_size <= 0:
+  target = config.search.target
+  if not target > 0 or (config.search.latency_form == "mul" and target <= 1):
+    raise TfnasError(f"target {config.search.target!r} must be > 0 (and > 1 for the 'mul' form)")
+  if config.data.val_size <= 0:
     raise TfnasError("val_size must be > 0: architecture steps use the held-out validation split")
-  if config.derive not in DERIVES:
-    raise TfnasError(f"unknown derive {config.derive!r}; expected one of {DERIVES}")
+  if config.search.derive not in DERIVES:
+    raise TfnasError(f"unknown derive {config.search.derive!r}; expected one of {DERIVES}")
   supernet_step(config)  # raises on a bad value
-  if config.derive == "target" and not 0 < config.derive_tolerance < 1:
-    raise TfnasError(f"derive_tolerance {config.derive_tolerance!r} must be in (0, 1)")
+  if config.search.derive == "target" and not 0 < config.search.derive_tolerance < 1:
+    raise TfnasError(f"derive_tolerance {config.search.derive_tolerance!r} must be in (0, 1)")
 
 
 def predicted_range(latency, costs) -> tuple[float, float]:
@@ -92,7 +93,7 @@ def check_latency_form(latency, costs, form: str) -> None:
     raise TfnasError(
         f"latency_form 'mul' needs every architecture's predicted latency above 1 "
         f"{latency.unit} (it takes its log): the space's architectures predict {low:.4g} to "
-        f"{high:.4g} {latency.unit}; use --config.latency_form=abs (or add)")
+        f"{high:.4g} {latency.unit}; use --config.search.latency_form=abs (or add)")
 
 
 class ProxylessSearch:
@@ -106,17 +107,18 @@ class ProxylessSearch:
     self.wd = setup.workdir
     self.strategy, self.data = setup.strategy, setup.data
     self.costs = self.latency.block_costs()
-    if config.derive == "target":
-      check_target_reachable(self.latency, self.costs, config.target, config.derive_tolerance)
-    check_latency_form(self.latency, self.costs, config.latency_form)
-    self.total_steps = config.steps
+    if config.search.derive == "target":
+      check_target_reachable(self.latency, self.costs, config.search.target,
+                             config.search.derive_tolerance)
+    check_latency_form(self.latency, self.costs, config.search.latency_form)
+    self.total_steps = config.train.steps
     with self.strategy.scope():
-      self.net = ProxylessSupernet(self.space, config.dropout, config.bn_momentum)
+      self.net = ProxylessSupernet(self.space, config.model.dropout, config.model.bn_momentum)
       # The weights' SGD as every run builds it (cosine to 0 after `warmup_fraction`,
       # `clip_norm`); Keras' exclusion list is replaced, not extended: all names again.
       self.w_opt = make_optimizer(config, self.total_steps)
       self.w_opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "alpha"])
-      self.a_opt = keras.optimizers.Adam(config.arch_lr, beta_1=config.arch_beta1,
+      self.a_opt = keras.optimizers.Adam(config.search.arch_lr, beta_1=config.search.arch_beta1,
                                          beta_2=0.999, epsilon=1e-8)
       self.w_opt.build(self.net.weight_variables)
       self.a_opt.build(self.net.alphas)
@@ -185,8 +187,8 @@ class ProxylessSearch:
       logits = self.net(images, paths=active, involved=involved, mode=mode, training=True)
       ce = self.ce(labels, logits) / batch
       lat = self.expected_latency()
-      loss = latency_loss(ce, lat, self.config.target, self.config.latency_form,
-                          self.config.latency_lambda, self.config.latency_beta)
+      loss = latency_loss(ce, lat, self.config.search.target, self.config.search.latency_form,
+                          self.config.search.latency_lambda, self.config.search.latency_beta)
     grads = dense_gradients(tape.gradient(loss, self.net.alphas), self.net.alphas, self._zeros)
     return ce * self.strategy.num_replicas_in_sync, lat, grads
 
@@ -199,10 +201,11 @@ class ProxylessSearch:
   def build_functions(self):
     """(weight_step, arch_step, reinforce_step), each `fn(images, labels)` on one
     (distributed) batch, returning (loss, accuracy), (objective, E[lat]) and (reward,
-    latency). With `config.supernet_step="eager"` they run eagerly (see the comment above
+    latency). With `config.train.supernet_step="eager"` they run eagerly (see the comment above
     `_weight_grads`); with "traced" the weight and architecture steps are traced whole."""
     s = self.strategy
-    mode = {"two_path": "gated", "full_v2": "gated", "full": "full"}.get(self.config.arch_mode)
+    mode = {"two_path": "gated", "full_v2": "gated",
+            "full": "full"}.get(self.config.search.arch_mode)
     traced_steps = supernet_step(self.config) == "traced"
     w_vars, alphas = self.net.weight_variables, self.net.alphas
     self._zeros = {}
@@ -230,7 +233,7 @@ class ProxylessSearch:
       return (s.reduce("MEAN", loss, axis=None), s.reduce("MEAN", acc, axis=None))
 
     def arch_step(images, labels):
-      if self.config.arch_mode == "two_path":
+      if self.config.search.arch_mode == "two_path":
         active, involved = sample_two()
       else:
         active = sample_paths(salt=500)
@@ -243,7 +246,7 @@ class ProxylessSearch:
     def apply_reinforce(paths, reward):
       grads = reinforce_gradients(alphas, paths, reward - self.baseline)
       self.a_opt.apply_gradients(zip(grads, alphas))
-      m = self.config.reinforce_baseline_decay
+      m = self.config.search.reinforce_baseline_decay
       self.baseline.assign(m * self.baseline + (1 - m) * reward)
 
     def reinforce_accuracy(images, labels, paths):
@@ -256,7 +259,8 @@ class ProxylessSearch:
       paths = sample_paths(salt=900)
       acc = reinforce_accuracy(images, labels, paths)
       lat = tf.constant(self.latency.predict(list(map(int, paths))), tf.float32)
-      reward = acc + self.config.reinforce_beta * tf.abs(lat / self.config.target - 1.0)
+      beta, target = self.config.search.reinforce_beta, self.config.search.target
+      reward = acc + beta * tf.abs(lat / target - 1.0)
       apply_reinforce(paths, reward)
       return reward, lat
 
@@ -292,9 +296,10 @@ class ProxylessSearch:
       nonlocal arch_ce
       images, labels = next(train)
       loss, acc = weight_step(images, labels)
-      if step >= c.warmup_steps and (step - c.warmup_steps) % c.arch_every == 0:
+      warm = c.search.warmup_steps
+      if step >= warm and (step - warm) % c.search.arch_every == 0:
         vimages, vlabels = next(val)
-        if c.arch_mode == "reinforce":
+        if c.search.arch_mode == "reinforce":
           arch_ce, _ = reinforce_step(vimages, vlabels)
         else:
           arch_ce, _ = arch_step(vimages, vlabels)
@@ -328,35 +333,35 @@ class ProxylessSearch:
     return self.finish(history_path)
 
   def finish(self, history_path: str) -> dict:
-    """Derives the arch (`config.derive`) and ends the search through `finish.finish`: the
+    """Derives the arch (`config.search.derive`) and ends the search through `finish.finish`: the
     common report plus how the derivation landed and the final probabilities."""
     c = self.config
     argmax = self.net.derive()
     arch = argmax
-    if c.derive == "target":
+    if c.search.derive == "target":
       probs = [m.probs().numpy() for m in self.net.mixed]
-      ops = derive_within_target(probs, self.costs, self.latency.constant, c.target,
-                                 c.derive_tolerance)
+      ops = derive_within_target(probs, self.costs, self.latency.constant, c.search.target,
+                                 c.search.derive_tolerance)
       arch = Arch.create(self.space, ops)
     predicted, argmax_predicted = self.latency.predict(arch), self.latency.predict(argmax)
-    limit = c.target * (1 + c.derive_tolerance)
+    limit = c.search.target * (1 + c.search.derive_tolerance)
     report = finish_lib.finish(
         self.wd, method="proxylessnas", space=self.space, arch=arch,
         child=self.net.inherit_child(arch), cost_model=self.latency,
-        cost_model_spec=c.latency_model, target=c.target, val_data=self.data.val,
-        measure_host=c.measure_host, replicas=self.strategy.num_replicas_in_sync,
-        width=c.width, precision=c.precision,
+        cost_model_spec=c.search.latency_model, target=c.search.target, val_data=self.data.val,
+        measure_host=c.search.measure_host, replicas=self.strategy.num_replicas_in_sync,
+        width=c.model.width, precision=c.search.precision,
         # Ground truth: the derived arch among all archs whose prediction meets the same
         # budget (within the tolerance above the target).
         within_budget=lambda a: self.latency.predict(a) <= limit,
         extra={
-            "arch_mode": c.arch_mode, "derive": c.derive,
-            "derive_tolerance": c.derive_tolerance,
-            "predicted_over_target": predicted / c.target,
+            "arch_mode": c.search.arch_mode, "derive": c.search.derive,
+            "derive_tolerance": c.search.derive_tolerance,
+            "predicted_over_target": predicted / c.search.target,
             "argmax_arch": argmax.to_string(self.space),
             "argmax_predicted": with_unit(argmax_predicted, self.latency.unit),
             # How far the paper's argmax derivation would have landed (1.0 = on target).
-            "argmax_over_target": argmax_predicted / c.target,
+            "argmax_over_target": argmax_predicted / c.search.target,
             "expected_latency_final": with_unit(float(self.expected_latency()),
                                                 self.latency.unit),
             "steps": self.total_steps,

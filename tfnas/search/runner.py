@@ -28,7 +28,7 @@ def identity(space: SearchSpace, config, **extra) -> dict:
   resumes only the same search: the method, space, its input size and width, the dataset,
   and `extra` (e.g. share_expansion)."""
   return {"method": config.method, "space": space.name, "resolution": space.input_shape[0],
-          "width": float(config.width), "dataset": config.dataset, **extra}
+          "width": float(config.model.width), "dataset": config.data.dataset, **extra}
 
 
 @dataclasses.dataclass
@@ -57,15 +57,16 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
   Raises:
     TfnasError: from the workdir check, the cost model, the data, or the two checks.
   """
-  space = get_space(config.space, config.resolution, config.width, config.num_classes)
+  space = get_space(config.model.space, config.data.resolution, config.model.width,
+                    config.data.num_classes)
   ident = identity(space, config, **identity_fields)
   wd = Workdir(workdir, "search")
   wd.check(ident)
-  if config.precision not in latency_lib.PRECISIONS:
-    raise TfnasError(f"--config.precision={config.precision!r} is not one of "
+  if config.search.precision not in latency_lib.PRECISIONS:
+    raise TfnasError(f"--config.search.precision={config.search.precision!r} is not one of "
                      f"{list(latency_lib.PRECISIONS)}")
-  cost_model = latency_lib.load(config.latency_model, space)
-  cost_model.check_precision(config.precision, "--config.precision")
+  cost_model = latency_lib.load(config.search.latency_model, space)
+  cost_model.check_precision(config.search.precision, "--config.search.precision")
   if check_cost_model is not None:
     check_cost_model(cost_model)
   strategy = make_strategy(config)
@@ -74,8 +75,9 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
   if check_data is not None:
     check_data(data)
   if data.num_classes != space.head.num_classes:
-    space = get_space(config.space, config.resolution, config.width, data.num_classes)
-    cost_model = latency_lib.load(config.latency_model, space)
+    space = get_space(config.model.space, config.data.resolution, config.model.width,
+                      data.num_classes)
+    cost_model = latency_lib.load(config.search.latency_model, space)
   return Setup(space, wd, ident, cost_model, strategy, data)
 
 

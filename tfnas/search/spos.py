@@ -2,19 +2,19 @@
 
 1. **Supernet training.** Each step samples one architecture (op and mid-channel
    scale per choice block) uniformly, or uniformly among the architectures that
-   meet `config.sample_constraints` (rejection sampling, the paper's default
+   meet `config.train.sample_constraints` (rejection sampling, the paper's default
    with a FLOPs range), seeded by (seed, step), and trains that single path with
    SGD (Nesterov momentum, cosine, label smoothing, weight decay). The arch is a
-   tensor input of one traced step. With `config.sampling="strict_fair"` (FairNAS)
+   tensor input of one traced step. With `config.train.sampling="strict_fair"` (FairNAS)
    a step instead trains m paths on one batch that together hold every op of every
    block once, and applies their summed gradients in one update (m times the compute
    of a uniform step).
-2. **Search.** Every search in `config.searches` (e.g. three latency budgets) runs
+2. **Search.** Every search in `config.search.searches` (e.g. three latency budgets) runs
    on the same trained supernet: evolution (Algorithm 1) with hard constraints
    checked before evaluation, and a random-search baseline with the same number
    of evaluations. A candidate is scored by recalibrating BatchNorm exactly over
    `calib_images` training images (its active path only), then on `val_images`
-   held-out validation images: minus the mean cross-entropy (`config.score="loss"`,
+   held-out validation images: minus the mean cross-entropy (`config.search.score="loss"`,
    the configs' default: it ranks archs better than top-1 does) or top-1
    ("accuracy"); both are recorded. Scores are cached per architecture
    across searches and appended to `candidates.jsonl`, so a killed search
@@ -94,7 +94,7 @@ def parse_constraints(text: str) -> tuple[Limit, ...]:
 
 
 def parse_searches(text: str) -> list[tuple[Limit, ...]]:
-  """`config.searches`: ";"-separated constraint sets, each as `parse_constraints`
+  """`config.search.searches`: ";"-separated constraint sets, each as `parse_constraints`
   reads it ("macs_m<=40; latency_ms<=1.2,params_m<=1.5"); "" is one search without
   limits. Raises TfnasError for a malformed limit or an unknown metric."""
   searches = [parse_constraints(s) for s in (text or "").split(";") if s.strip()]
@@ -265,31 +265,36 @@ def meets(space, latency, arch: Arch, limits) -> bool:
   return all(l.ok(m[l.metric]) for l in limits)
 
 
+def _evolution_options(config) -> EvolutionOptions:
+  """The evolution's options from the `search` section, seeded by `config.seed`."""
+  s = config.search
+  return EvolutionOptions(s.population, s.generations, s.top_k, s.crossovers, s.mutations,
+                          s.mutation_prob, config.seed)
+
+
 def _check_config(config):
   supernet_step(config)  # raises on a bad value
-  o = EvolutionOptions(config.population, config.generations, config.top_k,
-                       config.crossovers, config.mutations, config.mutation_prob)
-  o.check()
-  if config.val_size <= 0 or config.val_images <= 0:
+  _evolution_options(config).check()
+  if config.data.val_size <= 0 or config.search.val_images <= 0:
     raise TfnasError("val_size and val_images must be > 0: candidates are scored on the "
                      "held-out validation split")
-  if config.calib_images <= 0:
-    raise TfnasError(f"calib_images {config.calib_images} must be > 0 (BN recalibration)")
-  if config.steps < 0:
-    raise TfnasError(f"steps {config.steps} must be >= 0")
-  warm = config.channel_warmup_fraction
+  if config.data.calib_images <= 0:
+    raise TfnasError(f"calib_images {config.data.calib_images} must be > 0 (BN recalibration)")
+  if config.train.steps < 0:
+    raise TfnasError(f"steps {config.train.steps} must be >= 0")
+  warm = config.train.channel_warmup_fraction
   if not 0.0 <= warm < 1.0:
     raise TfnasError(f"channel_warmup_fraction {warm!r} must be in [0, 1)")
-  if config.score not in SCORES:
-    raise TfnasError(f"score {config.score!r} is not one of {', '.join(SCORES)} "
+  if config.search.score not in SCORES:
+    raise TfnasError(f"score {config.search.score!r} is not one of {', '.join(SCORES)} "
                      "(what evolution maximizes: minus the validation loss, or top-1)")
-  sampling = config.sampling
+  sampling = config.train.sampling
   if sampling not in SAMPLINGS:
     raise TfnasError(f"sampling {sampling!r} is not one of {list(SAMPLINGS)}")
-  if sampling == "strict_fair" and config.sample_constraints:
+  if sampling == "strict_fair" and config.train.sample_constraints:
     raise TfnasError(f"sampling 'strict_fair' trains every op of every block each step, so "
                      f"it cannot also keep paths within sample_constraints "
-                     f"{config.sample_constraints!r}; set one of them")
+                     f"{config.train.sample_constraints!r}; set one of them")
 
 
 class SPOSSearch:
@@ -298,44 +303,44 @@ class SPOSSearch:
   def __init__(self, config, workdir: str):
     _check_config(config)
     self.config, self.workdir = config, workdir
-    self.searches = parse_searches(config.searches)
-    self.sample_limits = parse_constraints(config.sample_constraints)
+    self.searches = parse_searches(config.search.searches)
+    self.sample_limits = parse_constraints(config.train.sample_constraints)
 
     def check_cost_model(model):
       for limits in self.searches + [self.sample_limits]:
         for l in limits:
           if l.metric == "latency_ms" and not model.is_latency:
             raise TfnasError(f"constraint {l} needs a latency model in ms; "
-                             f"--config.latency_model={config.latency_model!r} is in "
+                             f"--config.search.latency_model={config.search.latency_model!r} is in "
                              f"{model.unit} (give a lut: or fitted latency_model.json)")
 
     def check_data(data):
-      if data.sizes["val"] < config.val_images:
-        raise TfnasError(f"val_images {config.val_images} is more than the validation split "
+      if data.sizes["val"] < config.search.val_images:
+        raise TfnasError(f"val_images {config.search.val_images} is more than the validation split "
                          f"({data.sizes['val']} examples; raise val_size)")
 
     setup = runner.set_up(config, workdir, check_cost_model, check_data,
-                          share_expansion=bool(config.share_expansion),
-                          choice_bn_affine=bool(config.choice_bn_affine))
+                          share_expansion=bool(config.model.share_expansion),
+                          choice_bn_affine=bool(config.model.choice_bn_affine))
     self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
     self.wd = setup.workdir
     self.strategy, self.data = setup.strategy, setup.data
     check_feasible(self.space, self.latency, self.searches + [self.sample_limits])
     self.choices = gene_choices(self.space)
-    self.sampling = config.sampling
+    self.sampling = config.train.sampling
     if self.sampling == "strict_fair":  # the space's op counts must agree: say so now
       strict_fair_genes(np.random.default_rng(0), self.choices, len(self.space.choice_blocks))
     with self.strategy.scope():
-      self.net = SPOSSupernet(self.space, config.dropout, config.bn_momentum,
+      self.net = SPOSSupernet(self.space, config.model.dropout, config.model.bn_momentum,
                               share_expansion=self.ident["share_expansion"],
                               choice_bn_affine=self.ident["choice_bn_affine"])
-      self.opt = make_optimizer(config, config.steps)  # warm-up, cosine, no decay on BN
+      self.opt = make_optimizer(config, config.train.steps)  # warm-up, cosine, no decay on BN
       self.opt.build(self.net.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.manager = runner.checkpoint_manager(self.wd, net=self.net, opt=self.opt,
                                              step=self.step)
     self.ce = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=config.label_smoothing, reduction="sum")
+        from_logits=True, label_smoothing=config.train.label_smoothing, reduction="sum")
     self.scores: dict[str, float] = {}  # arch key -> what evolution maximizes
     self.evals: dict[str, dict] = {}  # arch key -> {"accuracy", "loss"}
     self._calib = self._eval = self._calib_edges = None
@@ -397,7 +402,7 @@ class SPOSSearch:
   def train_step_fn(self):
     """`step(images, labels, ops, chans) -> (loss, top-1)`: one supernet update on one
     (distributed) batch, for one path ((n,) ops and chans) or m paths ((m, n)). With
-    `config.supernet_step="eager"` the gradient runs eagerly per replica (`_train_grads`)
+    `config.train.supernet_step="eager"` the gradient runs eagerly per replica (`_train_grads`)
     and the update of every weight is one traced function; "traced" traces it whole."""
     s, variables = self.strategy, self.net.trainable_variables
     self._zeros = {}
@@ -415,15 +420,15 @@ class SPOSSearch:
     return step
 
   def train(self) -> dict:
-    """Trains the supernet to `config.steps` (SPOS Sec. 3.2: one uniformly sampled path
+    """Trains the supernet to `config.train.steps` (SPOS Sec. 3.2: one uniformly sampled path
     per step, or FairNAS's strict-fair m paths), resuming from the last checkpoint; logs
     every `log_every` steps to stdout and TensorBoard. Returns {"steps", "resumed_at"
     (the step it started from), "seconds"} ("seconds" absent when nothing was left)."""
     c, wd, s = self.config, self.wd, self.strategy
     self.manager.restore_or_initialize()
     start = int(self.step.numpy())
-    if start >= c.steps:
-      return {"steps": c.steps, "resumed_at": start}
+    if start >= c.train.steps:
+      return {"steps": c.train.steps, "resumed_at": start}
 
     step_fn = self.train_step_fn()
 
@@ -432,7 +437,7 @@ class SPOSSearch:
     # Channel warm-up (`channel_warmup_fraction`, 0 = the paper's sampling): the first
     # fraction of the steps samples ops only, every block at its own width (scale 1.0);
     # then ops and widths are uniform.
-    ops_only = int(c.steps * c.channel_warmup_fraction)
+    ops_only = int(c.train.steps * c.train.channel_warmup_fraction)
     fixed = unit_channels(self.space)
     if ops_only and start < ops_only and fixed:
       print(f"[supernet] steps 1-{ops_only}: ops only (mid-channel scale 1.0); then ops and "
@@ -453,10 +458,10 @@ class SPOSSearch:
                           tf.stack([ch for _, ch in tensors]))
       return {"loss": loss, "accuracy": acc}
 
-    seconds = runner.step_loop(start=start, total=c.steps, step_var=self.step,
+    seconds = runner.step_loop(start=start, total=c.train.steps, step_var=self.step,
                                manager=self.manager, workdir=wd, log_every=c.log_every,
                                checkpoint_every=c.checkpoint_every, one_step=one_step)
-    return {"steps": c.steps, "resumed_at": start, "seconds": seconds}
+    return {"steps": c.train.steps, "resumed_at": start, "seconds": seconds}
 
   # --- candidate evaluation ---------------------------------------------------------------
   def _prepare_eval(self):
@@ -468,10 +473,10 @@ class SPOSSearch:
     self._calib_batches = [x for x, _ in self.data.calib]
     val, n = [], 0
     for x, y in self.data.val:
-      take = min(int(x.shape[0]), c.val_images - n)
+      take = min(int(x.shape[0]), c.search.val_images - n)
       val.append((x[:take], tf.cast(y[:take], tf.int32)))
       n += take
-      if n >= c.val_images:
+      if n >= c.search.val_images:
         break
     self._val_batches = val
 
@@ -514,7 +519,7 @@ class SPOSSearch:
   def evaluate(self, genes) -> float:
     """The score evolution maximizes for `genes`, with inherited weights after exact BN
     recalibration, on `val_images` held-out images: minus the mean cross-entropy (nats)
-    with `config.score="loss"`, top-1 with "accuracy". Both are kept (`self.evals`) and
+    with `config.search.score="loss"`, top-1 with "accuracy". Both are kept (`self.evals`) and
     appended to candidates.jsonl; an arch is evaluated once per supernet step."""
     key = self.arch_of(genes).key()
     if key in self.scores:
@@ -531,7 +536,7 @@ class SPOSSearch:
 
   def _keep(self, key: str, ev: dict) -> None:
     self.evals[key] = ev
-    self.scores[key] = -ev["loss"] if self.config.score == "loss" else ev["accuracy"]
+    self.scores[key] = -ev["loss"] if self.config.search.score == "loss" else ev["accuracy"]
 
   def _load_scores(self):
     path = self.wd.file("candidates.jsonl")
@@ -544,34 +549,33 @@ class SPOSSearch:
 
   # --- search -------------------------------------------------------------------------------
   def search(self, log=print) -> list[dict]:
-    """Runs every search of `config.searches` on the trained supernet: evolution (SPOS
+    """Runs every search of `config.search.searches` on the trained supernet: evolution (SPOS
     Algorithm 1, hard constraints checked before evaluation) and, with
     `random_baseline`, random search at the same number of evaluations. Resumable (state
     files per supernet step, scores cached in candidates.jsonl). Returns one summary per
     search (name, constraints, best and top candidates, ground truth where known)."""
     c, wd = self.config, self.wd
     self._load_scores()
-    opts = EvolutionOptions(c.population, c.generations, c.top_k, c.crossovers, c.mutations,
-                            c.mutation_prob, c.seed)
+    opts = _evolution_options(c)
     results = []
     for i, limits in enumerate(self.searches):
       name = _search_name(limits)
       feasible = lambda g, limits=limits: self.feasible(g, limits)
       what = f"constraints {name}"
       t0, n0 = time.time(), len(self.scores)
-      # State files are per supernet step: training further (a larger --config.steps)
+      # State files are per supernet step: training further (a larger --config.train.steps)
       # makes new weights, and every search starts again on them.
       step = int(self.step.numpy())
       # A state of this slot made for other limits or another score is refused.
       evo = Evolution(self.choices, feasible, self.evaluate, opts, what).run(
           wd.file(f"evolution_{i}_step{step}.json"), log, tag=f"evolution {name}",
-          identity={"constraints": name, "score": c.score, "val_images": c.val_images,
-                    "calib_images": c.calib_images})
+          identity={"constraints": name, "score": c.search.score, "val_images": c.search.val_images,
+                    "calib_images": c.data.calib_images})
       evo_seconds = time.time() - t0
       rand = None
-      if c.random_baseline:
+      if c.search.random_baseline:
         rand = random_search(self.choices, feasible, self.evaluate, evo["evaluations"],
-                             c.seed, c.population,
+                             c.seed, c.search.population,
                              wd.file(f"random_{i}_step{step}.json"), log, what)
       results.append(self._summarize(name, limits, evo, rand, evo_seconds,
                                      len(self.scores) - n0))
@@ -584,7 +588,7 @@ class SPOSSearch:
 
   def _summarize(self, name, limits, evo, rand, seconds, new_evals) -> dict:
     c = self.config
-    top = [self._row(g, s) for g, s in evo["top"][:c.report_top]]
+    top = [self._row(g, s) for g, s in evo["top"][:c.search.report_top]]
     out = {"name": name, "constraints": [str(l) for l in limits],
            "evolution": {"evaluations": evo["evaluations"], "seconds": seconds,
                          "new_evaluations_this_run": new_evals,
@@ -627,12 +631,12 @@ class SPOSSearch:
       raise TfnasError(f"search {first['name']} found no candidate")
     best = parse_arch(self.space, first["best"]["arch"])
     check = supernet_check([e["accuracy"] for e in self.evals.values()],
-                           self.space.head.num_classes, c.val_images)
+                           self.space.head.num_classes, c.search.val_images)
     if not check["learned"]:
       print(f"warning: the supernet scores candidates at chance (median "
             f"{check['median_candidate_accuracy']:.3f} over {check['candidates']} candidates, "
             f"chance {check['chance']:.3f}), so this search ranked noise. Train it longer "
-            "(--config.steps) before trusting arch.json; see BENCHMARKS.md (Single Path "
+            "(--config.train.steps) before trusting arch.json; see BENCHMARKS.md (Single Path "
             "One-Shot).", flush=True)
     plot(results, wd.file("search_progress.png"))
     wd.write_json("search_results.json", results)
@@ -646,21 +650,22 @@ class SPOSSearch:
             {"MMACs": "macs_m", "Mparams": "params_m"}.get(self.latency.unit)}
     return finish_lib.finish(
         wd, method="spos", space=self.space, arch=best, child=self.net.inherit_child(best),
-        cost_model=self.latency, cost_model_spec=c.latency_model,
+        cost_model=self.latency, cost_model_spec=c.search.latency_model,
         # The first search's upper limit on the cost model's own metric, if it has one.
         target=min((l.value for l in limits if l.metric in same and l.op == "<="),
                    default=None),
-        val_data=self.data.val, measure_host=c.measure_host,
+        val_data=self.data.val, measure_host=c.search.measure_host,
         within_budget=lambda a: meets(self.space, self.latency, a, limits),
-        replicas=self.strategy.num_replicas_in_sync, width=c.width,
-        precision=c.precision, extra={
+        replicas=self.strategy.num_replicas_in_sync, width=c.model.width,
+        precision=c.search.precision, extra={
             "constraints": [str(l) for l in limits],
             "sample_constraints": [str(l) for l in self.sample_limits],
-            "sampling": self.sampling, "supernet": {"steps": c.steps, **trained},
+            "sampling": self.sampling, "supernet": {"steps": c.train.steps, **trained},
             "search_seconds": search_seconds,
             "searches": [{k: v for k, v in r.items() if not k.startswith("all")}
                          for r in results],
-            "score": c.score, "calib_images": c.calib_images, "val_images": c.val_images,
+            "score": c.search.score, "calib_images": c.data.calib_images,
+            "val_images": c.search.val_images,
             "supernet_check": check})
 
 
