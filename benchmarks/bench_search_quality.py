@@ -399,7 +399,7 @@ def main():
         row["top"] = ranking(search, gt, top, prefixes)
       result["curve"].append(row)
       log(json.dumps(row))
-    search._load_scores()  # this step's evaluations already in candidates.jsonl (a rerun)
+    search.load_scores()  # this step's evaluations already in candidates.jsonl (a rerun)
     result["searches"] = searches(search, gt, limits_pct,
                                   [int(s) for s in args.seeds.split(",")], log,
                                   [x for x in args.search_scores.split(",") if x])

@@ -163,7 +163,7 @@ def part_search(args):
     trained = search.train()
   limits = search.searches[0]
   feasible = lambda g: search.feasible(g, limits)
-  search._load_scores()
+  search.load_scores()
   eval_times = []
 
   def timed_eval(genes):

@@ -141,3 +141,96 @@ def test_eager_and_traced_steps_train_the_same_supernet(tiny_cifar, tmp_path):
   for a, b in zip(*(c.weights for c in children)):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
                                rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+
+def _free_ports(n):
+  import socket
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
+
+
+def test_multi_worker_search_resumes_after_a_worker_is_killed(tiny_cifar, tmp_path):
+  """Issue 20, item 1: the search runner under MultiWorkerMirroredStrategy, two worker
+  processes on 127.0.0.1 (TF_CONFIG, as on a cluster). Worker 1 is killed (-9) after the
+  chief's step-4 checkpoint: the chief stops with one line saying how to resume; both
+  started again resume from the chief's last checkpoint (no step run twice in the alpha
+  history) and finish: the chief writes the report, worker 1 only its scratch copy."""
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  from conftest import ROOT, SEARCH_ARGS, without_tf_notices
+  workdir = tmp_path / "mw"
+  hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+  args = [*SEARCH_ARGS, f"--workdir={workdir}", f"--config.data.dataset=folder:{tiny_cifar}",
+          "--config.strategy=multi_worker", "--config.train.supernet_step=eager",
+          "--config.train.steps=40", "--config.checkpoint_every=4", "--config.log_every=1",
+          "--config.search.measure_host=false"]
+
+  def start(i):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                    "task": {"type": "worker", "index": i}})}
+    return subprocess.Popen([sys.executable, "-m", "tfnas.bin.search", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+  def wait(proc, timeout=900):  # a hang's guard only: far above a normal run
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, without_tf_notices(err)
+
+  workers = [start(0), start(1)]
+  deadline = time.time() + 900
+  while not (workdir / "ckpt" / "ckpt-4.index").exists():
+    assert time.time() < deadline and workers[0].poll() is None, wait(workers[0], 60)
+    time.sleep(0.5)
+  workers[1].send_signal(signal.SIGKILL)
+  wait(workers[1])
+  code, out, err = wait(workers[0])
+  assert code == 2, (out[-2000:], err[-3000:])
+  assert err.splitlines()[-1].startswith("error: a worker of the cluster stopped"), err[-3000:]
+  assert "start every worker again with the same command" in err.splitlines()[-1]
+  assert not (workdir / "search_report.json").exists()
+
+  workers = [start(0), start(1)]
+  (code0, out0, err0), (code1, out1, err1) = wait(workers[0]), wait(workers[1])
+  assert code0 == 0 and code1 == 0, (err0[-3000:], err1[-3000:])
+  steps = [int(l.split()[2].split("/")[0]) for l in out0.splitlines()
+           if l.startswith("[supernet] step ")]
+  assert steps[0] > 4 and steps[-1] == 40, steps  # resumed, not restarted
+  report = json.load(open(workdir / "search_report.json"))
+  assert report["replicas"] == 2 and report["arch"].startswith("nasbench_macro:")
+  rows = [json.loads(l)["step"] for l in open(workdir / "alpha_history.jsonl")]
+  assert rows == sorted(set(rows)) and rows[-1] == 40
+  assert "worker 1: the supernet's 40 steps are done" in out1
+  assert not (workdir / "worker1" / "search_report.json").exists()
+  assert (workdir / "worker1" / "ckpt").is_dir()
+
+
+def test_multi_worker_needs_a_valid_tf_config(tmp_path):
+  from tfnas.errors import TfnasError
+  from tfnas.runtime import check_tf_config
+  good = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+          "task": {"type": "worker", "index": 1}}
+  assert check_tf_config(json.dumps(good)) == good
+  for bad, pattern in (
+      (None, "needs the TF_CONFIG environment variable"),
+      ("{", "is not a cluster description"),
+      ('{"cluster": {}}', "is not a cluster description"),
+      (json.dumps({**good, "task": {"type": "worker", "index": 2}}), "index in \\[0, 2\\)"),
+      (json.dumps({**good, "task": {"type": "ps", "index": 0}}), "must be a worker"),
+      (json.dumps({**good, "cluster": {"worker": []}}), "must list host:port")):
+    with pytest.raises(TfnasError, match=pattern):
+      check_tf_config(bad)
+  # The binary: one line, nothing written (the workdir check and cost model come first).
+  r = run_bin("tfnas.bin.search", "--config=configs/proxyless_cifar10.py:quick",
+              f"--workdir={tmp_path / 'w'}", "--config.strategy=multi_worker",
+              env={"TF_CONFIG": ""})
+  assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith(
+      "error: --config.strategy=multi_worker needs the TF_CONFIG environment variable")
+  assert not (tmp_path / "w").exists()

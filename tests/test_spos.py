@@ -401,7 +401,7 @@ def test_strict_fair_step_trains_every_op_of_every_block(tiny_cifar, tmp_path):
   key = search.arch_of(genes).key()
   assert search.evals[key]["accuracy"] == per_batch[:, 0].sum() / 16
   search.scores, search.evals, search.config.search.score = {}, {}, "accuracy"
-  search._load_scores()
+  search.load_scores()
   assert search.scores[key] == per_batch[:, 0].sum() / 16
   c.search.score = "top1"
   with pytest.raises(TfnasError, match="score 'top1' is not one of accuracy, loss"):

@@ -87,7 +87,7 @@ def optimizer(c: ml_collections.ConfigDict, lr: float, weight_decay: float,
 
 def run(c: ml_collections.ConfigDict, log_every: int) -> None:
   """The run-wide fields at the top (`tfnas.runtime.make_strategy`): seed, strategy
-  ("default" or "mirrored"), logical_cpus (> 0: split the host CPU into that many
+  ("default", "mirrored" or, for searches, "multi_worker" with TF_CONFIG), logical_cpus (> 0: split the host CPU into that many
   devices, to test multi-replica code), log_every (steps)."""
   c.seed = 0
   c.strategy = "default"

@@ -71,10 +71,13 @@ def dense_gradients(grads, variables, cache: dict) -> list:
   """
   out = []
   replica = tf.distribute.get_replica_context()
-  devices = str(replica.devices) if replica is not None else ""
+  # The replica's id among all replicas in sync (a constant; under MultiWorkerMirrored-
+  # Strategy its index across workers, where `ReplicaContext.devices` fails).
+  rid = (tf.get_static_value(replica.replica_id_in_sync_group)
+         if replica is not None else None)
   for g, v in zip(grads, variables):
     if g is None:
-      key = (tuple(v.shape), v.dtype, devices)
+      key = (tuple(v.shape), v.dtype, None if rid is None else int(rid))
       if key not in cache:
         with tf.init_scope():
           cache[key] = tf.zeros(v.shape, v.dtype)

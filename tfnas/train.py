@@ -108,6 +108,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ident = identity(space, arch_str, config)
   wd = Workdir(workdir, "train")
   wd.check(ident)
+  if config.strategy == "multi_worker":
+    raise TfnasError("--config.strategy=multi_worker is for searches (tfnas.bin.search); "
+                     "train a child on one machine's devices with 'mirrored'")
   strategy = make_strategy(config)
   keras.utils.set_random_seed(config.seed)
   data = data_lib.load_from_config(config)

@@ -128,7 +128,10 @@ FILES = {
                "arch.json": "the arch found",
                "arch.png": "the arch found, one box per block (ProxylessNAS Fig. 6 style)",
                "child.weights.h5": "the found child with the supernet's weights",
-               "child.tflite": "the found child as a float32 .tflite (measured on the host)",
+               "child.tflite": "the found child as a .tflite at config.search.precision "
+                               "(measured on the host)",
+               "worker*": "multi-worker runs: worker i's scratch checkpoints and logs (the "
+                          "chief, worker 0, writes every other file)",
                "search_report.json": "the report (`tfnas.search.finish`)",
                "search_space.json": "(before workdir.json) the searched space"},
     "latency_fit": {MARKER: _COMMON[MARKER],

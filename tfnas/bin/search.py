@@ -26,12 +26,12 @@ def main(argv):
   from tfnas.errors import TfnasError
   config = _CONFIG.value
   method = config.get("method")
-  if method == "proxyless":
-    from tfnas.search import proxyless
-    report = proxyless.search(config, _WORKDIR.value)
-  elif method == "spos":
-    from tfnas.search import spos
-    report = spos.search(config, _WORKDIR.value)
+  if method not in ("proxyless", "spos"):
+    raise TfnasError(f"unknown search method {method!r}; expected 'proxyless' or 'spos'")
+  report = _run(method, config)
+  if "worker" in report:  # a worker other than the chief of a multi-worker run
+    return
+  if method == "spos":
     for s in report["searches"]:
       best = s["best"]
       line = (f"search {s['name']}: best top-1 {best['accuracy']:.4f} loss "
@@ -42,8 +42,6 @@ def main(argv):
             f"top-1 {r['accuracy']:.4f} loss {r['loss']:.3f})"
       print(line)
       _print_ground_truth(s.get("ground_truth"), f"search {s['name']}")
-  else:
-    raise TfnasError(f"unknown search method {method!r}; expected 'proxyless' or 'spos'")
   measured, target = report["measured_latency"], report["target"]
   print(f"arch={report['arch']}")
   print(f"predicted={_cost(report['predicted'])} "
@@ -54,6 +52,26 @@ def main(argv):
     print(f"derive={report['derive']}: predicted/target={report['predicted_over_target']:.3f} "
           f"(the argmax arch {report['argmax_arch']}: {report['argmax_over_target']:.3f})")
     _print_ground_truth(report.get("ground_truth"), "derived arch")
+
+
+def _run(method: str, config) -> dict:
+  """The search's report. Under --config.strategy=multi_worker a worker that stops (killed,
+  its machine lost) fails the others' collective operations: one line saying how to
+  resume instead of TensorFlow's traceback."""
+  import tensorflow as tf
+
+  from tfnas.errors import TfnasError
+  from tfnas.search import proxyless, spos
+  try:
+    return (proxyless if method == "proxyless" else spos).search(config, _WORKDIR.value)
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+          tf.errors.CancelledError, tf.errors.InternalError) as e:
+    if config.strategy != "multi_worker":
+      raise
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise TfnasError(f"a worker of the cluster stopped ({type(e).__name__}: {first[:200]}); "
+                     "start every worker again with the same command: the search resumes "
+                     "from the chief's last checkpoint") from None
 
 
 def _cost(c):

@@ -31,7 +31,7 @@ from tfnas.latency import with_unit
 from tfnas.layers.mixed import rescale_alpha
 from tfnas.models.supernet import ProxylessSupernet
 from tfnas.optimizers import dense_gradients
-from tfnas.runtime import make_optimizer, supernet_graphs, supernet_step
+from tfnas.runtime import apply_gradients, distribute, make_optimizer, supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
 from tfnas.search import pictures
 from tfnas.search import runner
@@ -104,7 +104,7 @@ class ProxylessSearch:
     self.config, self.workdir = config, workdir
     setup = runner.set_up(config, workdir)
     self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
-    self.wd = setup.workdir
+    self.setup, self.wd = setup, setup.workdir
     self.strategy, self.data = setup.strategy, setup.data
     self.costs = self.latency.block_costs()
     if config.search.derive == "target":
@@ -124,7 +124,7 @@ class ProxylessSearch:
       self.a_opt.build(self.net.alphas)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.baseline = tf.Variable(0.0, trainable=False, name="reinforce_baseline")
-    self.manager = runner.checkpoint_manager(self.wd, net=self.net, w_opt=self.w_opt,
+    self.manager = runner.checkpoint_manager(setup, net=self.net, w_opt=self.w_opt,
                                              a_opt=self.a_opt, step=self.step,
                                              baseline=self.baseline)
     self.num_classes = self.data.num_classes
@@ -212,12 +212,12 @@ class ProxylessSearch:
 
     @tf.function(autograph=False)
     def apply_weights(grads):
-      s.run(lambda g: self.w_opt.apply_gradients(zip(g, w_vars)), args=(grads,))
+      apply_gradients(s, self.w_opt, grads, w_vars)
 
     @tf.function(autograph=False)
     def apply_alphas(grads, involved):
       old = [tf.identity(a) for a in alphas]
-      s.run(lambda g: self.a_opt.apply_gradients(zip(g, alphas)), args=(grads,))
+      apply_gradients(s, self.a_opt, grads, alphas)
       if involved is not None:  # two_path: keep the unsampled paths' probabilities
         for j, a in enumerate(alphas):
           a.assign(rescale_alpha(tf.convert_to_tensor(a), old[j], involved[j]))
@@ -288,8 +288,8 @@ class ProxylessSearch:
     history = []  # rows not yet on disk
     weight_step, arch_step, reinforce_step = self.build_functions()
     s = self.strategy
-    train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
-    val = iter(s.experimental_distribute_dataset(self.data.val.repeat()))
+    train = iter(distribute(s, self.data.train.repeat()))
+    val = iter(distribute(s, self.data.val.repeat()))
     arch_ce = None  # the last architecture step's objective
 
     def one_step(step):
@@ -330,6 +330,8 @@ class ProxylessSearch:
                        manager=self.manager, workdir=wd, log_every=c.log_every,
                        checkpoint_every=c.checkpoint_every, one_step=one_step, on_log=on_log,
                        before_checkpoint=before_checkpoint)
+    if not self.setup.chief:
+      return runner.worker_report(self.setup, self.total_steps)
     return self.finish(history_path)
 
   def finish(self, history_path: str) -> dict:

@@ -7,6 +7,7 @@ every search ends is `tfnas.search.finish`."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Callable
 
@@ -18,7 +19,7 @@ from tfnas import data as data_lib
 from tfnas import latency as latency_lib
 from tfnas.errors import TfnasError
 from tfnas.latency import CostModel
-from tfnas.runtime import make_strategy
+from tfnas.runtime import make_strategy, worker_index
 from tfnas.spaces import SearchSpace, get_space
 from tfnas.workdir import Workdir
 
@@ -35,13 +36,23 @@ def identity(space: SearchSpace, config, **extra) -> dict:
 class Setup:
   """What `set_up` made: the sized `space` (its head at the data's class count), the
   checked `workdir` and the run's `ident` in it, the `cost_model` for that space, the
-  `strategy` and the `data`."""
+  `strategy` and the `data`. Under MultiWorkerMirroredStrategy `worker` is this process's
+  index: worker 0 (the chief) writes the run's files in `workdir`, the others write
+  their checkpoints and logs in a scratch `workdir`/worker<i> and restore the chief's
+  checkpoints (`restore_from`); the workdir must be on a filesystem every worker sees."""
   space: SearchSpace
   workdir: Workdir
   ident: dict
   cost_model: CostModel
   strategy: tf.distribute.Strategy
   data: data_lib.Data
+  worker: int = 0
+  restore_from: Workdir | None = None
+
+  @property
+  def chief(self) -> bool:
+    """Whether this process writes the run's files (worker 0, or the only process)."""
+    return self.worker == 0
 
 
 def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] | None = None,
@@ -70,6 +81,10 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
   if check_cost_model is not None:
     check_cost_model(cost_model)
   strategy = make_strategy(config)
+  worker, chief_wd = worker_index(strategy), wd
+  if worker:
+    wd = Workdir(os.path.join(workdir, f"worker{worker}"), "search")
+    wd.check(ident)
   keras.utils.set_random_seed(config.seed)
   data = data_lib.load_from_config(config)
   if check_data is not None:
@@ -78,13 +93,39 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
     space = get_space(config.model.space, config.data.resolution, config.model.width,
                       data.num_classes)
     cost_model = latency_lib.load(config.search.latency_model, space)
-  return Setup(space, wd, ident, cost_model, strategy, data)
+  return Setup(space, wd, ident, cost_model, strategy, data, worker, chief_wd)
 
 
-def checkpoint_manager(workdir: Workdir, **objects) -> tf.train.CheckpointManager:
-  """The run's checkpoints of `objects` in `workdir`/ckpt, the last two kept."""
-  return tf.train.CheckpointManager(tf.train.Checkpoint(**objects), workdir.file("ckpt"),
-                                    max_to_keep=2)
+def worker_report(setup: Setup, steps: int) -> dict:
+  """What a worker other than the chief returns once the supernet is trained: the chief
+  derives, searches and writes the report (`finish`)."""
+  print(f"worker {setup.worker}: the supernet's {steps} steps are done; the chief "
+        f"(worker 0) finishes the search in {setup.restore_from.path}", flush=True)
+  return {"worker": setup.worker, "steps": steps, "workdir": setup.restore_from.path}
+
+
+class _Checkpoints(tf.train.CheckpointManager):
+  """A CheckpointManager that restores from another workdir's checkpoints (the chief's,
+  for the other workers of a multi-worker run, which save to scratch copies)."""
+
+  def __init__(self, checkpoint, directory, restore_from: str):
+    super().__init__(checkpoint, directory, max_to_keep=2)
+    self._restore_from = restore_from
+
+  def restore_or_initialize(self):
+    latest = tf.train.latest_checkpoint(self._restore_from)
+    if latest is not None:
+      self._checkpoint.restore(latest)
+    return latest
+
+
+def checkpoint_manager(setup: Setup, **objects) -> tf.train.CheckpointManager:
+  """The run's checkpoints of `objects` in the setup's workdir/ckpt, the last two kept;
+  `restore_or_initialize()` restores the chief's latest (this process's own, except on
+  the other workers of a multi-worker run)."""
+  chief = setup.restore_from or setup.workdir
+  return _Checkpoints(tf.train.Checkpoint(**objects), setup.workdir.file("ckpt"),
+                      chief.file("ckpt"))
 
 
 def step_loop(*, start: int, total: int, step_var: tf.Variable,

@@ -48,7 +48,7 @@ from tfnas.errors import TfnasError
 from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
 from tfnas.models.spos import SPOSSupernet
 from tfnas.optimizers import dense_gradients
-from tfnas.runtime import make_optimizer, supernet_graphs, supernet_step
+from tfnas.runtime import apply_gradients, distribute, make_optimizer, supernet_graphs, supernet_step
 from tfnas.search import finish as finish_lib
 from tfnas.search import runner
 from tfnas.evolution import Evolution, EvolutionOptions, random_genes, random_search
@@ -323,7 +323,7 @@ class SPOSSearch:
                           share_expansion=bool(config.model.share_expansion),
                           choice_bn_affine=bool(config.model.choice_bn_affine))
     self.space, self.ident, self.latency = setup.space, setup.ident, setup.cost_model
-    self.wd = setup.workdir
+    self.setup, self.wd = setup, setup.workdir
     self.strategy, self.data = setup.strategy, setup.data
     check_feasible(self.space, self.latency, self.searches + [self.sample_limits])
     self.choices = gene_choices(self.space)
@@ -337,7 +337,7 @@ class SPOSSearch:
       self.opt = make_optimizer(config, config.train.steps)  # warm-up, cosine, no decay on BN
       self.opt.build(self.net.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.manager = runner.checkpoint_manager(self.wd, net=self.net, opt=self.opt,
+    self.manager = runner.checkpoint_manager(setup, net=self.net, opt=self.opt,
                                              step=self.step)
     self.ce = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.train.label_smoothing, reduction="sum")
@@ -409,7 +409,7 @@ class SPOSSearch:
 
     @tf.function(autograph=False)
     def apply(grads):
-      s.run(lambda g: self.opt.apply_gradients(zip(g, variables)), args=(grads,))
+      apply_gradients(s, self.opt, grads, variables)
 
     def step(images, labels, ops, chans):
       loss, acc, grads = s.run(self._train_grads, args=(images, labels, ops, chans))
@@ -432,7 +432,7 @@ class SPOSSearch:
 
     step_fn = self.train_step_fn()
 
-    train = iter(s.experimental_distribute_dataset(self.data.train.repeat()))
+    train = iter(distribute(s, self.data.train.repeat()))
     what = "sample_constraints " + ",".join(map(str, self.sample_limits))
     # Channel warm-up (`channel_warmup_fraction`, 0 = the paper's sampling): the first
     # fraction of the steps samples ops only, every block at its own width (scale 1.0);
@@ -538,7 +538,10 @@ class SPOSSearch:
     self.evals[key] = ev
     self.scores[key] = -ev["loss"] if self.config.search.score == "loss" else ev["accuracy"]
 
-  def _load_scores(self):
+  def load_scores(self) -> None:
+    """Reads back the candidates already evaluated on the supernet at its current step
+    (`candidates.jsonl`) into `evals` and `scores` (by `config.search.score`), so a rerun
+    or another search on the same supernet evaluates nothing twice."""
     path = self.wd.file("candidates.jsonl")
     step = int(self.step.numpy())
     # A line torn by a kill is skipped: that candidate is evaluated again (as is one
@@ -555,7 +558,7 @@ class SPOSSearch:
     files per supernet step, scores cached in candidates.jsonl). Returns one summary per
     search (name, constraints, best and top candidates, ground truth where known)."""
     c, wd = self.config, self.wd
-    self._load_scores()
+    self.load_scores()
     opts = _evolution_options(c)
     results = []
     for i, limits in enumerate(self.searches):
@@ -619,6 +622,8 @@ class SPOSSearch:
     wd.start(self.ident, c, self.data)
     with supernet_graphs():
       trained = self.train()
+      if not self.setup.chief:  # the searches read the trained supernet: the chief's part
+        return runner.worker_report(self.setup, c.train.steps)
       t0 = time.time()
       results = self.search()
       search_seconds = time.time() - t0
