@@ -19,12 +19,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   common.check_variant(arg)
   c = common.load_sibling(__file__, "proxyless_cifar10")
   c.model.space = "proxyless_mobile"
-  c.data.resolution = 160
-  c.data.num_classes = 10
-  c.data.dataset = "folder:../shared/data/imagenette2-160.tgz"
-  c.data.augment = "imagenet"
-  c.data.val_size = 1000
-  c.data.batch_size = 32
+  common.data(c, common.IMAGENETTE, resolution=160, batch_size=32, augment="imagenet",
+              val_size=1000)
   c.train.steps = 30000
   c.search.warmup_steps = 10000
   c.search.target = 300.0  # MMACs with the default "macs" model; ms with a measured model

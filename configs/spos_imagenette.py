@@ -15,12 +15,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   common.check_variant(arg)
   c = common.load_sibling(__file__, "spos_cifar10")
   c.model.space = "spos_shufflenet"
-  c.data.resolution = 160
-  c.data.num_classes = 10
-  c.data.dataset = "folder:../shared/data/imagenette2-160.tgz"
-  c.data.augment = "imagenet"
-  c.data.val_size = 1000
-  c.data.batch_size = 64
+  common.data(c, common.IMAGENETTE, resolution=160, batch_size=64, augment="imagenet",
+              val_size=1000)
   c.data.eval_batch_size = 100
   c.train.steps = 30000
   c.data.calib_images = 1000

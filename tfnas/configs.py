@@ -36,6 +36,8 @@ import os
 import ml_collections
 
 VARIANTS = ("", "quick")
+# Imagenette (160 px) as ../shared/data holds it; a user's copy: --config.data.dataset=.
+IMAGENETTE = "folder:../shared/data/imagenette2-160.tgz"
 SECTIONS = ("data", "model", "train", "search")
 
 
