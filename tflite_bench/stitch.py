@@ -23,6 +23,12 @@ class StitchError(ValueError):
   """Pieces that cannot be chained (shape mismatch, several inputs, ...)."""
 
 
+# The schema's operator and tensor-type names by code ("CONV_2D", "int8").
+OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+TENSOR_TYPES = {v: k.lower() for k, v in vars(schema.TensorType).items()
+                if not k.startswith("_")}
+
+
 def load_model(data: bytes) -> "schema.ModelT":
   """The `.tflite` flatbuffer `data` as the schema's mutable object tree."""
   return schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
@@ -164,8 +170,7 @@ def _adopt_input_quantization(model, joint) -> None:
     return
   if _same_quantization(own, joint):
     return
-  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-  kind = lambda op: names.get(max(model.operatorCodes[op.opcodeIndex].builtinCode,
+  kind = lambda op: OP_NAMES.get(max(model.operatorCodes[op.opcodeIndex].builtinCode,
                                   model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode))
   changed, grew = {int(sub.inputs[0])}, True
   while grew:
@@ -209,8 +214,7 @@ def op_signature(data: bytes) -> list[tuple]:
   count, stride, weight type or quantization axis shows up here; options hold
   strides, padding and fused activations."""
   model = load_model(data)
-  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-  types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+  names, types = OP_NAMES, TENSOR_TYPES
   sub = model.subgraphs[0]
   out = []
 

@@ -1,5 +1,5 @@
 """Data: folder and TFDS sources, train/validation/test pipelines."""
 
-from tfnas.data.pipeline import Data, Preprocess, load, load_from_config
+from tfnas.data.pipeline import Data, Preprocess, load, load_from_config, single_images
 
-__all__ = ["Data", "Preprocess", "load", "load_from_config"]
+__all__ = ["Data", "Preprocess", "load", "load_from_config", "single_images"]

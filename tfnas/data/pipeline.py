@@ -266,3 +266,14 @@ def load_from_config(config) -> Data:
               data_dir=d.data_dir, train_limit=d.train_limit, test_limit=d.test_limit,
               cache=d.cache, eval_batch_size=d.eval_batch_size, calib_size=d.calib_images,
               bad_images=d.bad_images)
+
+
+def single_images(dataset: tf.data.Dataset, n: int) -> list[np.ndarray]:
+  """The first `n` images of a batched `dataset` of (images, labels), each as a
+  (1, H, W, C) array: calibration samples for the TFLite converter."""
+  out = []
+  for images, _ in dataset:
+    out.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
+    if len(out) >= n:
+      break
+  return out[:n]

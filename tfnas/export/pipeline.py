@@ -153,12 +153,8 @@ def calibration_images(data, n: int) -> list[np.ndarray]:
   """`n` images of `data.calib` (a seeded random, class-mixed subset of the training split,
   eval transform), each as a (1, H, W, C) array. Folder datasets list files class by class,
   so the first N training images would all be one class (256 airplanes on CIFAR-10)."""
-  out = []
-  for images, _ in data.calib:
-    out.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
-    if len(out) >= n:
-      break
-  return out[:n]
+  from tfnas.data import single_images
+  return single_images(data.calib, n)
 
 
 def _accuracy_keras(model, dataset) -> float:

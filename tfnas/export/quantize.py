@@ -84,13 +84,13 @@ def _load(data: bytes):
 
 
 def _op_names():
-  from ai_edge_litert import schema_py_generated as schema
-  return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+  from tflite_bench.stitch import OP_NAMES
+  return OP_NAMES
 
 
 def _type_names():
-  from ai_edge_litert import schema_py_generated as schema
-  return {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+  from tflite_bench.stitch import TENSOR_TYPES
+  return TENSOR_TYPES
 
 
 def _name(b) -> str:

@@ -30,8 +30,8 @@ import os
 from typing import Callable
 
 import keras
-import numpy as np
 
+from tfnas.data import single_images
 from tfnas.export import quantize
 from tfnas.export import tflite as tflite_lib
 from tfnas.io import atomic_path, atomic_write_bytes
@@ -60,13 +60,8 @@ def convert_child(child: keras.Model, precision: str, val_data) -> bytes:
   calibrated on the first `CALIBRATION_IMAGES` images of `val_data`)."""
   if precision == "float32":
     return tflite_lib.convert_float(child)
-  samples = []
-  if precision == "int8":
-    for images, _ in val_data:
-      samples.extend(np.asarray(images)[i:i + 1] for i in range(len(images)))
-      if len(samples) >= CALIBRATION_IMAGES:
-        break
-  return quantize.convert(child, precision, samples[:CALIBRATION_IMAGES] or None)
+  samples = single_images(val_data, CALIBRATION_IMAGES) if precision == "int8" else None
+  return quantize.convert(child, precision, samples)
 
 
 def measure_child(tflite_path: str, precision: str) -> dict:
