@@ -15,6 +15,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   common.check_variant(arg)
   c = common.load_sibling(__file__, "spos_cifar10")
   c.model.space = "spos_shufflenet"
+  # A data section of its own (the CIFAR-10 config's is replaced whole, field by field).
   common.data(c, common.IMAGENETTE, resolution=160, batch_size=64, augment="imagenet",
               val_size=1000)
   c.data.eval_batch_size = 100

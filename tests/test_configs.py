@@ -47,7 +47,8 @@ def test_override_sets_fields_by_section_and_refuses_unknown_ones():
   c = common.load_file(os.path.join(ROOT, "configs", "proxyless_cifar10.py"), "quick")
   common.override(c, {"data.dataset": "folder:x", "search.target": 2.0, "seed": 3})
   assert (c.data.dataset, c.search.target, c.seed) == ("folder:x", 2.0, 3)
-  for bad in ("dataset", "search.nope", "nope.target"):  # flat, unknown, no such section
+  for bad in ("dataset", "search.nope", "nope.target", "seed.x"):  # flat, unknown, no
+    # such section, through a field
     with pytest.raises((KeyError, AttributeError)):
       common.override(c, {bad: 1})
   assert "dataset" not in c and "nope" not in c.search

@@ -407,3 +407,19 @@ def test_precision_search_scores_real_files_and_resumes(setup, tmp_path):
       [h["population"] for h in resumed["history"]]
   ps.plot(resumed, str(tmp_path / "front.png"))
   assert (tmp_path / "front.png").stat().st_size > 1000
+
+
+def test_saved_config_fields_of_sectioned_and_older_flat_workdirs(tmp_path):
+  # Export reads a workdir's config.json by dotted path; workdirs saved before the
+  # config's sections (2026-12-01) hold the same fields flat.
+  from tfnas.export.pipeline import _saved
+  from tfnas.workdir import Workdir
+  wd = Workdir(str(tmp_path), "search")
+  nested = {"data": {"dataset": "folder:x", "val_size": 5}, "search": {}, "seed": 1}
+  flat = {"dataset": "folder:x", "val_size": 5, "seed": 1}
+  for saved in (nested, flat):
+    assert _saved(saved, "data.dataset", wd) == "folder:x" and _saved(saved, "seed", wd) == 1
+    assert _saved(saved, "data.bad_images", wd, default="skip") == "skip"
+    assert _saved(saved, "search.latency_model", wd, default=None) is None
+    with pytest.raises(TfnasError, match="has no 'data.augment'"):
+      _saved(saved, "data.augment", wd)

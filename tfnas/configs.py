@@ -122,8 +122,8 @@ def override(config: ml_collections.ConfigDict, fields: dict) -> ml_collections.
   for path in fields:
     holder, *parts = config, *path.split(".")
     for part in parts[:-1]:
-      holder = holder[part]
-    if parts[-1] not in holder:
+      holder = holder.get(part) if isinstance(holder, ml_collections.ConfigDict) else None
+    if not isinstance(holder, ml_collections.ConfigDict) or parts[-1] not in holder:
       raise KeyError(f"{path!r} is not a field of the config")
   config.update_from_flattened_dict(fields)
   return config

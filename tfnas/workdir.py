@@ -130,8 +130,8 @@ FILES = {
                "child.weights.h5": "the found child with the supernet's weights",
                "child.tflite": "the found child as a .tflite at config.search.precision "
                                "(measured on the host)",
-               "worker*": "multi-worker runs: worker i's scratch checkpoints and logs (the "
-                          "chief, worker 0, writes every other file)",
+               "worker*": "multi-worker runs: worker i's scratch copy of the run (the same "
+                          "search in lockstep; the chief, worker 0, writes this folder's files)",
                "search_report.json": "the report (`tfnas.search.finish`)",
                "search_space.json": "(before workdir.json) the searched space"},
     "latency_fit": {MARKER: _COMMON[MARKER],

@@ -24,14 +24,15 @@ def parse_flags_or_exit(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:  # ml_collections: --config.<unknown>=...
-    fail(_unknown_field(e) + _moved_field(argv))
+    name, line = _unknown_field(e)
+    fail(line + ("" if "Did you mean" in line else _moved_field(argv, name)))
   except (flags.Error, OSError, ValueError, TypeError) as e:
     fail(str(e))
 
 
-def _unknown_field(e: Exception) -> str:
-  """One line from ml_collections' error for an unknown field, whose text can be the
-  repr of "'name'\\nDid you mean \"other\" instead of \"name\"?"."""
+def _unknown_field(e: Exception) -> tuple[str, str]:
+  """(field, one line) from ml_collections' error for an unknown field, whose text can be
+  the repr of "'name'\\nDid you mean \"other\" instead of \"name\"?"."""
   import ast
   text = str(e.args[0]) if e.args else str(e)
   for _ in range(2):  # unquote the repr (of a repr) ml_collections passes on
@@ -41,16 +42,25 @@ def _unknown_field(e: Exception) -> str:
       except (ValueError, SyntaxError):
         break
   name, _, hint = text.strip().strip('"').partition("\n")
-  return (f"unknown config field {name}; it is not a field of the --config file"
-          + (f" ({hint.strip()})" if hint.strip() else ""))
+  return name.strip("'\""), (f"unknown config field {name}; it is not a field of the "
+                             "--config file" + (f" ({hint.strip()})" if hint.strip() else ""))
 
 
-def _moved_field(argv) -> str:
-  """"; did you mean --config.data.dataset?" when a `--config.<field>` flag names a field
-  that lives in a section of the --config file (configs were flat before their sections),
-  else ""."""
+# Fields renamed or moved since a release of the flat configs: where they are now.
+_RENAMED = {"target_ms": "search.target"}
+
+
+def _moved_field(argv, name: str) -> str:
+  """"; did you mean --config.data.dataset?" when the unknown field `name` is a field of
+  another section of the --config file (configs were flat before their sections) or was
+  renamed (`_RENAMED`), else ""."""
   from tfnas import configs
-  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if name in _RENAMED:
+    return f"; did you mean --config.{_RENAMED[name]}? (it was renamed)"
+  args = list(argv)
+  path = next((a.split("=", 1)[1] for a in args if a.startswith("--config=")), None)
+  if path is None and "--config" in args[:-1]:
+    path = args[args.index("--config") + 1]
   if not path:
     return ""
   path, _, variant = path.partition(":")
@@ -58,12 +68,9 @@ def _moved_field(argv) -> str:
     config = configs.load_file(path, variant)
   except Exception:  # the config file's own errors are reported when flags parse it
     return ""
-  for arg in argv:
-    name = arg[len("--config."):].split("=", 1)[0] if arg.startswith("--config.") else ""
-    if name and "." not in name and name not in config:
-      for section in configs.SECTIONS:
-        if name in config.get(section, {}):
-          return f"; did you mean --config.{section}.{name}?"
+  for section in configs.SECTIONS:
+    if name in config.get(section, {}):
+      return f"; did you mean --config.{section}.{name}?"
   return ""
 
 

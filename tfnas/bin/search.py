@@ -30,6 +30,8 @@ def main(argv):
     raise TfnasError(f"unknown search method {method!r}; expected 'proxyless' or 'spos'")
   report = _run(method, config)
   if "worker" in report:  # a worker other than the chief of a multi-worker run
+    print(f"worker {report['worker']}: done; the search's files are in the chief's workdir "
+          f"{_WORKDIR.value} (this worker's scratch copy: worker{report['worker']}/)")
     return
   if method == "spos":
     for s in report["searches"]:
@@ -56,22 +58,23 @@ def main(argv):
 
 def _run(method: str, config) -> dict:
   """The search's report. Under --config.strategy=multi_worker a worker that stops (killed,
-  its machine lost) fails the others' collective operations: one line saying how to
-  resume instead of TensorFlow's traceback."""
+  its machine lost, or failed on its own error) fails the others' collective operations
+  with UnavailableError: one line saying how to resume instead of TensorFlow's
+  traceback."""
   import tensorflow as tf
 
   from tfnas.errors import TfnasError
   from tfnas.search import proxyless, spos
   try:
     return (proxyless if method == "proxyless" else spos).search(config, _WORKDIR.value)
-  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-          tf.errors.CancelledError, tf.errors.InternalError) as e:
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
     if config.strategy != "multi_worker":
       raise
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise TfnasError(f"a worker of the cluster stopped ({type(e).__name__}: {first[:200]}); "
-                     "start every worker again with the same command: the search resumes "
-                     "from the chief's last checkpoint") from None
+    raise TfnasError(f"a worker of the cluster stopped or cannot be reached "
+                     f"({type(e).__name__}: {first[:200]}); if a worker failed on an error of "
+                     "its own, its log says which; then start every worker again with the "
+                     "same command: the search resumes from the chief's last checkpoint") from e
 
 
 def _cost(c):

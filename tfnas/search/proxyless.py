@@ -48,9 +48,6 @@ def _check_config(config):
   if config.search.latency_form not in ("add", "mul", "abs"):
     raise TfnasError(f"unknown latency_form {config.search.latency_form!r}; expected 'add', 'mul' "
                      "or 'abs'")
-  if "target_ms" in config:
-    raise TfnasError("config field target_ms is now target: a value in the latency model's "
-                     "unit (ms for a latency table, MMACs for 'macs', Mparams for 'params')")
   target = config.search.target
   if not target > 0 or (config.search.latency_form == "mul" and target <= 1):
     raise TfnasError(f"target {config.search.target!r} must be > 0 (and > 1 for the 'mul' form)")
@@ -278,7 +275,7 @@ class ProxylessSearch:
     c, wd = self.config, self.wd
     wd.start(self.ident, c, self.data)
     self.manager.restore_or_initialize()
-    start = int(self.step.numpy())
+    start = runner.agreed_step(self.setup, self.step)
     history_path = wd.file("alpha_history.jsonl")
     # Rows past the restored checkpoint (written before a kill that came ahead of the
     # checkpoint itself) are dropped; those steps are run, and logged, again.
@@ -330,8 +327,6 @@ class ProxylessSearch:
                        manager=self.manager, workdir=wd, log_every=c.log_every,
                        checkpoint_every=c.checkpoint_every, one_step=one_step, on_log=on_log,
                        before_checkpoint=before_checkpoint)
-    if not self.setup.chief:
-      return runner.worker_report(self.setup, self.total_steps)
     return self.finish(history_path)
 
   def finish(self, history_path: str) -> dict:
@@ -351,7 +346,8 @@ class ProxylessSearch:
         self.wd, method="proxylessnas", space=self.space, arch=arch,
         child=self.net.inherit_child(arch), cost_model=self.latency,
         cost_model_spec=c.search.latency_model, target=c.search.target, val_data=self.data.val,
-        measure_host=c.search.measure_host, replicas=self.strategy.num_replicas_in_sync,
+        measure_host=c.search.measure_host and self.setup.chief,
+        replicas=self.strategy.num_replicas_in_sync,
         width=c.model.width, precision=c.search.precision,
         # Ground truth: the derived arch among all archs whose prediction meets the same
         # budget (within the tolerance above the target).
@@ -366,7 +362,7 @@ class ProxylessSearch:
             "argmax_over_target": argmax_predicted / c.search.target,
             "expected_latency_final": with_unit(float(self.expected_latency()),
                                                 self.latency.unit),
-            "steps": self.total_steps,
+            "steps": self.total_steps, **runner.worker_fields(self.setup),
             "probs": {m.block.name: dict(zip(m.block.op_names, map(float, m.probs().numpy())))
                       for m in self.net.mixed},
             "alpha_history": os.path.basename(history_path)})

@@ -36,10 +36,12 @@ def identity(space: SearchSpace, config, **extra) -> dict:
 class Setup:
   """What `set_up` made: the sized `space` (its head at the data's class count), the
   checked `workdir` and the run's `ident` in it, the `cost_model` for that space, the
-  `strategy` and the `data`. Under MultiWorkerMirroredStrategy `worker` is this process's
-  index: worker 0 (the chief) writes the run's files in `workdir`, the others write
-  their checkpoints and logs in a scratch `workdir`/worker<i> and restore the chief's
-  checkpoints (`restore_from`); the workdir must be on a filesystem every worker sees."""
+  `strategy` and the `data`. Under MultiWorkerMirroredStrategy (`multi_worker`) every
+  worker runs the same search in lockstep (the supernet's collective operations need
+  them all); `worker` is this process's index: worker 0 (the chief) writes the run's
+  files in `workdir`, the others write theirs in a scratch `workdir`/worker<i>, restore
+  the chief's checkpoints (`restore_from`) and measure nothing on the host; the workdir
+  must be on a filesystem every worker sees."""
   space: SearchSpace
   workdir: Workdir
   ident: dict
@@ -48,6 +50,7 @@ class Setup:
   data: data_lib.Data
   worker: int = 0
   restore_from: Workdir | None = None
+  multi_worker: bool = False  # under MultiWorkerMirroredStrategy
 
   @property
   def chief(self) -> bool:
@@ -93,15 +96,38 @@ def set_up(config, workdir: str, check_cost_model: Callable[[CostModel], None] |
     space = get_space(config.model.space, config.data.resolution, config.model.width,
                       data.num_classes)
     cost_model = latency_lib.load(config.search.latency_model, space)
-  return Setup(space, wd, ident, cost_model, strategy, data, worker, chief_wd)
+  return Setup(space, wd, ident, cost_model, strategy, data, worker, chief_wd,
+               config.strategy == "multi_worker")
 
 
-def worker_report(setup: Setup, steps: int) -> dict:
-  """What a worker other than the chief returns once the supernet is trained: the chief
-  derives, searches and writes the report (`finish`)."""
-  print(f"worker {setup.worker}: the supernet's {steps} steps are done; the chief "
-        f"(worker 0) finishes the search in {setup.restore_from.path}", flush=True)
-  return {"worker": setup.worker, "steps": steps, "workdir": setup.restore_from.path}
+def worker_fields(setup: Setup) -> dict:
+  """{"worker": i} in the report of a worker other than the chief (which runs the same
+  search in lockstep in its scratch workdir: the supernet's collective operations, e.g.
+  SPOS's cross-replica BatchNorm statistics, need every worker); {} for the chief."""
+  return {"worker": setup.worker} if setup.worker else {}
+
+
+def agreed_step(setup: Setup, step_var: tf.Variable) -> int:
+  """The restored step, checked to be the same on every worker of a multi-worker run (a
+  worker that restored another checkpoint, e.g. from a workdir that is not shared, would
+  sample other paths than the others: a hang or a wrong supernet).
+
+  Raises:
+    TfnasError: the workers restored different steps.
+  """
+  step = int(step_var.numpy())
+  if not setup.multi_worker:
+    return step
+  # Every worker sees the same mean and mean square (a SUM/MEAN all-reduce; no MIN/MAX
+  # exists): their variance is 0 exactly when all steps are equal.
+  s = setup.strategy
+  value = s.run(lambda: tf.constant([step, step * step], tf.float64))
+  mean, mean_square = s.reduce("MEAN", value, axis=None).numpy()
+  if mean_square - mean * mean > 1e-6:
+    raise TfnasError(f"the workers restored checkpoints of different steps (mean "
+                     f"{mean:.1f}; worker {setup.worker}: {step}): every worker must see the "
+                     f"chief's workdir {setup.restore_from.path!r} (a shared filesystem)")
+  return step
 
 
 class _Checkpoints(tf.train.CheckpointManager):

@@ -426,7 +426,7 @@ class SPOSSearch:
     (the step it started from), "seconds"} ("seconds" absent when nothing was left)."""
     c, wd, s = self.config, self.wd, self.strategy
     self.manager.restore_or_initialize()
-    start = int(self.step.numpy())
+    start = runner.agreed_step(self.setup, self.step)
     if start >= c.train.steps:
       return {"steps": c.train.steps, "resumed_at": start}
 
@@ -622,8 +622,6 @@ class SPOSSearch:
     wd.start(self.ident, c, self.data)
     with supernet_graphs():
       trained = self.train()
-      if not self.setup.chief:  # the searches read the trained supernet: the chief's part
-        return runner.worker_report(self.setup, c.train.steps)
       t0 = time.time()
       results = self.search()
       search_seconds = time.time() - t0
@@ -659,7 +657,7 @@ class SPOSSearch:
         # The first search's upper limit on the cost model's own metric, if it has one.
         target=min((l.value for l in limits if l.metric in same and l.op == "<="),
                    default=None),
-        val_data=self.data.val, measure_host=c.search.measure_host,
+        val_data=self.data.val, measure_host=c.search.measure_host and self.setup.chief,
         within_budget=lambda a: meets(self.space, self.latency, a, limits),
         replicas=self.strategy.num_replicas_in_sync, width=c.model.width,
         precision=c.search.precision, extra={
@@ -671,7 +669,7 @@ class SPOSSearch:
                          for r in results],
             "score": c.search.score, "calib_images": c.data.calib_images,
             "val_images": c.search.val_images,
-            "supernet_check": check})
+            "supernet_check": check, **runner.worker_fields(self.setup)})
 
 
 def supernet_check(accuracies, num_classes: int, val_images: int) -> dict:
