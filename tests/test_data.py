@@ -50,6 +50,7 @@ def test_pipelines_shapes_normalization_and_disjoint_validation(tiny_cifar):
   sub = np.concatenate([y.numpy() for _, y in limited.test])
   assert len(sub) == 12 and len(set(sub.tolist())) >= 5
   assert d.preprocess.to_json()["image_size"] == 32
+  assert d.preprocess.crop_fraction == 1.0  # cifar: the whole image resized
 
 
 def test_small_shuffle_buffer_still_mixes_classes(tiny_cifar):
@@ -71,6 +72,9 @@ def test_imagenet_style_augmentation_resizes(tiny_cifar):
   x, _ = next(iter(d.train))
   xt, _ = next(iter(d.test))
   assert x.shape == (4, 24, 24, 3) and xt.shape[1:] == (24, 24, 3)
+  # The eval crop an app must reproduce is in data.json / the export's sidecar.
+  pre = d.preprocess.to_json()
+  assert pre["crop_fraction"] == 0.875 and "centred square" in pre["crop"]
 
 
 def test_archive_of_a_tree_is_unpacked_once(tiny_cifar, tmp_path, monkeypatch):

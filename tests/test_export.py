@@ -267,6 +267,10 @@ def test_export_binary_end_to_end(trained, tmp_path, fake_adb):
   assert 0 <= report["tflite_test_accuracy"] <= 1 and report["quantization"] == "ptq"
   sidecar = json.load(open(trained / "export" / "model_int8.json"))
   assert sidecar["labels"][0] == "airplane" and sidecar["preprocess"]["image_size"] == 32
+  # What an app must reproduce: the eval crop and resize, who normalizes, what comes out.
+  assert sidecar["preprocess"]["crop_fraction"] == 1.0 and "bilinear" in sidecar["preprocess"]["resize"]
+  assert sidecar["preprocess"]["normalized_by"].startswith("the app")
+  assert sidecar["output_is"].startswith("logits")
   assert sidecar["min_runtime_version"] and sidecar["input"]["shape"] == [1, 32, 32, 3]
   # In process (no second TF start-up): float32 and a post-training mixed recipe.
   from tfnas.export.pipeline import ExportOptions, export

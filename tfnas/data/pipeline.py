@@ -17,14 +17,22 @@ from tfnas.errors import TfnasError
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 AUGMENTS = ("cifar", "imagenet", "none")
+# The evaluation crop per augment: a centred square of this fraction of the shorter side
+# ("imagenet": the standard ImageNet evaluation), then a bilinear resize to the input
+# size; 1.0: the whole image resized (its aspect ratio not kept).
+EVAL_CROP = {"cifar": 1.0, "imagenet": 0.875, "none": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
-  """How raw RGB uint8 pixels become model input: (x - mean) / std, NHWC."""
+  """How raw RGB uint8 pixels become model input, as the evaluation transform made them:
+  a centred square crop of `crop_fraction` of the shorter side (1.0: none), a bilinear
+  resize to `image_size` (TensorFlow's `tf.image.resize`, no antialiasing), then
+  (x - mean) / std per channel, NHWC. The exported model does none of it: the app does."""
   image_size: int
   mean: tuple[float, float, float] = IMAGENET_MEAN
   std: tuple[float, float, float] = IMAGENET_STD
+  crop_fraction: float = 1.0
 
   def normalize(self, image):
     """(..., H, W, 3) uint8 or float RGB in 0..255 -> float32 (x - mean) / std."""
@@ -33,8 +41,13 @@ class Preprocess:
 
   def to_json(self) -> dict:
     """What an app must do to an image before the model (data.json, sidecars)."""
+    crop = ("none: the whole image" if self.crop_fraction == 1.0 else
+            f"a centred square of {self.crop_fraction} of the shorter side")
     return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
-            "layout": "NHWC", "channels": "RGB", "input_range": "uint8 0..255"}
+            "layout": "NHWC", "channels": "RGB", "input_range": "uint8 0..255",
+            "crop": crop, "crop_fraction": self.crop_fraction,
+            "resize": "bilinear to image_size x image_size, no antialiasing",
+            "normalized_by": "the app: (pixel - mean) / std per channel, before the model"}
 
 
 @dataclasses.dataclass
@@ -89,10 +102,10 @@ def _augment_imagenet(image, size, seed):
 
 
 def _eval_transform(image, size, augment):
-  if augment == "imagenet":
-    # Center crop 87.5% then resize (the standard ImageNet evaluation).
+  fraction = EVAL_CROP[augment]
+  if fraction < 1.0:  # a centred square crop, then resize (Preprocess says so to apps)
     shape = tf.shape(image)
-    crop = tf.cast(tf.cast(tf.minimum(shape[0], shape[1]), tf.float32) * 0.875, tf.int32)
+    crop = tf.cast(tf.cast(tf.minimum(shape[0], shape[1]), tf.float32) * fraction, tf.int32)
     image = tf.image.resize_with_crop_or_pad(image, crop, crop)
   return tf.image.resize(image, (size, size))
 
@@ -225,7 +238,7 @@ def load(dataset: str, *, image_size: int, batch_size: int, val_size: int | floa
             else builder.info.splits[test_split].num_examples)
   test_idx = np.random.default_rng(0).permutation(n_test)[:test_limit or n_test]
   val_idx = np.random.default_rng(seed + 1).permutation(val_idx)
-  pre = Preprocess(image_size)
+  pre = Preprocess(image_size, crop_fraction=EVAL_CROP[augment])
   eval_bs = eval_batch_size or batch_size
   common = dict(pre=pre, augment=augment, seed=seed, cache=cache)
   if len(train_idx) < batch_size and drop_remainder:

@@ -308,6 +308,7 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   sidecar = {
       "model": os.path.basename(path), "space": src.space.name, "arch": report["arch"],
       "input": info["inputs"][0], "output": info["outputs"][0],
+      "output_is": "logits, one per label (softmax gives probabilities)",
       "preprocess": src.data_info.get("preprocess"),
       "labels": src.data_info.get("class_names"),
       "min_runtime_version": info["min_runtime_version"],
