@@ -427,3 +427,33 @@ def test_saved_config_fields_of_sectioned_and_older_flat_workdirs(tmp_path):
     assert _saved(saved, "search.latency_model", wd, default=None) is None
     with pytest.raises(TfnasError, match="has no 'data.augment'"):
       _saved(saved, "data.augment", wd)
+
+
+def test_baked_normalization_takes_uint8_pixels_straight_in(trained, tmp_path):
+  # Issue 19, item 3: --bake_normalization puts data.json's (x - mean) / std inside the
+  # graph; the int8 file (PTQ, calibrated on the same images as pixels) takes uint8 RGB,
+  # LiteRT scores the test images fed as pixels like the float Keras model, and the
+  # sidecar tells the app that the model normalizes.
+  import shutil
+
+  from tfnas.export.tflite import load_interpreter
+  workdir = tmp_path / "w"
+  shutil.copytree(trained, workdir)
+  r = run_bin("tfnas.bin.export", f"--workdir={workdir}", "--precision=int8",
+              "--bake_normalization", "--calibration_images=32", "--test_limit=128",
+              "--measure=false")
+  assert r.returncode == 0, r.stderr[-3000:]
+  report = json.load(open(workdir / "export" / "export_report.json"))["exports"]["int8"]
+  assert report["input"].startswith("uint8 RGB pixels")
+  assert abs(report["tflite_test_accuracy"] - report["keras_test_accuracy"]) <= 0.05
+  interp = load_interpreter(str(workdir / "export" / "model_int8.tflite"))
+  assert interp.get_input_details()[0]["dtype"] == np.uint8
+  sidecar = json.load(open(workdir / "export" / "model_int8.json"))
+  assert sidecar["preprocess"]["normalized_by"].startswith("the model")
+  # The wrapper's arithmetic: pixels through it = the same pixels normalized by the app.
+  from tfnas.data import Preprocess
+  from tfnas.export.pipeline import load_workdir, pixels, with_normalization
+  src, pre = load_workdir(str(workdir)), Preprocess(32)
+  raw = pixels(np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32), pre)
+  np.testing.assert_allclose(with_normalization(src.model, pre)(raw).numpy(),
+                             src.model(pre.normalize(raw)).numpy(), rtol=1e-4, atol=1e-4)

@@ -165,6 +165,8 @@ def _record(i: int, precision: str) -> dict:
     ("tfnas.bin.search", ["--config=configs/proxyless_cifar10.py:quick", "--workdir=OUT",
                           "--config.search.latency_model=FLOAT_MODEL"],
      "predicts float32 files, but --config.search.precision is int8: measure one at int8"),
+    ("tfnas.bin.export", ["--workdir=OUT", "--bake_normalization", "--int8_io"],
+     "--bake_normalization (uint8 pixels in) applies to"),
     ("tfnas.bin.latency_fit", ["--records=MIXED", "--out=OUT"],
      "records mix precisions ['float32', 'int8']"),
 ])

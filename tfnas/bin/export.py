@@ -27,6 +27,10 @@ _QUANT = flags.DEFINE_enum("quantization", "ptq", list(QUANTIZATIONS),
 _RECIPE = flags.DEFINE_string("recipe", None, 'Per-layer precision recipe JSON for "mixed": '
                               '{"default": "int8", "layers": {"b03_project_conv": "int4"}}.')
 _INT8_IO = flags.DEFINE_bool("int8_io", False, "int8 input and output tensors (int8 only).")
+_BAKE = flags.DEFINE_bool("bake_normalization", False,
+                          "The file takes uint8 RGB pixels (0..255) and normalizes inside "
+                          "(data.json's mean/std): the app only crops and resizes "
+                          "(float32, float16 and PTQ int8).")
 _CALIB = flags.DEFINE_integer("calibration_images", 256, "Train images for calibration.")
 _QAT_STEPS = flags.DEFINE_integer("qat_steps", 300, "Quantization-aware fine-tuning steps.")
 _QAT_LR = flags.DEFINE_float("qat_lr", 0.005, "Quantization-aware fine-tuning learning rate.")
@@ -49,7 +53,7 @@ def main(argv):
   from tfnas.export.pipeline import ExportOptions, export
   opts = ExportOptions(
       precision=_PRECISION.value, quantization=_QUANT.value, recipe=_RECIPE.value,
-      int8_io=_INT8_IO.value, calibration_images=_CALIB.value, qat_steps=_QAT_STEPS.value,
+      int8_io=_INT8_IO.value, bake_normalization=_BAKE.value, calibration_images=_CALIB.value, qat_steps=_QAT_STEPS.value,
       qat_lr=_QAT_LR.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       test_limit=_TEST_LIMIT.value, batch_size=_BATCH.value, measure=_MEASURE.value,
       adb_serial=_SERIAL.value, latency_model=_LATENCY.value)

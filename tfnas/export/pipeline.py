@@ -34,6 +34,8 @@ class ExportOptions:
   quantization: str = "ptq"  # int8 / mixed: post-training (ptq) or quantization-aware (qat)
   recipe: str | None = None  # JSON recipe file (precision "mixed")
   int8_io: bool = False  # int8 input/output tensors (int8 only)
+  # uint8 RGB pixels in, normalized inside the graph (float32, float16, int8 PTQ)
+  bake_normalization: bool = False
   calibration_images: int = 256
   qat_steps: int = 300
   qat_lr: float = 0.005
@@ -59,6 +61,11 @@ class ExportOptions:
       raise TfnasError(f"--recipe applies to precision 'mixed', not {self.precision!r}")
     if self.int8_io and self.precision != "int8":
       raise TfnasError(f"int8 input/output applies to precision 'int8', not {self.precision!r}")
+    if self.bake_normalization and (self.int8_io or self.quantization == "qat"
+                                    or self.precision == "mixed"):
+      raise TfnasError("--bake_normalization (uint8 pixels in) applies to float32, float16 "
+                       "and post-training int8 exports with float output, not with "
+                       "--int8_io, --quantization=qat or precision 'mixed'")
     if self.calibration_images < 1:
       raise TfnasError(f"calibration_images {self.calibration_images} must be >= 1")
     if self.qat_steps < 0:
@@ -276,6 +283,11 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
     samples = calibration_images(data, opts.calibration_images)
     tflite = quantize.quantize_recipe(quantize.convert(src.model, "float32"), recipe,
                                       layer_precisions, samples)
+  elif opts.bake_normalization:
+    pre = data.preprocess
+    samples = ([pixels(s, pre) for s in calibration_images(data, opts.calibration_images)]
+               if opts.precision == "int8" else None)
+    tflite = quantize.convert(with_normalization(src.model, pre), opts.precision, samples)
   else:
     samples = (calibration_images(data, opts.calibration_images)
                if opts.precision == "int8" else None)
@@ -284,7 +296,12 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   report["convert_seconds"] = time.time() - t0
   report.update(_delegation(tflite))
   log("[export] LiteRT accuracy on the test split")
-  report["tflite_test_accuracy"] = tflite_accuracy(tflite, data.test)
+  test = data.test
+  if opts.bake_normalization:
+    pre = data.preprocess
+    test = test.map(lambda x, y: (pixels(x, pre), y))
+    report["input"] = "uint8 RGB pixels, normalized inside the model"
+  report["tflite_test_accuracy"] = tflite_accuracy(tflite, test)
   report["test_examples"] = int(data.sizes.get("test", 0))
   report["size_bytes"] = len(tflite)
   report["ops"] = info["ops"]
@@ -309,7 +326,7 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
       "model": os.path.basename(path), "space": src.space.name, "arch": report["arch"],
       "input": info["inputs"][0], "output": info["outputs"][0],
       "output_is": "logits, one per label (softmax gives probabilities)",
-      "preprocess": src.data_info.get("preprocess"),
+      "preprocess": _preprocess(src.data_info.get("preprocess"), opts),
       "labels": src.data_info.get("class_names"),
       "min_runtime_version": info["min_runtime_version"],
   }
@@ -317,6 +334,35 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   report["sidecar"] = f"export/{name}.json"
   _write_report(report_path, {**exports, opts.precision: report}, opts.precision)
   return report
+
+
+def with_normalization(model: keras.Model, pre) -> keras.Model:
+  """`model` behind its input normalization: takes (N, H, W, 3) uint8 RGB pixels (0..255,
+  already cropped and resized as `pre` says) and computes (x - mean) / std per channel
+  (a `Rescaling` layer) before the model, so an app feeds camera pixels straight in."""
+  inputs = keras.Input(model.input_shape[1:], dtype="uint8", name="pixels")
+  x = keras.layers.Rescaling([1.0 / s for s in pre.std],
+                             [-m / s for m, s in zip(pre.mean, pre.std)],
+                             name="normalize")(keras.ops.cast(inputs, "float32"))
+  return keras.Model(inputs, model(x), name=f"{model.name}_pixels")
+
+
+def pixels(images, pre):
+  """Normalized float images back to the uint8 pixels they came from (rounded, clipped):
+  the input of a model `with_normalization`. numpy in, numpy out; tensors likewise."""
+  mean, std = np.asarray(pre.mean, np.float32), np.asarray(pre.std, np.float32)
+  if isinstance(images, np.ndarray):
+    return np.clip(np.round(images * std + mean), 0, 255).astype(np.uint8)
+  import tensorflow as tf
+  return tf.cast(tf.clip_by_value(tf.round(images * std + mean), 0, 255), tf.uint8)
+
+
+def _preprocess(pre: dict | None, opts: ExportOptions) -> dict | None:
+  """The sidecar's preprocessing: data.json's, and who normalizes in this file."""
+  if pre is None or not opts.bake_normalization:
+    return pre
+  return {**pre, "normalized_by": "the model: uint8 RGB pixels (0..255) go straight in",
+          "input_range": "uint8 0..255, the model's input tensor"}
 
 
 def _previous_exports(report_path: str) -> tuple[dict, str | None]:

@@ -59,7 +59,9 @@ def convert(model, precision: str, representative: Iterable[np.ndarray] | None =
       if representative is None:
         raise TfnasError("int8 post-training quantization needs representative images")
       samples = list(representative)
-      converter.representative_dataset = lambda: ([s.astype(np.float32)] for s in samples)
+      # float images, or uint8 pixels for a model that normalizes inside
+      converter.representative_dataset = lambda: (
+          [s if s.dtype == np.uint8 else s.astype(np.float32)] for s in samples)
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if int8_io if int8_input is None else int8_input:
       converter.inference_input_type = tf.int8

@@ -41,7 +41,7 @@ def load_interpreter(model: bytes | str, num_threads: int = 1):
 def _invoke(interp, inp, out, image: np.ndarray) -> np.ndarray:
   """One image (H, W, C) through `interp`; quantized I/O (de)quantized with the tensors' params."""
   x = image[None]
-  if inp["dtype"] != np.float32:
+  if inp["dtype"] != np.float32 and inp["quantization"][0]:  # quantized (not raw pixels)
     scale, zero = inp["quantization"]
     info = np.iinfo(inp["dtype"])
     x = np.clip(np.round(x / scale + zero), info.min, info.max)
