@@ -126,6 +126,25 @@ def test_every_measuring_binary_runs_on_a_phone_through_adb(fake_adb):
   assert not (fake_adb / "none" / "latency_model.json").exists()
 
 
+def test_profile_refuses_devices_of_two_phone_models(fake_adb):
+  # One latency dataset is one phone model: two attached devices of different models
+  # (the stand-in adb reports OTHER as a Pixel 7) are refused in one line before any
+  # file is pushed or record written.
+  from conftest import run_bin
+  out = fake_adb / "mixed.jsonl"
+  r = run_bin("tflite_bench.bin.profile", "--runner=adb", "--serials=all",
+              "--space=nasbench_macro", "--width=0.25", "--num_archs=2", "--precision=int8",
+              f"--out={out}", env={"FAKE_ADB_MODELS": "OTHER=Pixel 7"})
+  assert r.returncode == 2
+  assert r.stderr.splitlines()[-1].startswith("error: ") and "mix phone models " \
+      "['Pixel 1', 'Pixel 7']: profile one model per records file" in r.stderr.splitlines()[-1]
+  assert not out.exists()
+  log = open(fake_adb / "adb.log").read().splitlines()
+  assert not any(" push " in l for l in log)  # nothing pushed, nothing run
+  assert not any(l.startswith("exec: ") and json.loads(l[6:])[0].endswith("benchmark_model")
+                 for l in log)
+
+
 def test_profile_measures_several_phones_in_parallel_through_disconnects_and_heat(fake_adb):
   # Issue 18, item 2, on two stand-in devices (conftest's `fake_adb`; no phone is attached
   # to CI machines): each takes a share of the archs and its own references; OTHER heats

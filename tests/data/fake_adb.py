@@ -13,6 +13,8 @@ Behaviour comes from environment variables:
   FAKE_ADB_HEAT      "SERIAL@N*F": once SERIAL has run N benchmarks, its timings are
                      F times the recorded ones (a phone throttling as it heats up); its
                      battery and thermal zone read 10 degrees warmer
+  FAKE_ADB_MODELS    "SERIAL=Model name,...": the phone model a serial reports
+                     (ro.product.model; default "Pixel 1")
 State shared by concurrent invocations (run counts, drops) is kept, under a file lock,
 in FAKE_ADB_LOG's folder.
 """
@@ -106,7 +108,10 @@ if args[:1] == ["shell"]:
       print(f"ls: {path}: No such file or directory")
     sys.exit(0)
   if argv[:1] == ["getprop"]:
-    print({"ro.product.model": "Pixel 1", "ro.product.cpu.abi": "arm64-v8a"}.get(argv[1], ""))
+    models = dict(kv.split("=", 1) for kv in os.environ.get("FAKE_ADB_MODELS", "").split(",")
+                  if "=" in kv)
+    print({"ro.product.model": models.get(serial, "Pixel 1"),
+           "ro.product.cpu.abi": "arm64-v8a"}.get(argv[1], ""))
     sys.exit(0)
   if argv[:1] == ["chmod"]:
     sys.exit(0)
