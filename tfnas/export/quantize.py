@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf
 
+from tflite_bench.stitch import OP_NAMES, TENSOR_TYPES
 from tfnas.errors import TfnasError
 from tfnas.export.recipe import Recipe
 from tfnas.export.tflite import convert_float
@@ -85,16 +86,6 @@ def _load(data: bytes):
     raise TfnasError(f"not a valid .tflite flatbuffer: {type(e).__name__}: {e}") from None
 
 
-def _op_names():
-  from tflite_bench.stitch import OP_NAMES
-  return OP_NAMES
-
-
-def _type_names():
-  from tflite_bench.stitch import TENSOR_TYPES
-  return TENSOR_TYPES
-
-
 def _name(b) -> str:
   return b.decode() if isinstance(b, bytes) else (b or "")
 
@@ -118,7 +109,7 @@ def inspect(data: bytes, layers: Iterable[str] = ()) -> dict:
       are returned under "layers" ({name: "float32" | "float16" | "int8" | "int4"}).
   """
   model = _load(data)
-  ops, types = _op_names(), _type_names()
+  ops, types = OP_NAMES, TENSOR_TYPES
   g = model.subgraphs[0]
   counts = collections.Counter()
   per_layer = {}
@@ -170,7 +161,7 @@ def _tag_layers(data: bytes, layers: Iterable[str]) -> bytes:
   """
   from tflite_bench.stitch import pack_model
   model = _load(data)
-  ops = _op_names()
+  ops = OP_NAMES
   g = model.subgraphs[0]
   layers = sorted(layers, key=len, reverse=True)
   changed = False
