@@ -272,6 +272,17 @@ def test_export_binary_end_to_end(trained, tmp_path, fake_adb):
   assert sidecar["preprocess"]["normalized_by"].startswith("the app")
   assert sidecar["output_is"].startswith("logits")
   assert sidecar["min_runtime_version"] and sidecar["input"]["shape"] == [1, 32, 32, 3]
+  # The file carries TFLite metadata (issue 19, item 3): labels, normalization, image size.
+  from tfnas.export import metadata
+  table, files = metadata.read(open(trained / "export" / "model_int8.tflite", "rb").read())
+  assert files["labels.txt"].decode().splitlines() == sidecar["labels"]
+  image = table["subgraph_metadata"][0]["input_tensor_metadata"][0]
+  norm = image["process_units"][0]["options"]
+  assert norm[0] == "NormalizationOptions" and norm[1]["mean"] == pytest.approx(
+      sidecar["preprocess"]["mean"]) and norm[1]["std"] == pytest.approx(sidecar["preprocess"]["std"])
+  assert image["content"]["content_properties"][1]["default_size"] == {"width": 32, "height": 32}
+  assert report["metadata"]["written"] and "bake_normalization" in report["metadata"]["mediapipe"]
+  assert sidecar["tflite_metadata"] == report["metadata"]
   # In process (no second TF start-up): float32 and a post-training mixed recipe.
   from tfnas.export.pipeline import ExportOptions, export
   quiet = lambda *a: None
@@ -450,6 +461,16 @@ def test_baked_normalization_takes_uint8_pixels_straight_in(trained, tmp_path):
   assert interp.get_input_details()[0]["dtype"] == np.uint8
   sidecar = json.load(open(workdir / "export" / "model_int8.json"))
   assert sidecar["preprocess"]["normalized_by"].startswith("the model")
+  # The file an app loads: MediaPipe's ImageClassifier runs it from its metadata alone
+  # (mean 0, std 1: pixels straight in) with LiteRT's scores on the same pixels.
+  from test_metadata import mediapipe_scores
+  from tfnas.export.tflite import run_tflite
+  assert report["metadata"]["normalization"] == {"mean": [0.0], "std": [1.0]}
+  assert "mediapipe" not in report["metadata"]
+  image = np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+  got = mediapipe_scores(workdir / "export" / "model_int8.tflite", image, tmp_path)
+  ours = run_tflite(str(workdir / "export" / "model_int8.tflite"), image[None])[0]
+  np.testing.assert_allclose([got[label] for label in sidecar["labels"]], ours, atol=1e-4)
   # The wrapper's arithmetic: pixels through it = the same pixels normalized by the app.
   from tfnas.data import Preprocess
   from tfnas.export.pipeline import load_workdir, pixels, with_normalization

@@ -303,11 +303,12 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
     report["input"] = "uint8 RGB pixels, normalized inside the model"
   report["tflite_test_accuracy"] = tflite_accuracy(tflite, test)
   report["test_examples"] = int(data.sizes.get("test", 0))
-  report["size_bytes"] = len(tflite)
   report["ops"] = info["ops"]
   report["layer_weight_types"] = info["layers"]
   report["min_runtime_version"] = info["min_runtime_version"]
   report.update(_predict(src, opts))
+  tflite, report["metadata"] = _with_metadata(tflite, src, info, opts)
+  report["size_bytes"] = len(tflite)
   # The three files of one export land together or this precision has no entry: the
   # previous file, sidecar and report entry go first, so a kill part-way never leaves a
   # new .tflite beside an old sidecar or a report describing another file.
@@ -329,11 +330,50 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
       "preprocess": _preprocess(src.data_info.get("preprocess"), opts),
       "labels": src.data_info.get("class_names"),
       "min_runtime_version": info["min_runtime_version"],
+      "tflite_metadata": report["metadata"],
   }
   atomic_write_json(sidecar_path, sidecar)
   report["sidecar"] = f"export/{name}.json"
   _write_report(report_path, {**exports, opts.precision: report}, opts.precision)
   return report
+
+
+def _with_metadata(tflite: bytes, src, info: dict, opts: ExportOptions) -> tuple[bytes, dict]:
+  """`tflite` with TFLite metadata written in (`tfnas.export.metadata`), and what the
+  report says of it."""
+  from tfnas.export import metadata
+
+  labels = src.data_info.get("class_names")
+  pre = src.data_info.get("preprocess") or {}
+  if not labels or "mean" not in pre:
+    return tflite, {"written": False,
+                    "why": "data.json has no class_names or no preprocess mean/std"}
+  _, height, width, _ = info["inputs"][0]["shape"]
+  if opts.bake_normalization:
+    mean, std = (0.0,), (1.0,)
+    given = "uint8 RGB pixels 0..255, normalized inside the model"
+  else:
+    mean, std = tuple(pre["mean"]), tuple(pre["std"])
+    given = "RGB pixels 0..255 normalized per channel as (x - mean) / std"
+  if info["inputs"][0]["dtype"] == "int8":
+    given += ", then quantized with the input tensor's scale and zero point"
+  crop = pre.get("crop_fraction")
+  resize = (f"centre crop of {crop:g} of the shorter side, then " if crop and crop < 1 else "") + (
+      f"bilinear resize to {height}x{width}")
+  meta = metadata.ClassifierMetadata(
+      name=f"{src.space.name} {src.arch.to_string(src.space)} ({opts.precision})",
+      description=(f"Image classifier over {len(labels)} labels found by a tfnas search "
+                   f"in the space {src.space.name}; exported at {opts.precision}."),
+      height=int(height), width=int(width), mean=mean, std=std, labels=tuple(labels),
+      input_description=f"An RGB image: {resize}; {given}.",
+      output_description="Logits, one per label (softmax gives probabilities).")
+  out = {"written": True, "format": "TFLite metadata (ModelMetadata, schema M001)",
+         "associated_files": [meta.labels_file], "normalization": {"mean": list(mean),
+                                                                 "std": list(std)}}
+  if len(set(mean)) > 1 or len(set(std)) > 1:
+    out["mediapipe"] = ("MediaPipe's ImageClassifier refuses per-channel normalization; "
+                        "export with --bake_normalization for it (Task Library reads both)")
+  return metadata.attach(tflite, meta), out
 
 
 def with_normalization(model: keras.Model, pre) -> keras.Model:
