@@ -192,6 +192,8 @@ def test_latency_fit_binary_reports_on_real_records(profiled, tmp_path):
     assert key in report
   assert report["n_fit"] == 18 and report["n_test"] == 6
   assert report["test_retest"]["n"] == 4
+  # The predicted-vs-measured picture of the held-out archs (issue 19, item 4).
+  assert open(tmp_path / "fit.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   # --target=auto fits the latency whose re-measurements agree best.
   floors = report["test_retest_by_target"]
   assert set(floors) == {"raw", "corrected", "smoothed"}

@@ -42,6 +42,26 @@ def float_model():
   return convert(model, "float32"), convert(with_normalization(model, pre), "float32")
 
 
+def test_attach_keeps_buffers_stored_after_the_flatbuffer():
+  # litert-quantizer's files (the mixed-precision export) keep constant buffers after the
+  # flatbuffer, addressed by offset: the file with metadata must still hold them.
+  # The quantizer does so for larger files (not for the width-0.25 child): width 1.0.
+  from tfnas.export import quantize
+  from tfnas.export.recipe import Recipe
+  from tfnas.models.child import build_child
+  from tfnas.spaces import get_space, parse_arch
+  space = get_space("nasbench_macro")
+  model = build_child(space, parse_arch(space, "12012012"), dropout=0.0)
+  plain = quantize.convert(model, "float32")
+  recipe = Recipe.uniform("int8")
+  samples = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32)
+  mixed = quantize.quantize_recipe(plain, recipe, recipe.check(model), samples)
+  from tflite_bench.stitch import load_model
+  assert any(b.offset > 1 for b in load_model(mixed).buffers)  # the case under test
+  with_meta = metadata.attach(mixed, _meta())
+  np.testing.assert_array_equal(_run(mixed, samples[:2]), _run(with_meta, samples[:2]))
+
+
 def _run(tflite: bytes, x):
   from tfnas.export.tflite import run_tflite
   return run_tflite(tflite, x)

@@ -47,3 +47,29 @@ def test_probabilities_over_steps(tmp_path):
     pictures.draw_probabilities(space, [{"step": 1, "alpha": [[0.0, 0.0]]}], str(tmp_path / "q"))
   with pytest.raises(ValueError, match="no architecture history"):
     pictures.draw_probabilities(space, [], str(tmp_path / "q"))
+
+
+def test_drawing_leaves_pyplot_and_its_backend_alone(tmp_path):
+  # A notebook's inline plots keep working after a search writes its pictures: drawing
+  # never imports pyplot nor picks a matplotlib backend (issue 19: importing or running
+  # tfnas changes no process-wide setting). In a fresh interpreter, to see sys.modules.
+  import subprocess
+  import sys
+  code = f"""
+import sys
+import numpy as np
+from tfnas.search import pictures
+from tfnas.latency import fit
+from tfnas.spaces import get_space, parse_arch
+space = get_space("nasbench_macro")
+pictures.draw_arch(space, parse_arch(space, space.references[0][0]), {str(tmp_path / 'a.png')!r})
+fit.plot(np.array([1.0, 2.0, 3.0]), np.array([1.1, 1.9, 3.2]), {str(tmp_path / 'f.png')!r})
+import matplotlib
+assert "matplotlib.pyplot" not in sys.modules
+assert matplotlib.rcParams._get_backend_or_none() is None, matplotlib.rcParams["backend"]
+print("ok")
+"""
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+  assert (tmp_path / "a.png").read_bytes().startswith(PNG)
+  assert (tmp_path / "f.png").read_bytes().startswith(PNG)

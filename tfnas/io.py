@@ -58,6 +58,22 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
       f.write(data)
 
 
+def new_figure(**kwargs):
+  """A matplotlib `Figure` outside pyplot (`Figure(**kwargs)`, e.g. figsize=(6, 4)): drawing
+  and saving it picks no backend and leaves no open figure, so a notebook's inline plots
+  keep working around a search that writes its pictures."""
+  from matplotlib.figure import Figure
+  return Figure(**kwargs)
+
+
+def write_png(fig, path: str, dpi: int = 120) -> None:
+  """`fig` as a PNG at `path`, written atomically (`atomic_write_bytes`)."""
+  import io
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=dpi)
+  atomic_write_bytes(path, buf.getvalue())
+
+
 def read_json(path: str, what: str) -> Any:
   """Parsed JSON at `path`; a missing or malformed file is a one-line TfnasError naming `what`."""
   from tfnas.errors import TfnasError

@@ -136,7 +136,8 @@ FILES = {
                "search_space.json": "(before workdir.json) the searched space"},
     "latency_fit": {MARKER: _COMMON[MARKER],
                     "latency_model.json": "the fitted latency model (tfnas.latency.CostModel)",
-                    "report.json": "the fit's accuracy on held-out archs"},
+                    "report.json": "the fit's accuracy on held-out archs",
+                    "fit.png": "predicted vs measured latency of the held-out archs"},
 }
 # The weights of the model a finished run leaves, by kind (what export reads).
 WEIGHTS = {"train": "model.weights.h5", "search": "child.weights.h5"}

@@ -175,6 +175,11 @@ def main(argv):
   wd.start({})
   model.save(wd.file("latency_model.json"))
   wd.write_json("report.json", report)
+  from tfnas.search.pictures import draw_or_warn
+  extra = {"lookup table": (lut_pred, y[test_idx])} if prior is not None else None
+  title = (f"{space_name} {res}px {precision}: {len(test_idx)} held-out archs "
+           f"({target} latency)")
+  draw_or_warn(fit.plot, pred, y[test_idx], wd.file("fit.png"), title, extra)
   keys = ("n_fit", "n_test", "rmse_ms", "rmspe", "within_5pct", "within_10pct", "spearman",
           "kendall")
   print(json.dumps({k: report[k] for k in keys}, indent=2))

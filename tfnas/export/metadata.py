@@ -157,6 +157,12 @@ def attach(tflite: bytes, meta: ClassifierMetadata) -> bytes:
   from tflite_bench.stitch import load_model, pack_model
 
   model = load_model(bytes(tflite))
+  # litert-quantizer writes constant buffers after the flatbuffer (Buffer.offset/size);
+  # repacking keeps only what is inside it, so those buffers come inside first.
+  for buffer in model.buffers:
+    if buffer.offset > 1:
+      buffer.data = np.frombuffer(tflite[buffer.offset:buffer.offset + buffer.size], np.uint8)
+      buffer.offset = buffer.size = 0
   outputs = model.subgraphs[0].outputs
   n_out = int(model.subgraphs[0].tensors[outputs[0]].shape[-1])
   if len(meta.labels) != n_out:

@@ -361,7 +361,7 @@ def _with_metadata(tflite: bytes, src, info: dict, opts: ExportOptions) -> tuple
   resize = (f"centre crop of {crop:g} of the shorter side, then " if crop and crop < 1 else "") + (
       f"bilinear resize to {height}x{width}")
   meta = metadata.ClassifierMetadata(
-      name=f"{src.space.name} {src.arch.to_string(src.space)} ({opts.precision})",
+      name=f"{src.arch.to_string(src.space)} ({opts.precision})",
       description=(f"Image classifier over {len(labels)} labels found by a tfnas search "
                    f"in the space {src.space.name}; exported at {opts.precision}."),
       height=int(height), width=int(width), mean=mean, std=std, labels=tuple(labels),

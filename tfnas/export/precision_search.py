@@ -22,7 +22,7 @@ import numpy as np
 from tfnas.errors import TfnasError
 from tfnas.evolution import Evolution, EvolutionOptions
 from tfnas.export.recipe import Recipe, quantizable_layers
-from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
+from tfnas.io import append_jsonl, read_jsonl
 
 CHOICES = ("int8", "int4", "float32")
 _BITS = {"int8": 8, "int4": 4, "float32": 32}
@@ -270,11 +270,10 @@ def pareto_front(rows: list[dict]) -> list[dict]:
 
 def plot(result: dict, path: str) -> None:
   """Accuracy vs size (colour: latency) of every candidate, front and uniform baselines."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  from tfnas.io import new_figure, write_png
   rows = [r for r in result.get("all", [])]
-  fig, ax = plt.subplots(figsize=(6.4, 4.4))
+  fig = new_figure(figsize=(6.4, 4.4))
+  ax = fig.subplots()
   if rows:
     sc = ax.scatter([r["size_bytes"] / 1024 for r in rows], [r["accuracy"] for r in rows],
                     c=[r["latency_ms"] for r in rows], s=14, cmap="viridis", alpha=0.7,
@@ -299,8 +298,4 @@ def plot(result: dict, path: str) -> None:
   ax.legend(fontsize=8, loc="lower right")
   ax.set_title("Per-layer precision search")
   fig.tight_layout()
-  import io
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=120)
-  plt.close(fig)
-  atomic_write_bytes(path, buf.getvalue())
+  write_png(fig, path)

@@ -129,6 +129,34 @@ def metrics(pred, true) -> dict:
   return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
+def plot(pred, true, path: str, title: str = "", labels: dict | None = None) -> None:
+  """Predicted vs measured latency (ms), one point per held-out arch, with the y = x line
+  and a +-5 % band; the title carries RMSPE and Spearman (`metrics`). `labels`: optional
+  {name: (pred, true)} of further series (e.g. a lookup table's predictions). Writes a PNG
+  atomically to `path` (matplotlib, outside pyplot)."""
+  from tfnas.io import new_figure, write_png
+  series = {"fitted model": (pred, true), **(labels or {})}
+  fig = new_figure(figsize=(5.2, 5.0))
+  ax = fig.subplots()
+  lo, hi = math.inf, -math.inf
+  for name, (p, t) in series.items():
+    p, t = np.asarray(p, float), np.asarray(t, float)
+    m = metrics(p, t)
+    ax.scatter(t, p, s=8, alpha=0.6,
+               label=f"{name}: RMSPE {100 * m['rmspe']:.1f} %, Spearman "
+                     + (f"{m['spearman']:.3f}" if m["spearman"] is not None else "n/a"))
+    lo, hi = min(lo, t.min(), p.min()), max(hi, t.max(), p.max())
+  line = np.array([lo * 0.95, hi * 1.05])
+  ax.plot(line, line, "k-", lw=0.8)
+  ax.fill_between(line, line * 0.95, line * 1.05, color="k", alpha=0.08, label="+-5 %")
+  ax.set_xlabel("measured latency (ms)")
+  ax.set_ylabel("predicted latency (ms)")
+  ax.set_title(title or f"{len(np.atleast_1d(true))} held-out archs", fontsize=9)
+  ax.legend(fontsize=7, loc="upper left")
+  fig.tight_layout()
+  write_png(fig, path)
+
+
 def split(n: int, n_test: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Seeded fit/test split: 1,000 test of 5,000 by default (20%)."""
   if n_test is None:

@@ -2,18 +2,17 @@
 its found networks (Fig. 6: one box per block, the kernel size and expansion ratio of
 each visible, the input resolution per stage), and ProxylessNAS's per-block op
 probabilities over training. Both are PNG files written atomically; matplotlib draws
-them off-screen (Agg)."""
+them off-screen, outside pyplot (no backend is chosen)."""
 
 from __future__ import annotations
 
-import io
 import math
 import sys
 from typing import Sequence
 
 import numpy as np
 
-from tfnas.io import atomic_write_bytes
+from tfnas.io import new_figure, write_png
 from tfnas.spaces import Arch, SearchSpace
 from tfnas.spaces.spec import IRF, MBCONV, SHUFFLE, SKIP, XCEPTION, ZERO, Block, Op
 
@@ -33,20 +32,6 @@ def draw_or_warn(draw, *args) -> bool:
           f"{str(e).splitlines()[0] if str(e) else ''}); the search's results are complete",
           file=sys.stderr, flush=True)
     return False
-
-
-def _pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
-def _save(fig, path: str, dpi: int = 120) -> None:
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=dpi)
-  _pyplot().close(fig)
-  atomic_write_bytes(path, buf.getvalue())
 
 
 def op_label(block: Block, op: Op, mid_scale: float = 1.0) -> str:
@@ -88,8 +73,7 @@ def draw_arch(space: SearchSpace, arch: Arch, path: str, title: str | None = Non
     path: The PNG to write (atomically).
     title: Above the picture (default: the arch string).
   """
-  plt = _pyplot()
-  from matplotlib.patches import FancyBboxPatch
+  from matplotlib.patches import FancyBboxPatch, Rectangle
   chosen = dict(zip((b.name for b in space.choice_blocks),
                     zip(arch.op_names(space), arch.mid_scales(space))))
   items = [("stem", f"{space.stem[1]}x{space.stem[1]} conv, {space.stem[0]}", 1.0, None,
@@ -107,7 +91,8 @@ def draw_arch(space: SearchSpace, arch: Arch, path: str, title: str | None = Non
       marks.append((len(items) - 1, "{}x{}x{}".format(*b.out_shape)))
   items.append(("head", f"1x1 conv, {space.head.conv_filters}\npool, FC {space.head.num_classes}",
                 1.4, None, True, False))
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(items) + 1.5), 3.6))
+  fig = new_figure(figsize=(max(6.0, 0.55 * len(items) + 1.5), 3.6))
+  ax = fig.subplots()
   for x, (_, label, height, colour, fixed, skipped) in enumerate(items):
     face = colour or "#bdbdbd"
     box = FancyBboxPatch((x - 0.38, -height / 2), 0.76, height,
@@ -124,7 +109,7 @@ def draw_arch(space: SearchSpace, arch: Arch, path: str, title: str | None = Non
   ax.text(-0.4, 1.55, f"input {h}x{w}x{c}", fontsize=7, ha="left")
   for x, text in marks:
     ax.text(x, 1.3, text, fontsize=6.5, ha="center", rotation=30)
-  handles = [plt.Rectangle((0, 0), 1, 1, facecolor=col, edgecolor="black")
+  handles = [Rectangle((0, 0), 1, 1, facecolor=col, edgecolor="black")
              for col in KERNEL_COLOURS.values()]
   ax.legend(handles, [f"{k}x{k} depthwise" for k in KERNEL_COLOURS], fontsize=6.5,
             loc="lower right", ncol=3, frameon=False)
@@ -133,7 +118,7 @@ def draw_arch(space: SearchSpace, arch: Arch, path: str, title: str | None = Non
   ax.axis("off")
   ax.set_title(title or arch.to_string(space), fontsize=8)
   fig.tight_layout()
-  _save(fig, path)
+  write_png(fig, path)
 
 
 def softmax(alpha: Sequence[float]) -> np.ndarray:
@@ -166,12 +151,11 @@ def draw_probabilities(space: SearchSpace, history: list[dict], path: str,
     if [len(a) for a in row["alpha"]] != [len(b.ops) for b in blocks]:
       raise ValueError(f"history row of step {row.get('step')} does not match the choice "
                        f"blocks of {space.name!r}")
-  plt = _pyplot()
   steps = [r["step"] for r in history]
   cols = min(6, len(blocks))
   rows = math.ceil(len(blocks) / cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 1.5 * rows + 0.6), sharex=True,
-                           sharey=True, squeeze=False)
+  fig = new_figure(figsize=(2.0 * cols, 1.5 * rows + 0.6))
+  axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
   names = derived.op_names(space) if derived is not None else None
   for i, b in enumerate(blocks):
     ax = axes[i // cols][i % cols]
@@ -186,4 +170,4 @@ def draw_probabilities(space: SearchSpace, history: list[dict], path: str,
     axes[k // cols][k % cols].axis("off")
   fig.suptitle("op probabilities per block over search steps", fontsize=8)
   fig.tight_layout()
-  _save(fig, path, dpi=100)
+  write_png(fig, path, dpi=100)

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
-from tfnas.io import append_jsonl, atomic_write_bytes, read_jsonl
+from tfnas.io import append_jsonl, read_jsonl
 from tfnas.models.spos import SPOSSupernet
 from tfnas.optimizers import dense_gradients
 from tfnas.runtime import apply_gradients, distribute, make_optimizer, supernet_graphs, supernet_step
@@ -697,12 +697,9 @@ def _slug(name: str) -> str:
 
 def plot(results: list[dict], path: str) -> None:
   """Best score per generation (evolution vs random, paper Fig. 3) and top-1 vs MACs."""
-  import io
-
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+  from tfnas.io import new_figure, write_png
+  fig = new_figure(figsize=(11, 4.2))
+  a1, a2 = fig.subplots(1, 2)
   for k, r in enumerate(results):
     color = f"C{k}"
     evo = r["evolution"]["best_per_generation"]
@@ -727,10 +724,7 @@ def plot(results: list[dict], path: str) -> None:
   a2.set_ylabel("validation top-1 (inherited weights)")
   a2.legend(fontsize=7)
   fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=110)
-  plt.close(fig)
-  atomic_write_bytes(path, buf.getvalue())
+  write_png(fig, path, dpi=110)
 
 
 def search(config, workdir: str) -> dict:
