@@ -91,3 +91,25 @@ def test_metadata_resolves_for_python312_with_the_gpu_tensorflow_wheel(tmp_path)
   assert got["tfnas"] and got["tensorflow"].startswith("2.21.")
   assert "tensorflow-cpu" not in got
   assert {"keras", "numpy", "ai-edge-litert", "litert-quantizer", "tensorflow-datasets"} <= set(got)
+
+
+def test_workspace_builds_benchmark_model_from_the_tensorflow_we_run():
+  # The Bazel workspace (issue 19, item 5) pins the TensorFlow sources the Android
+  # benchmark_model is built from to the release in the lock (and installed here). Bazel
+  # itself is not on CI machines; scripts/check_workspace.sh evaluates the WORKSPACE with
+  # Bazel where it is (README, "Building benchmark_model for a phone").
+  import re
+  workspace = open(os.path.join(ROOT, "WORKSPACE")).read()
+  pinned = re.search(r'^TENSORFLOW_VERSION = "([0-9.]+)"$', workspace, re.M).group(1)
+  lock = open(os.path.join(ROOT, "requirements-lock.txt")).read()
+  assert re.search(rf"^tensorflow[-_]cpu=={re.escape(pinned)}$", lock, re.M), pinned
+  assert metadata.version("tensorflow-cpu") == pinned
+  assert re.search(r'sha256 = "[0-9a-f]{64}",\n    strip_prefix = "tensorflow-" \+ '
+                   r"TENSORFLOW_VERSION", workspace)
+  build = open(os.path.join(ROOT, "BUILD.bazel")).read()
+  assert ('actual = "@org_tensorflow//tensorflow/lite/tools/benchmark:benchmark_model"'
+          in build)
+  # Starlark's syntax is Python's for these files: both parse.
+  import ast
+  ast.parse(workspace)
+  ast.parse(build)
