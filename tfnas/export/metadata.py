@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import struct
 import zipfile
 
 import flatbuffers
@@ -42,18 +43,21 @@ MIN_PARSER_VERSION = "1.0.0"  # every field written here is in the schema's 1.0.
 ENUMS = {
     "AssociatedFileType": {"UNKNOWN": 0, "DESCRIPTIONS": 1, "TENSOR_AXIS_LABELS": 2,
                            "TENSOR_VALUE_LABELS": 3, "TENSOR_AXIS_SCORE_CALIBRATION": 4,
-                           "VOCABULARY": 5},
+                           "VOCABULARY": 5, "SCANN_INDEX_FILE": 6},
     "ColorSpaceType": {"UNKNOWN": 0, "RGB": 1, "GRAYSCALE": 2},
 }
+# Union members by type number, as the schema numbers them; members without a table in
+# SCHEMA (tokenizers, score calibration, bounding boxes) are named when read, not decoded.
 UNIONS = {
     "ContentProperties": {"FeatureProperties": 1, "ImageProperties": 2,
-                          "BoundingBoxProperties": 3},
+                          "BoundingBoxProperties": 3, "AudioProperties": 4},
     "ProcessUnitOptions": {"NormalizationOptions": 1, "ScoreCalibrationOptions": 2,
-                           "ScoreThresholdingOptions": 3},
+                           "ScoreThresholdingOptions": 3, "BertTokenizerOptions": 4,
+                           "SentencePieceTokenizerOptions": 5, "RegexTokenizerOptions": 6},
 }
-# The tables an image classifier's metadata uses, fields in schema order. Kinds: "string",
-# "uint", "[float]", "[string]", "enum:E", "Table", "[Table]", "union:U" (two slots: the
-# member's type, then the member).
+# The tables an image classifier's metadata uses, fields in schema order (a field's vtable
+# slot is its position). Kinds: "string", "uint", "int", "[float]", "[string]", "enum:E",
+# a table's name, "[table]", "union:U" (two slots: the member's type, then the member).
 SCHEMA = {
     "ModelMetadata": [("name", "string"), ("description", "string"), ("version", "string"),
                       ("subgraph_metadata", "[SubGraphMetadata]"), ("author", "string"),
@@ -80,8 +84,7 @@ SCHEMA = {
 }
 _SCALARS = {"uint": (nt.Uint32Flags, "PrependUint32Slot"),
             "int": (nt.Int32Flags, "PrependInt32Slot"),
-            "enum": (nt.Int8Flags, "PrependInt8Slot"),  # the schema's enums are `byte`
-            "utype": (nt.Uint8Flags, "PrependUint8Slot")}
+            "enum": (nt.Int8Flags, "PrependInt8Slot")}  # the schema's enums are `byte`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +120,9 @@ class ClassifierMetadata:
                  "default_size": {"width": self.width, "height": self.height}})},
              "process_units": [{"options": ("NormalizationOptions", {
                  "mean": list(self.mean), "std": list(self.std)})}],
-             "stats": {"max": [255.0], "min": [0.0]}}
+             # The input tensor's value range: pixels 0..255 after the normalization.
+             "stats": {"max": [(255.0 - m) / s for m, s in zip(self.mean, self.std)],
+                       "min": [(0.0 - m) / s for m, s in zip(self.mean, self.std)]}}
     scores = {"name": "scores", "description": self.output_description,
               "content": {"content_properties": ("FeatureProperties", {})},
               "associated_files": [labels_file]}
@@ -143,8 +148,11 @@ def decode(buf: bytes, root: str = "ModelMetadata") -> dict:
   if len(buf) < 8 or bytes(buf[4:8]) != FILE_IDENTIFIER:
     raise TfnasError(f"not a TFLite metadata flatbuffer (file identifier "
                      f"{bytes(buf[4:8])!r}, expected {FILE_IDENTIFIER!r})")
-  pos = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0)
-  return _read(Table(bytearray(buf), pos), root)
+  try:
+    pos = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0)
+    return _read(Table(bytearray(buf), pos), root)
+  except (struct.error, IndexError, UnicodeDecodeError) as e:
+    raise TfnasError(f"damaged TFLite metadata flatbuffer ({type(e).__name__}: {e})") from None
 
 
 def attach(tflite: bytes, meta: ClassifierMetadata) -> bytes:
@@ -167,6 +175,8 @@ def attach(tflite: bytes, meta: ClassifierMetadata) -> bytes:
   n_out = int(model.subgraphs[0].tensors[outputs[0]].shape[-1])
   if len(meta.labels) != n_out:
     raise TfnasError(f"{len(meta.labels)} labels for a model with {n_out} output scores")
+  for old in [m for m in (model.metadata or []) if _is_ours(m)]:
+    model.buffers[old.buffer].data = None  # the replaced metadata's bytes go too
   model.metadata = [m for m in (model.metadata or []) if not _is_ours(m)]
   buffer = schema.BufferT()
   buffer.data = np.frombuffer(encode(meta.to_table()), np.uint8)
@@ -187,7 +197,10 @@ def read(tflite: bytes) -> tuple[dict, dict[str, bytes]]:
   Raises TfnasError when the file has no metadata."""
   from tflite_bench.stitch import load_model
 
-  model = load_model(bytes(tflite))
+  try:
+    model = load_model(bytes(tflite))
+  except Exception as e:  # the flatbuffer parser raises anything on garbage
+    raise TfnasError(f"not a .tflite flatbuffer ({type(e).__name__}: {e})") from None
   found = [m for m in (model.metadata or []) if _is_ours(m)]
   if not found:
     raise TfnasError(f"the model has no {METADATA_NAME} entry (no TFLite metadata)")
@@ -227,8 +240,14 @@ def _build(b: flatbuffers.Builder, name: str, value: dict) -> int:
         b.PrependUOffsetTRelative(e)
       refs[field] = b.EndVector()
     elif kind.startswith("union:"):
+      if not (isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[1], dict)):
+        raise TfnasError(f"{name}.{field} must be a (member name, table) pair; got {v!r}")
       member, sub = v
-      refs[field] = (_enum(UNIONS, kind[6:], member), _build(b, member, sub))
+      number = _enum(UNIONS, kind[6:], member)
+      if member not in SCHEMA:
+        raise TfnasError(f"{name}.{field}: {member} is not written by this module; it "
+                         f"writes {[m for m in UNIONS[kind[6:]] if m in SCHEMA]}")
+      refs[field] = (number, _build(b, member, sub))
     elif kind in SCHEMA:
       refs[field] = _build(b, kind, v)
   b.StartObject(sum(2 if k.startswith("union:") else 1 for _, k in fields))
@@ -245,7 +264,12 @@ def _build(b: flatbuffers.Builder, name: str, value: dict) -> int:
       b.PrependUOffsetTRelativeSlot(slot, refs[field], 0)
     elif v is not None:
       base = kind.split(":")[0]
-      number = _enum(ENUMS, kind[5:], v) if base == "enum" else int(v)
+      if base == "enum":
+        number = _enum(ENUMS, kind[5:], v)
+      elif isinstance(v, int) and not isinstance(v, bool):
+        number = v
+      else:
+        raise TfnasError(f"{name}.{field} must be an integer; got {v!r}")
       getattr(b, _SCALARS[base][1])(slot, number, 0)
     slot += 1
   return b.EndObject()
@@ -262,9 +286,11 @@ def _read(t: Table, name: str) -> dict:
       out[field] = t.String(o + t.Pos).decode()
     elif kind.startswith("union:"):
       member_type = t.Get(nt.Uint8Flags, o + t.Pos)
-      member = {v: k for k, v in UNIONS[kind[6:]].items()}[member_type]
+      member = _name_of(UNIONS, kind[6:], member_type, f"{name}.{field}")
       o2 = t.Offset(4 + 2 * (slot - 1))
-      out[field] = (member, _read(Table(t.Bytes, t.Indirect(o2 + t.Pos)), member))
+      # A member this module has no table for is named, its contents left out.
+      out[field] = (member, _read(Table(t.Bytes, t.Indirect(o2 + t.Pos)), member)
+                    if member in SCHEMA else None)
     elif kind.startswith("["):
       start, n = t.Vector(o), t.VectorLen(o)
       if kind == "[float]":
@@ -279,7 +305,7 @@ def _read(t: Table, name: str) -> dict:
     else:
       base = kind.split(":")[0]
       number = t.Get(_SCALARS[base][0], o + t.Pos)
-      out[field] = ({v: k for k, v in ENUMS[kind[5:]].items()}[number] if base == "enum"
+      out[field] = (_name_of(ENUMS, kind[5:], number, f"{name}.{field}") if base == "enum"
                     else number)
   return out
 
@@ -287,6 +313,14 @@ def _read(t: Table, name: str) -> dict:
 def _is_ours(entry) -> bool:
   name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
   return name == METADATA_NAME
+
+
+def _name_of(table: dict, enum: str, number: int, where: str) -> str:
+  names = {v: k for k, v in table[enum].items()}
+  if number not in names:
+    raise TfnasError(f"{where}: {enum} value {number} is not one this module knows "
+                     f"({sorted(names)}; a newer metadata schema?)")
+  return names[number]
 
 
 def _enum(table: dict, enum: str, name: str) -> int:

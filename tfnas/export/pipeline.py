@@ -293,6 +293,8 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
                if opts.precision == "int8" else None)
     tflite = quantize.convert(src.model, opts.precision, samples, int8_io=opts.int8_io)
   info = quantize.inspect(tflite, layer_precisions)
+  # The file as shipped, metadata in, is what every check below runs.
+  tflite, report["metadata"] = _with_metadata(tflite, src, info, opts)
   report["convert_seconds"] = time.time() - t0
   report.update(_delegation(tflite))
   log("[export] LiteRT accuracy on the test split")
@@ -307,7 +309,6 @@ def export(workdir: str, opts: ExportOptions, log=print) -> dict:
   report["layer_weight_types"] = info["layers"]
   report["min_runtime_version"] = info["min_runtime_version"]
   report.update(_predict(src, opts))
-  tflite, report["metadata"] = _with_metadata(tflite, src, info, opts)
   report["size_bytes"] = len(tflite)
   # The three files of one export land together or this precision has no entry: the
   # previous file, sidecar and report entry go first, so a kill part-way never leaves a

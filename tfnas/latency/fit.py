@@ -129,13 +129,13 @@ def metrics(pred, true) -> dict:
   return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
-def plot(pred, true, path: str, title: str = "", labels: dict | None = None) -> None:
+def plot(pred, true, path: str, title: str = "", extra: dict | None = None) -> None:
   """Predicted vs measured latency (ms), one point per held-out arch, with the y = x line
-  and a +-5 % band; the title carries RMSPE and Spearman (`metrics`). `labels`: optional
-  {name: (pred, true)} of further series (e.g. a lookup table's predictions). Writes a PNG
-  atomically to `path` (matplotlib, outside pyplot)."""
+  and a +-5 % band; each series' legend entry carries its RMSPE and Spearman (`metrics`).
+  `extra`: optional {name: (pred, true)} of further series (e.g. a lookup table's
+  predictions). Writes a PNG atomically to `path` (matplotlib, outside pyplot)."""
   from tfnas.io import new_figure, write_png
-  series = {"fitted model": (pred, true), **(labels or {})}
+  series = {"fitted model": (pred, true), **(extra or {})}
   fig = new_figure(figsize=(5.2, 5.0))
   ax = fig.subplots()
   lo, hi = math.inf, -math.inf

@@ -23,13 +23,13 @@ OTHER_COLOUR = "#d9d9d9"
 
 def draw_or_warn(draw, *args) -> bool:
   """`draw(*args)`; a picture that cannot be drawn is a warning on stderr, never the end
-  of a finished search (its report is written first). Returns whether it was drawn."""
+  of a finished search or fit (its report is written first). Returns whether it was drawn."""
   try:
     draw(*args)
     return True
   except Exception as e:  # matplotlib and its backends raise many types
     print(f"warning: {getattr(draw, '__name__', 'picture')} failed ({type(e).__name__}: "
-          f"{str(e).splitlines()[0] if str(e) else ''}); the search's results are complete",
+          f"{str(e).splitlines()[0] if str(e) else ''}); the run's other results are complete",
           file=sys.stderr, flush=True)
     return False
 
