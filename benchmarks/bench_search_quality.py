@@ -243,6 +243,10 @@ def proxyless(args, gt, limits_pct, seeds, log):
         with open(path) as f:
           report = json.load(f)
         seconds = report.get("bench_seconds")
+        done = report.get("target") or {}
+        if done.get("unit") != model.unit or abs(done.get("value", -1) - target) > 1e-6 * target:
+          raise SystemExit(f"{wd} holds a search for {done.get('value')} {done.get('unit')}, "
+                           f"not {target:.6g} {model.unit}: use another --workdir")
       else:
         config = _proxyless_config(args, target, seed)
         report = proxyless_lib.search(config, wd)
