@@ -204,7 +204,10 @@ def read(tflite: bytes) -> tuple[dict, dict[str, bytes]]:
   found = [m for m in (model.metadata or []) if _is_ours(m)]
   if not found:
     raise TfnasError(f"the model has no {METADATA_NAME} entry (no TFLite metadata)")
-  table = decode(bytes(bytearray(model.buffers[found[0].buffer].data)))
+  buf = model.buffers[found[0].buffer]
+  data = (bytes(bytearray(buf.data)) if buf.data is not None  # else stored after the flatbuffer
+          else bytes(tflite[buf.offset:buf.offset + buf.size]))
+  table = decode(data)
   try:
     with zipfile.ZipFile(io.BytesIO(tflite)) as z:
       files = {n: z.read(n) for n in z.namelist()}

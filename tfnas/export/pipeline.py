@@ -363,8 +363,8 @@ def _with_metadata(tflite: bytes, src, info: dict, opts: ExportOptions) -> tuple
       f"bilinear resize to {height}x{width}")
   meta = metadata.ClassifierMetadata(
       name=f"{src.arch.to_string(src.space)} ({opts.precision})",
-      description=(f"Image classifier over {len(labels)} labels found by a tfnas search "
-                   f"in the space {src.space.name}; exported at {opts.precision}."),
+      description=(f"Image classifier over {len(labels)} labels, an architecture of the "
+                   f"tfnas space {src.space.name}, exported at {opts.precision}."),
       height=int(height), width=int(width), mean=mean, std=std, labels=tuple(labels),
       input_description=f"An RGB image: {resize}; {given}.",
       output_description="Logits, one per label (softmax gives probabilities).")
