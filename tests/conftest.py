@@ -14,6 +14,7 @@ SHARED_DATA = os.path.abspath(
 CIFAR_TAR = os.path.join(SHARED_DATA, "cifar10-jpg.tar.gz")
 IMAGENETTE_TAR = os.path.join(SHARED_DATA, "imagenette2-160.tgz")
 PIXEL1_LUT = os.path.join(SHARED_DATA, "latency", "proxylessnas_mobile_trim.yaml")
+NOTE10_LUT = os.path.join(SHARED_DATA, "latency", "ofa_note10_224_lookup_table.yaml")
 
 
 # Modules that take longest, longest first (`--durations` in the CI log). The run uses

@@ -381,9 +381,9 @@ def _converter_layout(signature):
   return sorted(signature[:k]), signature[k:]
 
 
-# proxyless_mobile at 64 px: at 32 its last stage is 1x1, where the converter turns a
+# proxyless_mobile and ofa_mbv3 at 64 px: at 32 their last stage is 1x1, where the converter turns a
 # lone piece's residual ADD into RESHAPE + ADD (a degenerate size no one ships).
-_SWEEP_RES = {"proxyless_mobile": 64}
+_SWEEP_RES = {"proxyless_mobile": 64, "ofa_mbv3": 64}
 
 
 # int8 (what ships) on one space of each block family by default (MBConv, FBNet's, the

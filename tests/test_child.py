@@ -6,14 +6,15 @@ import pytest
 import tensorflow as tf
 
 from tfnas.export.tflite import convert_float, run_tflite
-from tfnas.models import ChannelShuffle, ChannelSplit, build_child
+from tfnas.models import ChannelShuffle, ChannelSplit, SqueezeExcite, build_child
 from tfnas.spaces import get_space, list_spaces, parse_arch, total
 
 STOCK = (keras.layers.InputLayer, keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
          keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Add,
          keras.layers.Concatenate,
          keras.layers.GlobalAveragePooling2D, keras.layers.Dropout, keras.layers.Dense,
-         ChannelSplit, ChannelShuffle)
+         keras.layers.Activation, keras.layers.Flatten,  # MobileNetV3: hard swish, pooled conv
+         ChannelSplit, ChannelShuffle, SqueezeExcite)
 REFS = [(s, r) for s in list_spaces() for r, _ in get_space(s).references]
 
 
@@ -51,7 +52,7 @@ def test_only_stock_layers_named_after_block_and_role(space_name):
   model = build_child(space, "largest")
   names = [l.name for l in model.layers]
   assert len(set(names)) == len(names)
-  prefixes = {"stem", "head", "pool", "classifier", "image", "dropout"} | {b.name for b in space.blocks}
+  prefixes = {"stem", "head", "pool", "classifier", "image", "dropout", "flatten"} | {b.name for b in space.blocks}
   for layer in model.layers:
     assert isinstance(layer, STOCK), type(layer)
     assert layer.name.split("_")[0] in prefixes or layer.name.startswith("first"), layer.name
@@ -145,7 +146,8 @@ def profiler_float_ops(model):
 
 @pytest.mark.parametrize("space_name, ref, res", [
     ("proxyless_mobile", "all_k3_e6", 224), ("proxyless_cifar", "mobilenetv2_depths", 32),
-    ("spos_shufflenet", "all_choice_x", 64), ("fbnet_cifar", "largest", 32)])
+    ("spos_shufflenet", "all_choice_x", 64), ("fbnet_cifar", "largest", 32),
+    ("ofa_mbv3", "largest", 224)])
 def test_spec_macs_match_tensorflow_profiler(space_name, ref, res):
   space = get_space(space_name, resolution=res)
   model = build_child(space, ref)

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import PIXEL1_LUT, ROOT, require, run_bin
+from conftest import NOTE10_LUT, PIXEL1_LUT, ROOT, require, run_bin
 from tfnas.errors import TfnasError
 from tfnas.latency import load, spec_model
 from tfnas.latency.fit import fit_additive, metrics
@@ -45,6 +45,52 @@ def test_pixel1_table_serves_another_class_count_with_a_derived_logits_entry():
   assert key == "Logits-input:7x7x1280-output:10"
   assert how.startswith("derived from 'Logits-input:7x7x1280-output:1000' x 0.0562")
   assert "derived_entries" not in full.meta
+
+
+def test_note10_table_is_exactly_the_ofa_mbv3_space():
+  # Issue 18, item 3: Once-for-All's Note10 table imports onto `ofa_mbv3`. Every key the
+  # space generates is in the table and every entry of the table is one of the space's
+  # (block, op) or head parts: the space is OFA's network, shapes, mid channels,
+  # squeeze-and-excitation and hard swish placement included.
+  import yaml
+
+  from tfnas.latency.lut import ofa_key
+  space = get_space("ofa_mbv3")
+  raw = yaml.safe_load(open(require(NOTE10_LUT)))
+  keys = {ofa_key(b, op, space.activation) for b in space.blocks for op in b.ops
+          if op.kind != "zero"}
+  head = {"Conv-input:224x224x3-output:112x112x24", "Conv_1-input:7x7x192-output:7x7x1152",
+          "AvgPool2D-input:7x7x1152-output:1x1x1152", "Conv_2-input:1x1x1152-output:1x1x1536",
+          "Logits-input:1x1x1536-output:1000"}
+  assert keys | head == set(raw)
+  lut = import_proxyless_yaml(NOTE10_LUT, space)
+  assert lut.meta["format"] == "ofa-yaml" and lut.precision == "float32"
+  # The largest arch (depth 4, k7, e6 everywhere) by hand from the table: OFA's mid
+  # channels are the block input x 6; SE in stages 2, 4, 5; hard swish from stage 3 on.
+  ms = lambda k: raw[k]["mean"]
+  want = sum(ms(k) for k in head)
+  want += ms("expanded_conv-input:112x112x24-output:112x112x24-expand:24-kernel:3-stride:1"
+             "-idskip:1-se:0-hs:0")
+  size, cin = 112, 24
+  for w, s, se, hs in ((32, 2, 0, 0), (48, 2, 1, 0), (96, 2, 0, 1), (136, 1, 1, 1),
+                       (192, 2, 1, 1)):
+    for j in range(4):
+      out = size // (s if j == 0 else 1)
+      want += ms(f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{w}"
+                 f"-expand:{cin * 6}-kernel:7-stride:{s if j == 0 else 1}"
+                 f"-idskip:{int(j > 0)}-se:{se}-hs:{hs}")
+      size, cin = out, w
+  assert lut.predict("largest") == pytest.approx(want, rel=1e-12)
+  # Elastic depth: a skipped block costs nothing; depth 2 everywhere is the minimum.
+  assert lut.predict("min_depth_k3_e3") < lut.predict("all_k3_e3") < lut.predict("largest")
+  assert lut.block_costs()[2][-1] == 0.0 and len(lut.block_costs()[0]) == 9
+  # Imagenette's 10 classes: the classifier entry scaled by its MACs (a 1x1 input: no pool).
+  ten = import_proxyless_yaml(NOTE10_LUT, get_space("ofa_mbv3", num_classes=10))
+  assert ten.constant == pytest.approx(lut.constant - ms("Logits-input:1x1x1536-output:1000")
+                                       * 0.99)
+  # Another resolution is not in the table: one line naming the missing key.
+  with pytest.raises(TfnasError, match=r"has no entry 'Conv-input:160x160x3-output:80x80x24'"):
+    import_proxyless_yaml(NOTE10_LUT, get_space("ofa_mbv3", resolution=160))
 
 
 def test_lut_key_missing_is_an_error_naming_the_key():

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tfnas.layers.mixed import MixedOp, rescale_alpha
-from tfnas.spaces import get_space
+from tfnas.models import SqueezeExcite
+from tfnas.spaces import Arch, get_space
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +268,26 @@ def test_whole_proxyless_cifar_supernet_steps_eagerly():
   for m, g, inv in zip(net.mixed, tape.gradient(loss, net.alphas), involved.numpy()):
     g = g.numpy()
     assert np.all(g[[i for i in range(m.num_paths) if i not in inv]] == 0) and np.any(g[inv])
+
+
+def test_proxyless_supernet_serves_mobilenetv3_blocks():
+  """ofa_mbv3's first 10 blocks (squeeze-and-excitation, ReLU and hard swish stages,
+  'zero' on a stage's 3rd and 4th block) and its pooled 1x1 conv: a path of the
+  ProxylessNAS supernet equals the child that inherits its weights."""
+  import dataclasses
+
+  from tfnas.models.supernet import ProxylessSupernet
+  space = get_space("ofa_mbv3", resolution=64, width=0.25)
+  space = dataclasses.replace(space, blocks=space.blocks[:10], references=())
+  keras.utils.set_random_seed(0)
+  net = ProxylessSupernet(space)
+  ops = [8, 4, 9, 0, 5, 1, 9, 2, 3]  # k7_e6, k5_e4, zero, k3_e3, ... (9 = zero)
+  arch = Arch.create(space, ops)
+  x = tf.constant(np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32))
+  want = net(x, paths=tf.constant(ops, tf.int32)).numpy()
+  child = net.inherit_child(arch)
+  assert any(isinstance(l, SqueezeExcite) for l in child.layers)
+  np.testing.assert_allclose(child(x, training=False).numpy(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_eager_paths_equal_the_traced_switch_case_and_share_traces():

@@ -252,18 +252,22 @@ def test_step_gives_each_path_the_childs_gradients(space, form):
 
 
 @pytest.mark.parametrize("name,resolution", [("proxyless_cifar", 32), ("fbnet_cifar", 32),
-                                             ("spos_shufflenet", 64)])
+                                             ("spos_shufflenet", 64), ("ofa_mbv3", 64)])
 def test_same_machinery_serves_other_spaces(name, resolution):
-  """Op choices only ('zero' ops, fixed blocks, grouped convs + shuffle), or the paper's space.
-  Seeded weights; float32 tolerance 1e-4: the supernet's sliced `tf.nn` convs and the
+  """Op choices only ('zero' ops, fixed blocks, grouped convs + shuffle), the paper's space,
+  or MobileNetV3's blocks (ofa_mbv3's first 10: squeeze-and-excitation, ReLU and hard
+  swish stages; its pooled 1x1 conv before the classifier). Seeded weights; float32 tolerance 1e-4: the supernet's sliced `tf.nn` convs and the
   child's Keras layers sum in another order, and over fbnet_cifar's 22 blocks that once
   reached 1.1e-5 on logits of 0.1 (an unseeded run failed atol 1e-5 by 1 %); a wrong slice
   or BN statistic is off by 1e-2 or more."""
   keras.utils.set_random_seed(0)
   space = get_space(name, resolution=resolution, width=0.25)
+  if name == "ofa_mbv3":
+    space = _first_blocks(space, 10)
   net = SPOSSupernet(space)
-  arch = Arch.create(space, space.reference("largest")) if not space.has_channel_choices else \
-      _arch(space, 4)
+  arch = (_arch(space, 4) if space.has_channel_choices else
+          Arch.create(space, [8, 4, 9, 0, 5, 1, 9, 2, 3]) if name == "ofa_mbv3" else
+          Arch.create(space, space.reference("largest")))
   ops, chans = net.arch_tensors(arch)
   x = tf.random.stateless_normal((2, resolution, resolution, 3), [3, 3])
   net.recalibrate([x], ops, chans, step_fn=lambda im, o, c: net(im, ops=o, chans=c,
@@ -271,6 +275,9 @@ def test_same_machinery_serves_other_spaces(name, resolution):
   want = net(x, ops=ops, chans=chans, bn_mode="eval").numpy()
   np.testing.assert_allclose(net.inherit_child(arch)(x, training=False).numpy(), want,
                              rtol=1e-4, atol=1e-4)
+  if name == "ofa_mbv3":  # SE weights would have to follow a sliced width: refused
+    with pytest.raises(TfnasError, match="block b04: squeeze-and-excitation blocks have no channel"):
+      SPOSSupernet(space, share_expansion=True)
 
 
 def test_shared_expansion_widths_are_slices_of_the_widest():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 
 import flatbuffers
+import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 
@@ -57,7 +58,11 @@ def stitch(pieces: list[bytes]) -> bytes:
   tensor set to input scale x weight scale: the stitched model is delegated as the
   converter's is (`_adopt_input_quantization`).
   Operators whose inputs are all constants (a float16 model's weight DEQUANTIZEs) go
-  first, as the converter lays them out; the others keep their order. Signature defs
+  first, as the converter lays them out, and one on a scalar constant that repeats an
+  earlier one (a float16 hard sigmoid's 3.0 in every piece) is dropped for the earlier
+  one's output, as the converter shares equal constants across a whole model (larger
+  constants are not merged: in a trained model no two are equal, while pieces given the
+  same random values may be); the others keep their order. Signature defs
   are dropped (the model keeps its input and output tensors); the first piece's
   metadata (e.g. min_runtime_version) is kept.
   """
@@ -126,7 +131,20 @@ def stitch(pieces: list[bytes]) -> bytes:
   graph.outputs = [prev_out]
   constant = lambda op: all(i < 0 or _is_constant(graph.tensors[i], out.buffers)
                             for i in op.inputs)
-  graph.operators = ([op for op in graph.operators if constant(op)]
+  firsts, remap = {}, {}
+  for n, op in enumerate(op for op in graph.operators if constant(op)):
+    inputs = [graph.tensors[i] for i in op.inputs if i >= 0]
+    scalar = all(int(np.prod(t.shape if t.shape is not None else ())) <= 1 for t in inputs)
+    key = ((op.opcodeIndex, tuple(_constant_key(t, out.buffers) for t in inputs)) if scalar
+           else n)
+    if key in firsts:
+      remap.update(zip(op.outputs, firsts[key].outputs))
+    else:
+      firsts[key] = op
+  for op in graph.operators:
+    op.inputs = [remap.get(i, i) for i in op.inputs]
+  graph.outputs = [remap.get(i, i) for i in graph.outputs]
+  graph.operators = (list(firsts.values())
                      + [op for op in graph.operators if not constant(op)])
   out.subgraphs = [graph]
   first = models[0]
@@ -198,6 +216,17 @@ def _adopt_input_quantization(model, joint) -> None:
       continue
     bias.quantization = copy.deepcopy(bias.quantization)
     bias.quantization.scale = [in_scale * float(w) for w in weights.quantization.scale]
+
+
+def _constant_key(tensor, buffers) -> tuple:
+  """What makes two constant tensors interchangeable: shape, type, quantization, bytes."""
+  q = tensor.quantization
+  quant = None if q is None else (
+      tuple(q.scale) if q.scale is not None else None,
+      tuple(q.zeroPoint) if q.zeroPoint is not None else None, q.quantizedDimension)
+  data = buffers[tensor.buffer].data
+  return (tuple(tensor.shape) if tensor.shape is not None else None, tensor.type, quant,
+          bytes(bytearray(data)))
 
 
 def _is_constant(tensor, buffers) -> bool:

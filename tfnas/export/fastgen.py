@@ -36,7 +36,7 @@ from tfnas.errors import TfnasError
 from tfnas.export import quantize
 from tfnas.io import atomic_write_bytes
 from tfnas.latency import PRECISIONS
-from tfnas.layers.from_spec import apply_graph, make_layer
+from tfnas.layers.from_spec import SqueezeExcite, apply_graph, apply_pool, make_layer
 from tfnas.spaces import Arch, SearchSpace, parse_arch
 
 
@@ -48,11 +48,12 @@ CALIBRATION_SAMPLES = 4  # random inputs calibrating an int8 piece
 
 def randomize_batchnorm(model: keras.Model, seed: int = 0) -> keras.Model:
   """Sets every BatchNormalization layer's gamma, beta, moving mean and variance of
-  `model` to random values (in place; returns it).
+  `model`, and every squeeze-and-excitation layer's biases, to random values (in place;
+  returns it).
 
-  A fresh layer has gamma 1, beta 0, mean 0, variance 1, so every folded bias is zero
-  and the converter stores equal constants once; a trained model has none equal. With
-  random statistics a latency model's constants are laid out as a trained one's."""
+  A fresh layer has gamma 1, beta 0, mean 0, variance 1 (SE biases 0), so every folded
+  bias is zero and the converter stores equal constants once; a trained model has none
+  equal. With random values a latency model's constants are laid out as a trained one's."""
   rng = np.random.default_rng(seed)
   for layer in model.layers:
     if isinstance(layer, keras.layers.BatchNormalization):
@@ -60,6 +61,9 @@ def randomize_batchnorm(model: keras.Model, seed: int = 0) -> keras.Model:
         positive = w.name in ("gamma", "moving_variance")
         w.assign((rng.uniform(0.5, 1.5, w.shape) if positive
                   else rng.normal(0.0, 0.1, w.shape)).astype(np.float32))
+    elif isinstance(layer, SqueezeExcite):
+      for w in (layer.reduce_bias, layer.expand_bias):
+        w.assign(rng.normal(0.0, 0.1, w.shape).astype(np.float32))
   return model
 
 
@@ -147,7 +151,7 @@ class PieceCache:
     x = inputs
     for spec in self.space.head_layers:
       x = make_layer(spec, "head", self.space.activation)(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = apply_pool(x, self.space.pooled_layers, self.space.activation)
     return keras.Model(inputs, keras.layers.Dense(self.space.head.num_classes)(x))
 
   def stem_piece(self) -> bytes:

@@ -18,11 +18,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
+from tfnas.layers.from_spec import SqueezeExcite
 from tfnas.layers.quant import QuantConv, QuantDense
 
 
 def fold_weights(float_model: keras.Model, qmodel: keras.Model) -> None:
-  """Sets `qmodel`'s folded conv/dense weights from the trained float model."""
+  """Sets `qmodel`'s folded conv/dense weights from the trained float model (and its
+  squeeze-and-excitation layers' weights, which QAT keeps float: the converter quantizes
+  them as post-training quantization does)."""
   for layer in qmodel.layers:
     if isinstance(layer, QuantConv):
       conv_name, bn_name = layer.folded_from
@@ -38,9 +41,9 @@ def fold_weights(float_model: keras.Model, qmodel: keras.Model) -> None:
         shift = beta - np.asarray(bn.moving_mean) * scale
       kernel = kernel * (scale[None, None, :, None] if layer.depthwise else scale)
       layer.set_weights([kernel.astype(np.float32), shift.astype(np.float32)])
-    elif isinstance(layer, QuantDense):
-      dense = float_model.get_layer(layer.name)
-      layer.set_weights([np.asarray(w) for w in dense.weights])
+    elif isinstance(layer, (QuantDense, SqueezeExcite)):
+      source = float_model.get_layer(layer.name)
+      layer.set_weights([np.asarray(w) for w in source.weights])
 
 
 def calibrate(qmodel: keras.Model, images, steps: int) -> None:
@@ -74,6 +77,6 @@ def unquantized(qmodel: keras.Model, space, arch) -> keras.Model:
   from tfnas.models.child import build_child
   fmodel = build_child(space, arch, quant=Recipe.uniform("float32"), dropout=0.0)
   for layer in fmodel.layers:
-    if isinstance(layer, (QuantConv, QuantDense)):
+    if isinstance(layer, (QuantConv, QuantDense, SqueezeExcite)):
       layer.set_weights(qmodel.get_layer(layer.name).get_weights())
   return fmodel

@@ -1,6 +1,7 @@
 """Stock Keras layers from the spec: one `LayerSpec` (`make_layer`) or one block's `OpGraph`
-(`apply_graph`), float or quantization-aware, and the two weightless channel-shuffle
-layers of ShuffleNet-style units (`ChannelSplit`, `ChannelShuffle`).
+(`apply_graph`), float or quantization-aware, the two weightless channel-shuffle
+layers of ShuffleNet-style units (`ChannelSplit`, `ChannelShuffle`), MobileNetV3's
+squeeze-and-excitation (`SqueezeExcite`) and the classifier's input (`apply_pool`).
 
 The child builder (`tfnas.models.child`), the ProxylessNAS `MixedOp` candidates and fast
 piece generation all build their layers here, so a layer is named
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from tfnas.layers.quant import FakeQuant, QuantConv
+from tfnas.layers.quant import FakeQuant, QuantConv, QuantDense
 from tfnas.spaces.spec import LayerSpec, OpGraph
 
 
@@ -68,9 +69,60 @@ class ChannelShuffle(keras.layers.Layer):
     return {**super().get_config(), "groups": self.groups}
 
 
+@keras.saving.register_keras_serializable(package="tfnas")
+class SqueezeExcite(keras.layers.Layer):
+  """Squeeze-and-excitation as MobileNetV3 (Howard et al., ICCV 2019, Sec. 5.3) and
+  Once-for-All's `SELayer` place it after the depthwise conv: global average pool, 1x1
+  conv to `mid` channels with bias, ReLU, 1x1 conv back with bias, hard sigmoid
+  relu6(s + 3) / 6, times the input. TFLite: MEAN, CONV_2D, CONV_2D, hard sigmoid, MUL.
+
+  Weights: `reduce_kernel` (1, 1, C, mid), `reduce_bias` (mid,), `expand_kernel`
+  (1, 1, mid, C), `expand_bias` (C,).
+
+  Example:
+    >>> y = SqueezeExcite(mid=40, name="b04_se")(keras.Input((28, 28, 144)))
+  """
+
+  def __init__(self, mid: int, **kwargs):
+    super().__init__(**kwargs)
+    self.mid = int(mid)
+
+  def build(self, input_shape):
+    c = input_shape[-1]
+    self.reduce_kernel = self.add_weight(name="reduce_kernel", shape=(1, 1, c, self.mid),
+                                         initializer="he_normal")
+    self.reduce_bias = self.add_weight(name="reduce_bias", shape=(self.mid,),
+                                       initializer="zeros")
+    self.expand_kernel = self.add_weight(name="expand_kernel", shape=(1, 1, self.mid, c),
+                                         initializer="he_normal")
+    self.expand_bias = self.add_weight(name="expand_bias", shape=(c,), initializer="zeros")
+
+  def call(self, x):
+    """(N, H, W, C) -> (N, H, W, C): x scaled per channel by its excitation in (0, 1)."""
+    s = keras.ops.mean(x, axis=(1, 2), keepdims=True)
+    s = keras.ops.relu(keras.ops.conv(s, self.reduce_kernel) + self.reduce_bias)
+    s = keras.ops.conv(s, self.expand_kernel) + self.expand_bias
+    return x * keras.ops.hard_sigmoid(s)
+
+  def get_config(self):
+    return {**super().get_config(), "mid": self.mid}
+
+
+def activation_layer(activation: str, name: str):
+  """The Keras layer of one of `tfnas.spaces.spec.ACTIVATIONS`: ReLU, ReLU6 (`ReLU`) or
+  hard swish x * relu6(x + 3) / 6 (`Activation("hard_silu")`; TFLite fuses it into one
+  HARD_SWISH op). Raises ValueError for another name."""
+  if activation in ("relu", "relu6"):
+    return keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
+  if activation == "hswish":
+    return keras.layers.Activation("hard_silu", name=name)
+  raise ValueError(f"activation {activation!r} is not one of relu, relu6, hswish")
+
+
 def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float = 0.9,
                bn_class=None):
-  """The stock Keras layer (or small chain) for one `LayerSpec`; a callable.
+  """The stock Keras layer (or small chain) for one `LayerSpec`; a callable. An "act"
+  layer's function is its spec's `activation`, else `activation` (the space's).
 
   `bn_class` replaces `keras.layers.BatchNormalization` (same constructor and weights):
   supernets pass `tfnas.layers.batchnorm.FusedBatchNorm`; children keep the stock layer."""
@@ -87,10 +139,40 @@ def make_layer(spec: LayerSpec, prefix: str, activation: str, bn_momentum: float
     return (bn_class or keras.layers.BatchNormalization)(momentum=bn_momentum, epsilon=1e-3,
                                                          name=name)
   if spec.type == "act":
-    return keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
+    return activation_layer(spec.activation or activation, name)
+  if spec.type == "se":
+    return SqueezeExcite(spec.mid, name=name)
   if spec.type == "shuffle":
     return ChannelShuffle(spec.groups, name=name)
   raise AssertionError(spec.type)
+
+
+def apply_pool(x, pooled_layers, activation: str, quant=None):
+  """Global average pooling, then the space's pooled 1x1 conv (`pooled_layers`, a
+  `SearchSpace.pooled_layers`; none: plain pooling): (N, H, W, C) -> (N, features).
+
+  The 1x1 conv of a 1x1 map is built as the `Dense` layer it equals ("head_mix_conv",
+  no bias), so TFLite runs FULLY_CONNECTED without the reshape ops (SHAPE, PACK, ...) a
+  flatten adds for a dynamic batch, which split the graph off XNNPACK. `quant`: see
+  `apply_graph` (the layer is then a `QuantDense`)."""
+  x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+  quantized = quant is not None and quant.default != "float32"
+  for spec in pooled_layers:
+    name = f"head_{spec.role}"
+    if spec.type == "conv":
+      if quant is not None:
+        if quantized:
+          x = FakeQuant(name="pool_fq")(x)
+        x = QuantDense(spec.out_shape[2], weight_bits=quant.bits(name), use_bias=False,
+                       name=name)(x)
+      else:
+        x = keras.layers.Dense(spec.out_shape[2], use_bias=False, name=name,
+                               kernel_initializer="he_normal")(x)
+    else:
+      x = make_layer(spec, "head", activation)(x)
+      if quantized:
+        x = FakeQuant(name=f"{name}_fq")(x)
+  return x
 
 
 def run_quant(t, layers, prefix: str, activation: str, quant):
@@ -105,7 +187,8 @@ def run_quant(t, layers, prefix: str, activation: str, quant):
       name = f"{prefix}_{spec.role}"
       bits = quant.bits(name)
       t = QuantConv(spec.out_shape[2], spec.kernel, spec.stride, depthwise=spec.type == "dwconv",
-                    groups=spec.groups, activation=activation if act else None,
+                    groups=spec.groups,
+                    activation=(act.activation or activation) if act else None,
                     weight_bits=bits, name=name,
                     folded_from=(name, f"{prefix}_{bn.role}" if bn else ""))(t)
       if bits or quant.default != "float32":  # a float layer's output still feeds int8 layers

@@ -76,7 +76,8 @@ class QuantConv(keras.layers.Layer):
     strides: Stride.
     depthwise: Depthwise convolution (channel multiplier 1).
     groups: Groups of a normal convolution.
-    activation: None, "relu" or "relu6" (fused after the bias, as TFLite fuses it).
+    activation: None, "relu", "relu6" (fused after the bias, as TFLite fuses them) or
+      "hswish" (hard swish, TFLite's HARD_SWISH after the conv).
     weight_bits: 8, 4 or None (float weights: the layer stays float in the file).
     folded_from: Names of the float model's conv and BatchNorm layers it replaces.
   """
@@ -115,6 +116,8 @@ class QuantConv(keras.layers.Layer):
       y = ops.relu6(y)
     elif self.activation == "relu":
       y = ops.relu(y)
+    elif self.activation == "hswish":
+      y = ops.hard_silu(y)
     return y
 
   def compute_output_shape(self, input_shape):
@@ -146,7 +149,8 @@ class QuantDense(keras.layers.Dense):
     kernel = self.kernel
     if self.weight_bits:
       kernel = _weight_fq(kernel, self.weight_bits, axis=None)
-    return ops.matmul(x, kernel) + self.bias
+    y = ops.matmul(x, kernel)
+    return y + self.bias if self.use_bias else y
 
   def get_config(self):
     return {**super().get_config(), "weight_bits": self.weight_bits}

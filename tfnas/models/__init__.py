@@ -1,5 +1,5 @@
 """Model builders: the plain child network (and, for search, the supernets)."""
 
-from tfnas.models.child import ChannelShuffle, ChannelSplit, build_child
+from tfnas.models.child import ChannelShuffle, ChannelSplit, SqueezeExcite, build_child
 
-__all__ = ["ChannelShuffle", "ChannelSplit", "build_child"]
+__all__ = ["ChannelShuffle", "ChannelSplit", "SqueezeExcite", "build_child"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import keras
 
-from tfnas.layers.from_spec import (ChannelShuffle, ChannelSplit, apply_graph, make_layer,
-                                    run_quant)
+from tfnas.layers.from_spec import (ChannelShuffle, ChannelSplit, SqueezeExcite, apply_graph,
+                                    apply_pool, make_layer, run_quant)
 from tfnas.layers.quant import FakeQuant, QuantDense
 from tfnas.spaces import SearchSpace, get_space, parse_arch
 from tfnas.spaces.analysis import block_graph
@@ -71,10 +71,11 @@ def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None
   else:
     for spec in space.head_layers:
       x = make_layer(spec, "head", act, bn_momentum)(x)
-  x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+  x = apply_pool(x, space.pooled_layers, act, quant)
   rate = space.head.dropout if dropout is None else dropout
   if quant is not None:
-    x = fq(x, "pool_fq")
+    if not space.pooled_layers:  # else the pooled conv's output is fake-quantized
+      x = fq(x, "pool_fq")
     if rate:
       x = keras.layers.Dropout(rate, name="dropout")(x)
     bits = quant.bits("classifier")

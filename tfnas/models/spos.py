@@ -24,7 +24,8 @@ import tensorflow as tf
 from tfnas.errors import TfnasError
 from tfnas.layers.compiled import CompiledCalls
 from tfnas.layers.sliced import SlicedBN, SlicedConv
-from tfnas.layers.from_spec import ChannelShuffle, ChannelSplit
+from tfnas.layers.from_spec import (ChannelShuffle, ChannelSplit, SqueezeExcite,
+                                    activation_layer)
 from tfnas.models.child import build_child
 from tfnas.spaces import SearchSpace, parse_arch
 from tfnas.spaces.spec import IRF, MBCONV, Block, LayerSpec, Op
@@ -46,7 +47,10 @@ class _Chain:
         layer = SlicedBN(bn_momentum, 1e-3, affine=affine, name=name)
         layer.build((None,) + spec.in_shape)
       elif spec.type == "act":
-        layer = keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
+        layer = activation_layer(spec.activation or activation, name)
+      elif spec.type == "se":
+        layer = SqueezeExcite(spec.mid, name=name)
+        layer.build((None,) + spec.in_shape)
       elif spec.type == "shuffle":
         layer = ChannelShuffle(spec.groups, name=name)
       else:
@@ -113,6 +117,10 @@ class _Path:
       mid_roles, self.mids = _mid_widths(
           [block.graph(op, activation, s) for s in block.mid_scales], graph,
           block.graph(op, activation, min(scales)))
+    if mid_roles and any(l.type == "se" for l in graph.layers()):
+      raise TfnasError(f"block {block.name}: squeeze-and-excitation blocks have no channel "
+                       "search (its weights would follow the sliced width); search their "
+                       "ops without share_expansion")
     self.name = prefix
     roles = frozenset(mid_roles)
     self.main = _Chain(owner, graph.main, prefix, activation, bn_momentum, roles, affine)
@@ -189,6 +197,15 @@ class SPOSSupernet(keras.Model):
                          tuple(member_of) if shared else None))
     self.head_chain = _Chain(self, space.head_layers, "head", act, bn_momentum)
     self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+    self.pooled = []  # the pooled 1x1 conv as the child has it (`apply_pool`): Dense, act
+    for spec in space.pooled_layers:
+      if spec.type == "conv":
+        layer = keras.layers.Dense(spec.out_shape[2], use_bias=False,
+                                   name=f"head_{spec.role}")
+        layer.build((None, spec.in_shape[2]))
+      else:
+        layer = activation_layer(spec.activation or act, f"head_{spec.role}")
+      self.pooled.append(layer)
     self.dropout = keras.layers.Dropout(dropout, name="dropout") if dropout else None
     # The classifier starts as PyTorch's Linear (uniform in +-1/sqrt(fan_in)), as the
     # convs (see `SlicedConv`): Keras' Glorot start is ~2.4x larger.
@@ -233,6 +250,8 @@ class SPOSSupernet(keras.Model):
 
   def _head(self, x, training):
     x = self.pool(x)
+    for layer in self.pooled:
+      x = layer(x)
     if self.dropout is not None:
       x = self.dropout(x, training=training)
     return self.classifier(x)
@@ -308,7 +327,8 @@ class SPOSSupernet(keras.Model):
 
   # --- child ------------------------------------------------------------------------------
   def _layers_by_name(self) -> dict:
-    return {**{l.name: l for l in self.sliced_layers}, "classifier": self.classifier}
+    return {**{l.name: l for l in self.sliced_layers + self.pooled},
+            "classifier": self.classifier}
 
   def source_weights(self, arch, layer_name: str, by_name: dict | None = None) -> list:
     """The supernet weights behind the child layer `layer_name` of `arch` (an `Arch`), in

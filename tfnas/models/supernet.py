@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfnas.layers.batchnorm import FusedBatchNorm
 from tfnas.layers.compiled import CompiledCalls
 from tfnas.layers.mixed import MixedOp
-from tfnas.layers.from_spec import apply_graph, make_layer
+from tfnas.layers.from_spec import apply_graph, apply_pool, make_layer
 from tfnas.models.child import build_child
 from tfnas.spaces import Arch, SearchSpace
 
@@ -58,7 +58,7 @@ class ProxylessSupernet(keras.Model):
     y = h_in
     for spec in space.head_layers:
       y = make_layer(spec, "head", act, bn_momentum, FusedBatchNorm)(y)
-    y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+    y = apply_pool(y, space.pooled_layers, act)
     if dropout:
       y = keras.layers.Dropout(dropout, name="dropout")(y)
     y = keras.layers.Dense(space.head.num_classes, name="classifier")(y)

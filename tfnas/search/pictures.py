@@ -36,10 +36,10 @@ def draw_or_warn(draw, *args) -> bool:
 
 def op_label(block: Block, op: Op, mid_scale: float = 1.0) -> str:
   """A block's chosen op in the paper's notation: "MB6 5x5" (MBConv, expansion 6, kernel
-  5), "IRF e3 5x5 g2", "Shuffle 3x3 x0.6", "Xception 3x3", "identity", "1x1 conv" (a skip
+  5; "MB6 5x5 SE" with squeeze-and-excitation), "IRF e3 5x5 g2", "Shuffle 3x3 x0.6", "Xception 3x3", "identity", "1x1 conv" (a skip
   where the shape changes) or "skipped" (a zero op: the block is removed)."""
   if op.kind == MBCONV:
-    return f"MB{op.expand:g} {op.kernel}x{op.kernel}"
+    return f"MB{op.expand:g} {op.kernel}x{op.kernel}" + (" SE" if block.se else "")
   if op.kind == IRF:
     return f"IRF e{op.expand:g} {op.kernel}x{op.kernel}" + (f" g{op.groups}" if op.groups > 1
                                                              else "")
@@ -89,8 +89,9 @@ def draw_arch(space: SearchSpace, arch: Arch, path: str, title: str | None = Non
                   b.name not in chosen, op.kind in (SKIP, ZERO)))
     if b.out_shape != b.in_shape:
       marks.append((len(items) - 1, "{}x{}x{}".format(*b.out_shape)))
-  items.append(("head", f"1x1 conv, {space.head.conv_filters}\npool, FC {space.head.num_classes}",
-                1.4, None, True, False))
+  pooled = f" {space.head.pooled_filters}," if space.head.pooled_filters else ""
+  items.append(("head", f"1x1 conv, {space.head.conv_filters}\npool,{pooled} FC "
+                f"{space.head.num_classes}", 1.4, None, True, False))
   fig = new_figure(figsize=(max(6.0, 0.55 * len(items) + 1.5), 3.6))
   ax = fig.subplots()
   for x, (_, label, height, colour, fixed, skipped) in enumerate(items):

@@ -30,13 +30,14 @@ def block_graph(space: SearchSpace, arch: Arch, block_index: int):
 
 
 def costs(space: SearchSpace, arch: Arch) -> list[Cost]:
-  """Per-part costs: stem, every block (fixed and chosen), head, classifier."""
+  """Per-part costs: stem, every block (fixed and chosen), head (its conv and the pooled
+  conv), classifier."""
   out = [Cost("stem", sum(l.params for l in space.stem_layers),
               sum(l.macs for l in space.stem_layers))]
   for i, block in enumerate(space.blocks):
     layers = list(block_graph(space, arch, i).layers())
     out.append(Cost(block.name, sum(l.params for l in layers), sum(l.macs for l in layers)))
-  head = space.head_layers
+  head = space.head_layers + space.pooled_layers
   out.append(Cost("head", sum(l.params for l in head), sum(l.macs for l in head)))
   f, n = space.feature_channels, space.head.num_classes
   out.append(Cost("classifier", f * n + n, f * n))
@@ -54,7 +55,7 @@ def trainable_params(space: SearchSpace, arch: Arch) -> int:
   """Trained parameters of `arch` (BatchNorm scale and offset, no moving statistics): the
   count PyTorch's `parameters()` gives, which tabular benchmarks such as NAS-Bench-Macro
   report. `total(...).params` also counts BatchNorm's moving mean and variance."""
-  layers = list(space.stem_layers) + list(space.head_layers)
+  layers = list(space.stem_layers) + list(space.head_layers) + list(space.pooled_layers)
   for i in range(len(space.blocks)):
     layers += block_graph(space, arch, i).layers()
   f, n = space.feature_channels, space.head.num_classes

@@ -25,6 +25,10 @@ SPOS_MID_SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6)
 # the stride + BN where stride or width change), MBConv k3 e3, MBConv k5 e6.
 NASBENCH_MACRO_OPS = (S.Op("id", S.SKIP), S.Op("k3_e3", S.MBCONV, kernel=3, expand=3),
                       S.Op("k5_e6", S.MBCONV, kernel=5, expand=6))
+# Once-for-All's MobileNetV3 choices (Cai et al., ICLR 2020, Sec. 3.1): kernel {3, 5, 7} x
+# expansion {3, 4, 6}.
+OFA_OPS = tuple(S.Op(f"k{k}_e{e}", S.MBCONV, kernel=k, expand=e) for k in (3, 5, 7)
+                for e in (3, 4, 6))
 # HW-NAS-Bench FBNet encoding, op index 0..8.
 FBNET_OPS = (
     S.Op("k3_e1", S.IRF, kernel=3, expand=1), S.Op("k3_e1_g2", S.IRF, kernel=3, expand=1, groups=2),
@@ -238,3 +242,47 @@ def nasbench_macro(resolution, width, num_classes):
       "stage's first block stride 2; ops 0..2 = id (1x1 conv + BN where stride or width "
       "change), MBConv k3 e3, MBConv k5 e6 (residual where shapes match); 1x1 conv 1280, "
       "GAP, dense 10. ReLU. Archs also read as the benchmark's 8-digit codes ('22212220').")
+
+
+@register("ofa_mbv3", 224)
+def ofa_mbv3(resolution, width, num_classes):
+  """The `ofa_mbv3` space: Once-for-All's MobileNetV3 space (Cai et al., ICLR 2020, Sec.
+  3.1; its network `ofa_mbv3_d234_e346_k357_w1.2`, the Note10 table's), with elastic
+  depth as skippable blocks. `resolution` in px, `width` the channel multiplier over
+  OFA's width 1.2, `num_classes` (None: the space's default); the layout is in its
+  `description`."""
+  c = lambda x: S.make_divisible(x * width)
+  stem_c = c(24)
+  h = S.conv_out(resolution, 2)
+  first = S.Block("first", (h, h, stem_c), (h, h, c(24)), 1,
+                  (S.Op("k3_e1", S.MBCONV, kernel=3, expand=1),), activation="relu")
+  blocks, shape = [first], first.out_shape
+  # (width, first stride, activation, squeeze-and-excitation) of the five elastic stages.
+  stages = ((32, 2, "relu", False), (48, 2, "relu", True), (96, 2, "hswish", False),
+            (136, 1, "hswish", True), (192, 2, "hswish", True))
+  for stage, (w, s, act, se) in enumerate(stages, 1):
+    for j in range(4):  # depth {2, 3, 4}: the stage's 3rd and 4th blocks may be skipped
+      stride = s if j == 0 else 1
+      hh = S.conv_out(shape[0], stride)
+      out = (hh, hh, c(w))
+      ops = OFA_OPS + ((ZERO_OP,) if j >= 2 else ())
+      blocks.append(S.Block(f"b{len(blocks) - 1:02d}", shape, out, stride, ops, stage=stage,
+                            activation=act, se=se))
+      shape = out
+  n = len(blocks) - 1
+  largest_e = OFA_OPS.index(next(o for o in OFA_OPS if o.name == "k7_e6"))
+  named = {"all_k3_e3": (0,) * n, "all_k7_e6": (largest_e,) * n,
+           # Depth 2 everywhere (the 3rd and 4th block of every stage skipped).
+           "min_depth_k3_e3": tuple(9 if j % 4 >= 2 else 0 for j in range(n))}
+  return S.SearchSpace(
+      name="ofa_mbv3", input_shape=(resolution, resolution, 3), stem=(stem_c, 3, 2),
+      blocks=tuple(blocks),
+      head=S.Head(c(1152), num_classes or 1000, pooled_filters=c(1536)),
+      activation="hswish", references=_references(blocks, "hswish", named),
+      description="Once-for-All's MobileNetV3 space at width 1.2 (matches the Note10 "
+      "lookup table): 3x3 conv 24 s2, hard swish; fixed MBConv e1 k3 -> 24 (ReLU); 20 "
+      "choice blocks in 5 stages of 4, widths 32,48,96,136,192 (first strides "
+      "2,2,2,1,2; ReLU in the first two stages, hard swish after; squeeze-and-excitation "
+      "in stages 2, 4, 5), each MBConv k{3,5,7} x e{3,4,6}, plus 'zero' on a stage's 3rd "
+      "and 4th block (elastic depth 2-4; OFA keeps a stage's first blocks, here either "
+      "may be skipped); 1x1 conv 1152, GAP, 1x1 conv 1536 (hard swish, no BN), dense.")

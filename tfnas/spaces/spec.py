@@ -24,6 +24,10 @@ XCEPTION = "xception"  # ShuffleNetV2 unit whose branch is three 3x3 dw-separabl
 IRF = "irf"  # FBNet inverted residual: 1x1 (grouped) -> [shuffle] -> kxk dw -> 1x1 (grouped)
 
 OP_KINDS = (MBCONV, ZERO, SKIP, SHUFFLE, XCEPTION, IRF)
+# Activations: ReLU, ReLU6, and MobileNetV3's hard swish x * relu6(x + 3) / 6 (Howard et
+# al., ICCV 2019, Eq. 2).
+ACTIVATIONS = ("relu", "relu6", "hswish")
+SE_REDUCTION = 4  # squeeze-and-excitation: mid channels / 4, as MobileNetV3 and OFA
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -67,12 +71,16 @@ class LayerSpec:
 
   Attributes:
     role: Name suffix, unique within its block, e.g. "expand_conv".
-    type: "conv", "dwconv", "bn", "act", "shuffle" (channel shuffle, no weights).
+    type: "conv", "dwconv", "bn", "act", "shuffle" (channel shuffle, no weights),
+      "se" (squeeze-and-excitation: global pool, 1x1 conv to `mid` + bias, ReLU, 1x1 conv
+      back + bias, hard sigmoid, times the input; MobileNetV3 Sec. 5.3, OFA's SELayer).
     in_shape: Input shape (h, w, c).
     out_shape: Output shape (h, w, c).
     kernel: Kernel size for conv/dwconv.
     stride: Stride for conv/dwconv.
     groups: Groups for conv.
+    activation: The function of an "act" layer, one of ACTIVATIONS.
+    mid: The squeezed channels of an "se" layer.
   """
   role: str
   type: str
@@ -81,6 +89,8 @@ class LayerSpec:
   kernel: int = 1
   stride: int = 1
   groups: int = 1
+  activation: str = ""
+  mid: int = 0
 
   @property
   def params(self) -> int:
@@ -93,6 +103,8 @@ class LayerSpec:
       return self.kernel * self.kernel * cin
     if self.type == "bn":
       return 4 * cout  # gamma, beta, moving mean, moving variance
+    if self.type == "se":
+      return 2 * cin * self.mid + self.mid + cin  # two 1x1 convs with biases
     return 0
 
   @property
@@ -110,6 +122,8 @@ class LayerSpec:
       return h * w * self.kernel * self.kernel * (self.in_shape[2] // self.groups) * cout
     if self.type == "dwconv":
       return h * w * self.kernel * self.kernel * cout
+    if self.type == "se":
+      return 2 * cout * self.mid  # its two 1x1 convs run on the pooled 1x1 map
     return 0
 
 
@@ -158,6 +172,10 @@ class _Chain:
     self._post(role, bn, act)
     return self
 
+  def se(self, role, mid):
+    self.layers.append(LayerSpec(role, "se", self.shape, self.shape, mid=mid))
+    return self
+
   def shuffle(self, role, groups):
     self.layers.append(LayerSpec(role, "shuffle", self.shape, self.shape, groups=groups))
     return self
@@ -166,7 +184,8 @@ class _Chain:
     if bn:
       self.layers.append(LayerSpec(f"{role}_bn", "bn", self.shape, self.shape))
     if act:
-      self.layers.append(LayerSpec(f"{role}_{self.activation}", "act", self.shape, self.shape))
+      self.layers.append(LayerSpec(f"{role}_{self.activation}", "act", self.shape, self.shape,
+                                   activation=self.activation))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +202,10 @@ class Block:
     mid_scales: Mid-channel multipliers the block may choose from (SPOS
       channel search); empty when the block has no channel choice.
     stage: Stage index, for display and grouping.
+    activation: This block's activation ("": the space's), one of ACTIVATIONS;
+      MobileNetV3 uses ReLU in early stages and hard swish later.
+    se: Whether its MBConv ops squeeze-and-excite the depthwise output (mid channels
+      // SE_REDUCTION, rounded as `make_divisible`) before the projection.
   """
   name: str
   in_shape: Shape
@@ -191,6 +214,13 @@ class Block:
   ops: tuple[Op, ...]
   mid_scales: tuple[float, ...] = ()
   stage: int = 0
+  activation: str = ""
+  se: bool = False
+
+  def __post_init__(self):
+    if self.activation and self.activation not in ACTIVATIONS:
+      raise ValueError(f"block {self.name}: activation {self.activation!r} is not one of "
+                       f"{ACTIVATIONS}")
 
   @property
   def same_shape(self) -> bool:
@@ -215,17 +245,21 @@ class Block:
     return {"name": self.name, "in_shape": list(self.in_shape),
             "out_shape": list(self.out_shape), "stride": self.stride,
             "ops": [dataclasses.asdict(op) for op in self.ops],
-            "mid_scales": list(self.mid_scales), "stage": self.stage}
+            "mid_scales": list(self.mid_scales), "stage": self.stage,
+            "activation": self.activation, "se": self.se}
 
   @classmethod
   def from_config(cls, config: dict) -> "Block":
     """The block `to_config` described. Raises ValueError for an op of unknown kind."""
     return cls(config["name"], tuple(config["in_shape"]), tuple(config["out_shape"]),
                int(config["stride"]), tuple(Op(**op) for op in config["ops"]),
-               tuple(config.get("mid_scales", ())), int(config.get("stage", 0)))
+               tuple(config.get("mid_scales", ())), int(config.get("stage", 0)),
+               config.get("activation", ""), bool(config.get("se", False)))
 
   def graph(self, op: Op, activation: str, mid_scale: float = 1.0) -> OpGraph:
-    """The layers and topology of `op` in this block."""
+    """The layers and topology of `op` in this block; `activation` is the space's (the
+    block's own `activation`, when set, replaces it)."""
+    activation = self.activation or activation
     cin, cout = self.in_shape[2], self.out_shape[2]
     if op.kind == ZERO:
       if not self.same_shape:
@@ -236,7 +270,10 @@ class Block:
       ch = _Chain(self.in_shape, activation)
       if op.expand != 1:
         ch.conv("expand", mid)
-      ch.dw("dw", op.kernel, self.stride).conv("project", cout, act=False)
+      ch.dw("dw", op.kernel, self.stride)
+      if self.se:
+        ch.se("se", make_divisible(mid // SE_REDUCTION))
+      ch.conv("project", cout, act=False)
       return OpGraph(main=tuple(ch.layers), residual=self.same_shape)
     if op.kind == IRF:
       mid = int(cin * op.expand)
@@ -284,10 +321,13 @@ class Block:
 
 @dataclasses.dataclass(frozen=True)
 class Head:
-  """Final 1x1 conv (if `conv_filters`), global average pool, dropout, dense."""
+  """Final 1x1 conv (if `conv_filters`), global average pool, a 1x1 conv of the pooled
+  features to `pooled_filters` with the space's activation and no BatchNorm (if set:
+  MobileNetV3's last stage, OFA's "feature mix" layer), dropout, dense."""
   conv_filters: int
   num_classes: int
   dropout: float = 0.0
+  pooled_filters: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,9 +387,21 @@ class SearchSpace:
     return tuple(_Chain(shape, self.activation).conv("head", self.head.conv_filters).layers)
 
   @property
+  def pooled_layers(self) -> tuple[LayerSpec, ...]:
+    """The 1x1 conv (no BatchNorm, no bias) and activation on the pooled (1, 1, c)
+    features (`Head.pooled_filters`; () without), named "mix_conv", "mix_<act>"."""
+    if not self.head.pooled_filters:
+      return ()
+    c = self.head.conv_filters or self.blocks[-1].out_shape[2]
+    return tuple(_Chain((1, 1, c), self.activation)
+                 .conv("mix", self.head.pooled_filters, bn=False).layers)
+
+  @property
   def feature_channels(self) -> int:
-    """Channels entering global pooling: the head conv's, else the last block's."""
-    return self.head.conv_filters or self.blocks[-1].out_shape[2]
+    """Channels entering the classifier: the pooled conv's, else the head conv's, else
+    the last block's."""
+    return (self.head.pooled_filters or self.head.conv_filters
+            or self.blocks[-1].out_shape[2])
 
   def reference(self, name: str) -> tuple[int, ...]:
     """The op indices (one per choice block) of reference arch `name`. Raises KeyError
