@@ -18,14 +18,14 @@ def tiny(name: str, dataset: str, workdir: str) -> dict:
   """The injected parameters of notebook `name`: minutes of CPU in all, every cell run."""
   common = {"DATASET": f"folder:{dataset}", "WORKDIR": workdir}
   return {
-      "quickstart.ipynb": {**common, "SEARCH_STEPS": 4, "WARMUP_STEPS": 2, "TRAIN_LIMIT": 160,
+      "quickstart.ipynb": {**common, "SEARCH_STEPS": 4, "WARMUP_STEPS": 2, "TRAIN_LIMIT": 64,
                            "VAL_SIZE": 32, "BATCH_SIZE": 8, "RETRAIN_EPOCHS": 1,
                            "CALIBRATION_IMAGES": 16, "TEST_LIMIT": 40},
       "latency.ipynb": {"WORKDIR": workdir, "NUM_ARCHS": 12, "TEST_SIZE": 4},
       "spos.ipynb": {**common, "SUPERNET_STEPS": 4, "TRAIN_LIMIT": 64, "VAL_SIZE": 32,
                      "BATCH_SIZE": 8, "BUDGETS": "macs_m<=45;macs_m<=55", "POPULATION": 4,
                      "GENERATIONS": 2, "TOP_K": 2, "CALIB_IMAGES": 16, "VAL_IMAGES": 16},
-      "shipping.ipynb": {**common, "EPOCHS": 1, "TRAIN_LIMIT": 160, "VAL_SIZE": 32,
+      "shipping.ipynb": {**common, "EPOCHS": 1, "TRAIN_LIMIT": 64, "VAL_SIZE": 32,
                          "BATCH_SIZE": 8, "QAT_STEPS": 2, "CALIBRATION_IMAGES": 16,
                          "TEST_LIMIT": 40, "POPULATION": 2, "GENERATIONS": 1,
                          "VAL_IMAGES": 16},

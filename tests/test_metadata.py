@@ -42,7 +42,7 @@ def float_model():
   return convert(model, "float32"), convert(with_normalization(model, pre), "float32")
 
 
-def test_attach_keeps_buffers_stored_after_the_flatbuffer():
+def test_rewrites_keep_buffers_stored_after_the_flatbuffer():
   # litert-quantizer's files (the mixed-precision export) keep constant buffers after the
   # flatbuffer, addressed by offset: the file with metadata must still hold them.
   # The quantizer does so for larger files (not for the width-0.25 child): width 1.0.
@@ -56,10 +56,16 @@ def test_attach_keeps_buffers_stored_after_the_flatbuffer():
   recipe = Recipe.uniform("int8")
   samples = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32)
   mixed = quantize.quantize_recipe(plain, recipe, recipe.check(model), samples)
-  from tflite_bench.stitch import load_model
-  assert any(b.offset > 1 for b in load_model(mixed).buffers)  # the case under test
+  from ai_edge_litert import schema_py_generated as schema
+
+  from tflite_bench.stitch import load_model, pack_model
+  raw = schema.Model.GetRootAs(mixed, 0)
+  assert any(raw.Buffers(i).Offset() > 1 for i in range(raw.BuffersLength()))  # the case
   with_meta = metadata.attach(mixed, _meta())
   np.testing.assert_array_equal(_run(mixed, samples[:2]), _run(with_meta, samples[:2]))
+  # Any rewrite through tflite_bench.stitch's object tree keeps them (they come inside).
+  repacked = pack_model(load_model(mixed))
+  np.testing.assert_array_equal(_run(mixed, samples[:2]), _run(repacked, samples[:2]))
 
 
 def _run(tflite: bytes, x):

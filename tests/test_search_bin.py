@@ -236,7 +236,8 @@ def test_multi_worker_spos_searches_in_lockstep(tiny_cifar, tmp_path):
   start, wait = _workers([
       *SPOS_ARGS, f"--workdir={workdir}", f"--config.data.dataset=folder:{tiny_cifar}",
       "--config.model.space=nasbench_macro", "--config.search.searches=macs_m<=3",
-      "--config.search.precision=float32", "--config.strategy=multi_worker"])
+      "--config.search.precision=float32", "--config.strategy=multi_worker",
+      "--config.search.generations=1"])
   workers = [start(0), start(1)]
   (code0, out0, err0), (code1, out1, err1) = wait(workers[0]), wait(workers[1])
   assert code0 == 0 and code1 == 0, (err0[-3000:], err1[-3000:])

@@ -31,8 +31,15 @@ TENSOR_TYPES = {v: k.lower() for k, v in vars(schema.TensorType).items()
 
 
 def load_model(data: bytes) -> "schema.ModelT":
-  """The `.tflite` flatbuffer `data` as the schema's mutable object tree."""
-  return schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+  """The `.tflite` flatbuffer `data` as the schema's mutable object tree. Buffers stored
+  after the flatbuffer (`Buffer.offset`/`size`, as litert-quantizer writes larger files)
+  are brought inside it, so `pack_model` keeps them."""
+  model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+  for buffer in model.buffers or []:
+    if buffer.offset > 1:  # 0: inline; 1: the writers' placeholder for an empty buffer
+      buffer.data = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size], np.uint8)
+      buffer.offset = buffer.size = 0
+  return model
 
 
 def pack_model(model: "schema.ModelT") -> bytes:

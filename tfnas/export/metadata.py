@@ -164,13 +164,8 @@ def attach(tflite: bytes, meta: ClassifierMetadata) -> bytes:
   from ai_edge_litert import schema_py_generated as schema
   from tflite_bench.stitch import load_model, pack_model
 
+  # load_model brings litert-quantizer's buffers stored after the flatbuffer inside it.
   model = load_model(bytes(tflite))
-  # litert-quantizer writes constant buffers after the flatbuffer (Buffer.offset/size);
-  # repacking keeps only what is inside it, so those buffers come inside first.
-  for buffer in model.buffers:
-    if buffer.offset > 1:
-      buffer.data = np.frombuffer(tflite[buffer.offset:buffer.offset + buffer.size], np.uint8)
-      buffer.offset = buffer.size = 0
   outputs = model.subgraphs[0].outputs
   n_out = int(model.subgraphs[0].tensors[outputs[0]].shape[-1])
   if len(meta.labels) != n_out:
@@ -205,9 +200,7 @@ def read(tflite: bytes) -> tuple[dict, dict[str, bytes]]:
   if not found:
     raise TfnasError(f"the model has no {METADATA_NAME} entry (no TFLite metadata)")
   buf = model.buffers[found[0].buffer]
-  data = (bytes(bytearray(buf.data)) if buf.data is not None  # else stored after the flatbuffer
-          else bytes(tflite[buf.offset:buf.offset + buf.size]))
-  table = decode(data)
+  table = decode(bytes(bytearray(buf.data if buf.data is not None else ())))
   try:
     with zipfile.ZipFile(io.BytesIO(tflite)) as z:
       files = {n: z.read(n) for n in z.namelist()}
