@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfnas.export.tflite import convert_float, run_tflite
+from tfnas.layers.from_spec import HardSwish
 from tfnas.models import ChannelShuffle, ChannelSplit, SqueezeExcite, build_child
 from tfnas.spaces import get_space, list_spaces, parse_arch, total
 
@@ -13,8 +14,7 @@ STOCK = (keras.layers.InputLayer, keras.layers.Conv2D, keras.layers.DepthwiseCon
          keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Add,
          keras.layers.Concatenate,
          keras.layers.GlobalAveragePooling2D, keras.layers.Dropout, keras.layers.Dense,
-         keras.layers.Activation, keras.layers.Flatten,  # MobileNetV3: hard swish, pooled conv
-         ChannelSplit, ChannelShuffle, SqueezeExcite)
+         ChannelSplit, ChannelShuffle, SqueezeExcite, HardSwish)
 REFS = [(s, r) for s in list_spaces() for r, _ in get_space(s).references]
 
 
@@ -52,7 +52,7 @@ def test_only_stock_layers_named_after_block_and_role(space_name):
   model = build_child(space, "largest")
   names = [l.name for l in model.layers]
   assert len(set(names)) == len(names)
-  prefixes = {"stem", "head", "pool", "classifier", "image", "dropout", "flatten"} | {b.name for b in space.blocks}
+  prefixes = {"stem", "head", "pool", "classifier", "image", "dropout"} | {b.name for b in space.blocks}
   for layer in model.layers:
     assert isinstance(layer, STOCK), type(layer)
     assert layer.name.split("_")[0] in prefixes or layer.name.startswith("first"), layer.name
@@ -158,3 +158,27 @@ def test_spec_macs_match_tensorflow_profiler(space_name, ref, res):
   assert abs(mac_ops / 2 - spec_macs) / spec_macs < 0.01
   # Everything else (unfolded BatchNorm, residual adds, bias) is a small remainder.
   assert 1.0 <= total_ops / (2 * spec_macs) < 1.04
+
+
+def test_mobilenetv3_blocks_stay_inside_xnnpack_at_int8():
+  """ofa_mbv3's first 10 blocks (squeeze-and-excitation, ReLU and hard-swish stages) and
+  its head as the int8 file the export ships: one XNNPACK partition. Hard swish is built
+  as (x / 6) * relu6(x + 3), which equals Keras' `hard_silu`; written in `hard_silu`'s
+  order the converter fuses a HARD_SWISH op that this LiteRT's XNNPACK does not take at
+  int8 (28 partitions on the whole space; BENCHMARKS.md)."""
+  import dataclasses
+
+  from tfnas.export.fastgen import convert_piece, randomize_batchnorm
+  from tfnas.layers.from_spec import hard_swish
+  from tflite_bench.host import HostRunner
+  from tflite_bench.stitch import op_signature
+  x = np.linspace(-8, 8, 161, dtype=np.float32)
+  np.testing.assert_allclose(hard_swish(x), keras.activations.hard_silu(x), atol=1e-6)
+  space = get_space("ofa_mbv3", resolution=64, width=0.25, num_classes=10)
+  space = dataclasses.replace(space, blocks=space.blocks[:10], references=())
+  model = randomize_batchnorm(build_child(space, every_op_arch(space)))
+  data = convert_piece(model, "int8", int8_input=False, int8_output=False)
+  ops = [op[0] for op in op_signature(data)]
+  assert "HARD_SWISH" not in ops and ops.count("MEAN") >= 4  # 3 SE blocks and the pool
+  runner = HostRunner()
+  assert runner.delegate_partitions(runner.load(data)) == 1

@@ -100,6 +100,7 @@ def _layer_cases():
   from tfnas.layers.mixed import MixedOp
   from tfnas.layers.quant import FakeQuant, QuantConv, QuantDense
   from tfnas.layers.sliced import SlicedBN, SlicedConv
+  from tfnas.layers.from_spec import HardSwish
   from tfnas.models.child import ChannelShuffle, ChannelSplit, SqueezeExcite
   from tfnas.spaces import get_space
   block = get_space("nasbench_macro", width=0.25).choice_blocks[1]
@@ -127,6 +128,7 @@ def _layer_cases():
       "MixedOp_se": (MixedOp(mbv3, "hswish", 0.8, name="b13_mixed"), (2,) + mbv3.in_shape,
                      lambda l, x: l(x, active=tf.constant(8), mode="single", training=True)),
       "SqueezeExcite": (SqueezeExcite(mid=8, name="se"), (2, 4, 4, 16), lambda l, x: l(x)),
+      "HardSwish": (HardSwish(name="hswish"), (2, 4, 4, 3), lambda l, x: l(x)),
   }
 
 

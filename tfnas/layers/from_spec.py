@@ -108,14 +108,36 @@ class SqueezeExcite(keras.layers.Layer):
     return {**super().get_config(), "mid": self.mid}
 
 
+def hard_swish(x):
+  """MobileNetV3's hard swish (Howard et al., ICCV 2019, Eq. 2) as (x / 6) * relu6(x + 3).
+
+  In this order TFLite's converter keeps it as ADD (ReLU6 fused) and two MULs, which
+  XNNPACK runs at int8. Written x * relu6(x + 3) / 6 (Keras' `hard_silu`) the converter
+  fuses one HARD_SWISH op, which this LiteRT's XNNPACK delegate does not take at int8: an
+  int8 `ofa_mbv3` file then splits into 28 partitions and ran 1.6x slower here
+  (BENCHMARKS.md, "MobileNetV3 blocks as int8"); float32 runs either form inside XNNPACK."""
+  return (x * (1.0 / 6.0)) * keras.ops.relu6(x + 3.0)
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class HardSwish(keras.layers.Layer):
+  """The `hard_swish` activation as a layer: (N, ...) -> (N, ...), same shape.
+
+  Example:
+    >>> y = HardSwish(name="b12_dw_hswish")(keras.Input((14, 14, 96)))
+  """
+
+  def call(self, x):
+    return hard_swish(x)
+
+
 def activation_layer(activation: str, name: str):
   """The Keras layer of one of `tfnas.spaces.spec.ACTIVATIONS`: ReLU, ReLU6 (`ReLU`) or
-  hard swish x * relu6(x + 3) / 6 (`Activation("hard_silu")`; TFLite fuses it into one
-  HARD_SWISH op). Raises ValueError for another name."""
+  hard swish (`HardSwish`). Raises ValueError for another name."""
   if activation in ("relu", "relu6"):
     return keras.layers.ReLU(max_value=6.0 if activation == "relu6" else None, name=name)
   if activation == "hswish":
-    return keras.layers.Activation("hard_silu", name=name)
+    return HardSwish(name=name)
   raise ValueError(f"activation {activation!r} is not one of relu, relu6, hswish")
 
 

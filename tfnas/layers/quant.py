@@ -77,7 +77,7 @@ class QuantConv(keras.layers.Layer):
     depthwise: Depthwise convolution (channel multiplier 1).
     groups: Groups of a normal convolution.
     activation: None, "relu", "relu6" (fused after the bias, as TFLite fuses them) or
-      "hswish" (hard swish, TFLite's HARD_SWISH after the conv).
+      "hswish" (hard swish in `tfnas.layers.from_spec.hard_swish`'s order).
     weight_bits: 8, 4 or None (float weights: the layer stays float in the file).
     folded_from: Names of the float model's conv and BatchNorm layers it replaces.
   """
@@ -117,7 +117,7 @@ class QuantConv(keras.layers.Layer):
     elif self.activation == "relu":
       y = ops.relu(y)
     elif self.activation == "hswish":
-      y = ops.hard_silu(y)
+      y = (y * (1.0 / 6.0)) * ops.relu6(y + 3.0)  # from_spec.hard_swish's order
     return y
 
   def compute_output_shape(self, input_shape):
