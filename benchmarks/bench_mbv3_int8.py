@@ -24,7 +24,7 @@ import time
 from absl import app, flags
 
 _RES = flags.DEFINE_integer("resolution", 224, "Input size in px.")
-_ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved rounds over the six files.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved rounds over the twelve files.")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTE10 = os.path.join(os.environ.get("TFNAS_SHARED_DATA", os.path.join(ROOT, "..", "shared",

@@ -179,8 +179,12 @@ def test_profile_measures_several_phones_in_parallel_through_disconnects_and_hea
   flagged = [x for x in by_device["OTHER"] if x["drift"]["flagged"]]
   assert flagged and all(x["drift"]["factor"] == pytest.approx(1.25) for x in flagged)
   assert all(x["thermal"]["battery_c"] == 41.2 for x in flagged)
-  assert by_device["PIXEL1"][0]["thermal"] == {"battery_c": 31.2, "thermal_zone0_c": 41.0,
-                                               "at": "ref0"}
+  # Every thermal zone the shell can read, by type (zone 2's files are unreadable; a
+  # type seen twice carries its zone number).
+  assert by_device["PIXEL1"][0]["thermal"] == {
+      "battery_c": 31.2, "thermal_zone0_c": 41.0,
+      "zones_c": {"cpu-0-0": 41.0, "gpu": 38.5, "cpu-0-0@3": 40.0}, "at": "ref0"}
+  assert all(x["thermal"]["zones_c"]["cpu-0-0"] == 51.0 for x in flagged)
   # A device gone for good: the other finishes its share, the run ends in one line and a
   # rerun measures the rest; nothing is measured twice.
   out2 = fake_adb / "phones2.jsonl"

@@ -478,3 +478,36 @@ def test_baked_normalization_takes_uint8_pixels_straight_in(trained, tmp_path):
   raw = pixels(np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32), pre)
   np.testing.assert_allclose(with_normalization(src.model, pre)(raw).numpy(),
                              src.model(pre.normalize(raw)).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_qat_of_mobilenetv3_blocks_converts_and_agrees():
+  """QAT on ofa_mbv3's first 10 blocks (squeeze-and-excitation, ReLU and hard-swish
+  stages): the file converts, runs inside XNNPACK and agrees with the fake-quant Keras
+  model. QAT has no fake-quant inside SE or hard swish, so the convs whose input or
+  output passes through them stay float (the README says so; post-training int8, the
+  default, quantizes everything); the ReLU stage's convs are int8."""
+  import dataclasses
+
+  from tflite_bench.host import HostRunner
+  from tfnas.export import qat, quantize
+  from tfnas.export.fastgen import randomize_batchnorm
+  from tfnas.export.recipe import Recipe, quantizable_layers
+  from tfnas.export.tflite import run_tflite
+  from tfnas.models.child import build_child
+  from tfnas.spaces import Arch, get_space
+  space = get_space("ofa_mbv3", resolution=64, width=0.25, num_classes=10)
+  space = dataclasses.replace(space, blocks=space.blocks[:10], references=())
+  arch = Arch.create(space, [8, 4, 9, 0, 5, 1, 9, 2, 3])
+  model = randomize_batchnorm(build_child(space, arch, dropout=0.0))
+  qmodel = build_child(space, arch, quant=Recipe.uniform("int8"), dropout=0.0)
+  qat.fold_weights(model, qmodel)
+  x = np.random.default_rng(0).normal(size=(40, 64, 64, 3)).astype(np.float32)
+  qat.calibrate(qmodel, [x[i:i + 8] for i in range(0, 40, 8)], 5)
+  tflite = quantize.convert(qmodel, "qat")
+  layers = quantize.inspect(tflite, quantizable_layers(model))["layers"]
+  assert all(layers[f"b0{i}_{r}_conv"] == "int8" for i in (0, 1, 3)
+             for r in ("expand", "dw", "project"))
+  assert layers["b04_project_conv"] == "float32"  # after squeeze-and-excitation
+  runner = HostRunner()
+  assert runner.delegate_partitions(runner.load(tflite)) == 1
+  assert _agreement(run_tflite(tflite, x), qmodel(x, training=False).numpy()) >= 0.95

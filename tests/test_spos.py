@@ -276,7 +276,7 @@ def test_same_machinery_serves_other_spaces(name, resolution):
   np.testing.assert_allclose(net.inherit_child(arch)(x, training=False).numpy(), want,
                              rtol=1e-4, atol=1e-4)
   if name == "ofa_mbv3":  # SE weights would have to follow a sliced width: refused
-    with pytest.raises(TfnasError, match="block b04: squeeze-and-excitation blocks have no channel"):
+    with pytest.raises(TfnasError, match="block b04: a squeeze-and-excitation block has no channel"):
       SPOSSupernet(space, share_expansion=True)
 
 

@@ -192,13 +192,34 @@ class AdbRunner:
 
   def thermal(self) -> dict:
     """Temperatures the device exposes, in degrees Celsius, None where it does not:
-    {"battery_c": from `dumpsys battery` (tenths of a degree), "thermal_zone0_c": from
-    /sys/class/thermal/thermal_zone0/temp (millidegrees)}."""
+    {"battery_c": from `dumpsys battery` (tenths of a degree), "thermal_zone0_c": zone 0's,
+    "zones_c": {zone type: degrees} for every /sys/class/thermal/thermal_zoneN whose type
+    and temp (millidegrees) the shell can read, in zone order (a type seen twice is
+    named "<type>@<N>")}. Two shell calls for the zones: `ls`, then one `grep -H` over
+    their files (a file it cannot read is left out, not misaligned)."""
     battery = re.search(r"temperature:\s*(-?\d+)", self._shell("dumpsys", "battery",
                                                                check=False))
-    zone = self._shell("cat", "/sys/class/thermal/thermal_zone0/temp", check=False).strip()
+    root = "/sys/class/thermal"
+    listing = self._shell("ls", root, check=False).split()
+    numbers = sorted(int(m.group(1)) for m in
+                     (re.fullmatch(r"thermal_zone(\d+)", x) for x in listing) if m)
+    found: dict[int, dict[str, str]] = {}
+    if numbers:
+      paths = [f"{root}/thermal_zone{n}/{f}" for n in numbers for f in ("type", "temp")]
+      for line in self._shell("grep", "-H", ".", *paths, check=False).splitlines():
+        m = re.fullmatch(rf"{root}/thermal_zone(\d+)/(type|temp):(.*)", line.strip())
+        if m:
+          found.setdefault(int(m.group(1)), {})[m.group(2)] = m.group(3).strip()
+    zones: dict[str, float] = {}
+    for n in sorted(found):
+      temp = found[n].get("temp", "")
+      if re.fullmatch(r"-?\d+", temp):
+        name = found[n].get("type") or f"thermal_zone{n}"
+        zones[f"{name}@{n}" if name in zones else name] = int(temp) / 1000
+    zone0 = found.get(0, {}).get("temp", "")
     return {"battery_c": int(battery.group(1)) / 10 if battery else None,
-            "thermal_zone0_c": int(zone) / 1000 if re.fullmatch(r"-?\d+", zone) else None}
+            "thermal_zone0_c": int(zone0) / 1000 if re.fullmatch(r"-?\d+", zone0) else None,
+            "zones_c": zones}
 
   def _ensure_binary(self):
     if self.local_binary:

@@ -22,7 +22,8 @@ One JSON object per line (JSONL). Schema version 1 fields:
                     "flagged"} (raw values stay in "stats"; corrected = median / factor;
                     flagged: the device's reference was more than the run's threshold off
                     its first measurement, e.g. a phone throttling as it heats up)
-  thermal           optional (adb runner): {"battery_c", "thermal_zone0_c", "at"}, degrees
+  thermal           optional (adb runner): {"battery_c", "thermal_zone0_c", "zones_c"
+                    ({zone type: degrees}, every readable thermal zone), "at"}, degrees
                     Celsius (None where the device does not expose one), read at the
                     reference measurement "at" names
   host_load         optional (host runner): {"steal", "other_busy"}, fractions of all

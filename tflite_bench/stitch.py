@@ -69,7 +69,8 @@ def stitch(pieces: list[bytes]) -> bytes:
   earlier one (a float16 hard sigmoid's 3.0 in every piece) is dropped for the earlier
   one's output, as the converter shares equal constants across a whole model (larger
   constants are not merged: in a trained model no two are equal, while pieces given the
-  same random values may be); the others keep their order. Signature defs
+  same random values may be; the dropped op's tensors stay in the file, unused); the
+  others keep their order. Signature defs
   are dropped (the model keeps its input and output tensors); the first piece's
   metadata (e.g. min_runtime_version) is kept.
   """
@@ -141,7 +142,8 @@ def stitch(pieces: list[bytes]) -> bytes:
   firsts, remap = {}, {}
   for n, op in enumerate(op for op in graph.operators if constant(op)):
     inputs = [graph.tensors[i] for i in op.inputs if i >= 0]
-    scalar = all(int(np.prod(t.shape if t.shape is not None else ())) <= 1 for t in inputs)
+    scalar = inputs and all(int(np.prod(t.shape if t.shape is not None else ())) <= 1
+                            for t in inputs)
     key = ((op.opcodeIndex, tuple(_constant_key(t, out.buffers) for t in inputs)) if scalar
            else n)
     if key in firsts:

@@ -100,6 +100,19 @@ if args[:1] == ["shell"]:
       log.write("exec: " + json.dumps(argv) + "\n")
   argv = commands[0]
   binary = os.environ.get("FAKE_ADB_BINARY", "")
+  if argv[:2] == ["ls", "/sys/class/thermal"]:  # zone 2's files are unreadable (SELinux)
+    print("cooling_device0\nthermal_zone0\nthermal_zone1\nthermal_zone2\nthermal_zone3")
+    sys.exit(0)
+  if argv[:3] == ["grep", "-H", "."]:  # the zones' type and temp (millidegrees) files
+    zones = {0: ("cpu-0-0", 41000 + 10000 * hot), 1: ("gpu", 38500), 3: ("cpu-0-0", 40000)}
+    for path in argv[3:]:
+      m = re.fullmatch(r"/sys/class/thermal/thermal_zone(\d+)/(type|temp)", path)
+      if m and int(m.group(1)) in zones:
+        name, temp = zones[int(m.group(1))]
+        print(f"{path}:{name if m.group(2) == 'type' else temp}")
+      else:
+        print(f"grep: {path}: Permission denied", file=sys.stderr)
+    sys.exit(0)
   if argv[:1] == ["ls"]:
     path = argv[1]
     if binary and path == binary:
@@ -117,9 +130,6 @@ if args[:1] == ["shell"]:
     sys.exit(0)
   if argv[:2] == ["dumpsys", "battery"]:  # tenths of a degree, as Android prints it
     print(f"Current Battery Service state:\n  level: 80\n  temperature: {312 + 100 * hot}")
-    sys.exit(0)
-  if argv[:2] == ["cat", "/sys/class/thermal/thermal_zone0/temp"]:  # millidegrees
-    print(41000 + 10000 * hot)
     sys.exit(0)
   if any("benchmark_model" in a for a in argv[:3]):
     text = open(os.environ["FAKE_ADB_OUTPUT"]).read()

@@ -41,8 +41,9 @@ from tfnas.spaces import Arch, SearchSpace, parse_arch
 
 
 # Bump when the child builder's layers or the pieces' conversion change, so stale cached
-# pieces are not reused (3: random BN statistics, precisions).
-PIECE_FORMAT = 3
+# pieces are not reused (3: random BN statistics, precisions; 4: hard swish's order, random
+# squeeze-and-excitation biases).
+PIECE_FORMAT = 4
 CALIBRATION_SAMPLES = 4  # random inputs calibrating an int8 piece
 
 
@@ -160,8 +161,8 @@ class PieceCache:
     return self._convert("stem", self._stem, int8_input=False)
 
   def head_piece(self) -> bytes:
-    """The head (1x1 conv, pooling, classifier) as a batch-1 `.tflite` (float output),
-    converted once."""
+    """The head (1x1 conv, pooling, the pooled 1x1 conv where the space has one,
+    classifier) as a batch-1 `.tflite` (float output), converted once."""
     return self._convert("head", self._head, int8_output=False)
 
   def block_piece(self, i: int, op_index: int, scale: float | None = None) -> bytes | None:

@@ -24,8 +24,8 @@ from tfnas.layers.quant import QuantConv, QuantDense
 
 def fold_weights(float_model: keras.Model, qmodel: keras.Model) -> None:
   """Sets `qmodel`'s folded conv/dense weights from the trained float model (and its
-  squeeze-and-excitation layers' weights, which QAT keeps float: the converter quantizes
-  them as post-training quantization does)."""
+  squeeze-and-excitation layers' weights: QAT has no fake-quant inside or after them, so
+  the converter leaves them float between int8 ops, with QUANTIZE/DEQUANTIZE around)."""
   for layer in qmodel.layers:
     if isinstance(layer, QuantConv):
       conv_name, bn_name = layer.folded_from

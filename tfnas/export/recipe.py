@@ -7,8 +7,10 @@ A recipe is JSON:
 
 `int8` means int8 weights (per channel) and int8 activations; `int4` int8
 activations with int4 weights; `float32` leaves the layer float. Layer names are
-the child model's (`<block>_<role>`, `stem_stem_conv`, `head_head_conv`,
-`classifier`); `python -m tfnas.bin.spaces` and `quantizable_layers` list them.
+the child model's (`<block>_<role>`, `stem_stem_conv`, `head_head_conv`, the pooled conv
+`head_mix_conv` where the space has one, `classifier`); `python -m tfnas.bin.spaces` and
+`quantizable_layers` list them. A squeeze-and-excitation layer (`<block>_se`) is not
+addressable: it follows the recipe's default in post-training quantization.
 Int4 is refused on depthwise convolutions: TFLite has no int4 depthwise kernel.
 """
 

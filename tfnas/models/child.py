@@ -3,7 +3,7 @@
 Every layer is a stock Keras layer (Conv2D, DepthwiseConv2D,
 BatchNormalization, ReLU, Add, Concatenate, Dense, ...), except the two
 weightless channel-shuffle layers of ShuffleNet-style units (`ChannelSplit`,
-`ChannelShuffle`), and is named
+`ChannelShuffle`) and MobileNetV3's `SqueezeExcite` and `HardSwish`, and is named
 ``<block>_<role>`` (e.g. ``b03_dw_conv``) so per-layer recipes can address it.
 The layers come from the spec through `tfnas.layers.from_spec`.
 """
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import keras
 
-from tfnas.layers.from_spec import (ChannelShuffle, ChannelSplit, SqueezeExcite, apply_graph,
-                                    apply_pool, make_layer, run_quant)
+from tfnas.layers.from_spec import (ChannelShuffle, ChannelSplit, HardSwish, SqueezeExcite,
+                                    apply_graph, apply_pool, make_layer, run_quant)
 from tfnas.layers.quant import FakeQuant, QuantDense
 from tfnas.spaces import SearchSpace, get_space, parse_arch
 from tfnas.spaces.analysis import block_graph
 
-__all__ = ["build_child", "apply_graph", "make_layer", "ChannelShuffle", "ChannelSplit"]
+__all__ = ["build_child", "apply_graph", "make_layer", "ChannelShuffle", "ChannelSplit",
+           "SqueezeExcite", "HardSwish"]
 
 
 def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None,

@@ -118,9 +118,9 @@ class _Path:
           [block.graph(op, activation, s) for s in block.mid_scales], graph,
           block.graph(op, activation, min(scales)))
     if mid_roles and any(l.type == "se" for l in graph.layers()):
-      raise TfnasError(f"block {block.name}: squeeze-and-excitation blocks have no channel "
-                       "search (its weights would follow the sliced width); search their "
-                       "ops without share_expansion")
+      raise TfnasError(f"block {block.name}: a squeeze-and-excitation block has no channel "
+                       "search (its SE weights would have to follow the sliced width); "
+                       "search its ops without share_expansion or mid-channel scales")
     self.name = prefix
     roles = frozenset(mid_roles)
     self.main = _Chain(owner, graph.main, prefix, activation, bn_momentum, roles, affine)
@@ -200,8 +200,10 @@ class SPOSSupernet(keras.Model):
     self.pooled = []  # the pooled 1x1 conv as the child has it (`apply_pool`): Dense, act
     for spec in space.pooled_layers:
       if spec.type == "conv":
-        layer = keras.layers.Dense(spec.out_shape[2], use_bias=False,
-                                   name=f"head_{spec.role}")
+        bound = 1.0 / spec.in_shape[2] ** 0.5  # PyTorch's Linear start, as the classifier
+        layer = keras.layers.Dense(
+            spec.out_shape[2], use_bias=False, name=f"head_{spec.role}",
+            kernel_initializer=keras.initializers.RandomUniform(-bound, bound))
         layer.build((None, spec.in_shape[2]))
       else:
         layer = activation_layer(spec.activation or act, f"head_{spec.role}")

@@ -341,7 +341,8 @@ class SearchSpace:
     blocks: All blocks in order; blocks with one op are fixed and take no
       arch choice.
     head: The classifier head.
-    activation: "relu6" or "relu".
+    activation: One of ACTIVATIONS: the stem's, the head's and every block's without
+      its own.
     references: Named reference architectures as op-index tuples over the
       choice blocks.
     description: One paragraph on the layout, shown by `tfnas.bin.spaces`.
