@@ -498,6 +498,7 @@ def test_qat_of_mobilenetv3_blocks_converts_and_agrees():
   space = get_space("ofa_mbv3", resolution=64, width=0.25, num_classes=10)
   space = dataclasses.replace(space, blocks=space.blocks[:10], references=())
   arch = Arch.create(space, [8, 4, 9, 0, 5, 1, 9, 2, 3])
+  keras.utils.set_random_seed(0)  # the same weights whatever ran before in this worker
   model = randomize_batchnorm(build_child(space, arch, dropout=0.0))
   qmodel = build_child(space, arch, quant=Recipe.uniform("int8"), dropout=0.0)
   qat.fold_weights(model, qmodel)
@@ -510,4 +511,7 @@ def test_qat_of_mobilenetv3_blocks_converts_and_agrees():
   assert layers["b04_project_conv"] == "float32"  # after squeeze-and-excitation
   runner = HostRunner()
   assert runner.delegate_partitions(runner.load(tflite)) == 1
-  assert _agreement(run_tflite(tflite, x), qmodel(x, training=False).numpy()) >= 0.95
+  # Random weights give near-tied logits (top-1 agreement swings with the seed): compare
+  # values, to a few int8 steps of the logits' range (1.7 % measured).
+  got, want = run_tflite(tflite, x), qmodel(x, training=False).numpy()
+  assert np.abs(want).max() > 1e-2 and np.abs(got - want).max() <= 0.05 * np.abs(want).max()
