@@ -7,7 +7,7 @@ Three archs of Once-for-All's space, `all_k3_e3` (depth 4), `min_depth_k3_e3` (d
 and k5 e4 everywhere, each converted whole by TFLiteConverter at float32 and int8
 (full-integer post-training quantization, float input/output: what the export ships), in
 two forms: hard swish as tfnas builds it, (x / 6) * relu6(x + 3)
-(`tfnas.layers.from_spec.hard_swish`), and as Keras' `hard_silu` (x * relu6(x + 3) / 6,
+(`tfnas.layers.activations.hard_swish`), and as Keras' `hard_silu` (x * relu6(x + 3) / 6,
 which the converter fuses into one HARD_SWISH op). Each file is timed by `tflite_bench`'s
 host runner (LiteRT, XNNPACK, 1 thread, the fixed protocol: >= 50 runs and >= 1 s), all
 twelve interleaved for --rounds rounds; medians. Also counted: XNNPACK partitions and the

@@ -169,7 +169,7 @@ def test_mobilenetv3_blocks_stay_inside_xnnpack_at_int8():
   import dataclasses
 
   from tfnas.export.fastgen import convert_piece, randomize_batchnorm
-  from tfnas.layers.from_spec import hard_swish
+  from tfnas.layers.activations import hard_swish
   from tflite_bench.host import HostRunner
   from tflite_bench.stitch import op_signature
   x = np.linspace(-8, 8, 161, dtype=np.float32)

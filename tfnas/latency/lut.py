@@ -38,8 +38,9 @@ def proxyless_key(block: S.Block, op: S.Op) -> str:
 
 def ofa_key(block: S.Block, op: S.Op, activation: str) -> str:
   """The Once-for-All lookup-table key of `op` in `block` (`activation`: the space's)."""
-  mid = next(l.out_shape[2] for l in block.graph(op, activation).main if l.type == "dwconv")
-  hswish = (block.activation or activation) == "hswish"
+  main = block.graph(op, activation).main
+  mid = next(l.out_shape[2] for l in main if l.type == "dwconv")
+  hswish = any(l.type == "act" and l.activation == "hswish" for l in main)
   return (f"expanded_conv-input:{_shape(block.in_shape)}-output:{_shape(block.out_shape)}"
           f"-expand:{mid}-kernel:{op.kernel}-stride:{block.stride}"
           f"-idskip:{int(block.same_shape)}-se:{int(block.se)}-hs:{int(hswish)}")

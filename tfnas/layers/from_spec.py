@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keras
 
+from tfnas.layers.activations import hard_swish
 from tfnas.layers.quant import FakeQuant, QuantConv, QuantDense
 from tfnas.spaces.spec import LayerSpec, OpGraph
 
@@ -108,20 +109,9 @@ class SqueezeExcite(keras.layers.Layer):
     return {**super().get_config(), "mid": self.mid}
 
 
-def hard_swish(x):
-  """MobileNetV3's hard swish (Howard et al., ICCV 2019, Eq. 2) as (x / 6) * relu6(x + 3).
-
-  In this order TFLite's converter keeps it as ADD (ReLU6 fused) and two MULs, which
-  XNNPACK runs at int8. Written x * relu6(x + 3) / 6 (Keras' `hard_silu`) the converter
-  fuses one HARD_SWISH op, which this LiteRT's XNNPACK delegate does not take at int8: an
-  int8 `ofa_mbv3` file then splits into 28 partitions and ran 1.6x slower here
-  (BENCHMARKS.md, "MobileNetV3 blocks as int8"); float32 runs either form inside XNNPACK."""
-  return (x * (1.0 / 6.0)) * keras.ops.relu6(x + 3.0)
-
-
 @keras.saving.register_keras_serializable(package="tfnas")
 class HardSwish(keras.layers.Layer):
-  """The `hard_swish` activation as a layer: (N, ...) -> (N, ...), same shape.
+  """`tfnas.layers.activations.hard_swish` as a layer: (N, ...) -> (N, ...), same shape.
 
   Example:
     >>> y = HardSwish(name="b12_dw_hswish")(keras.Input((14, 14, 96)))
@@ -176,15 +166,16 @@ def apply_pool(x, pooled_layers, activation: str, quant=None):
   The 1x1 conv of a 1x1 map is built as the `Dense` layer it equals ("head_mix_conv",
   no bias), so TFLite runs FULLY_CONNECTED without the reshape ops (SHAPE, PACK, ...) a
   flatten adds for a dynamic batch, which split the graph off XNNPACK. `quant`: see
-  `apply_graph` (the layer is then a `QuantDense`)."""
+  `apply_graph` (the layer is then a `QuantDense`; the pooled features and the
+  activation's output are fake-quantized unless the recipe's default is float)."""
   x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
   quantized = quant is not None and quant.default != "float32"
+  if quantized:
+    x = FakeQuant(name="pool_fq")(x)
   for spec in pooled_layers:
     name = f"head_{spec.role}"
     if spec.type == "conv":
       if quant is not None:
-        if quantized:
-          x = FakeQuant(name="pool_fq")(x)
         x = QuantDense(spec.out_shape[2], weight_bits=quant.bits(name), use_bias=False,
                        name=name)(x)
       else:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfnas.layers import activations
+
 MIN_RANGE = 1e-3  # collapsed activation ranges are widened to at least this
 
 
@@ -77,7 +79,7 @@ class QuantConv(keras.layers.Layer):
     depthwise: Depthwise convolution (channel multiplier 1).
     groups: Groups of a normal convolution.
     activation: None, "relu", "relu6" (fused after the bias, as TFLite fuses them) or
-      "hswish" (hard swish in `tfnas.layers.from_spec.hard_swish`'s order).
+      "hswish" (`tfnas.layers.activations.hard_swish`).
     weight_bits: 8, 4 or None (float weights: the layer stays float in the file).
     folded_from: Names of the float model's conv and BatchNorm layers it replaces.
   """
@@ -111,14 +113,7 @@ class QuantConv(keras.layers.Layer):
       y = ops.depthwise_conv(x, kernel, strides=self.strides, padding="same")
     else:
       y = ops.conv(x, kernel, strides=self.strides, padding="same")
-    y = y + self.bias
-    if self.activation == "relu6":
-      y = ops.relu6(y)
-    elif self.activation == "relu":
-      y = ops.relu(y)
-    elif self.activation == "hswish":
-      y = (y * (1.0 / 6.0)) * ops.relu6(y + 3.0)  # from_spec.hard_swish's order
-    return y
+    return activations.apply(self.activation, y + self.bias)
 
   def compute_output_shape(self, input_shape):
     h = None if input_shape[1] is None else -(-input_shape[1] // self.strides)

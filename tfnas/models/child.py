@@ -75,8 +75,6 @@ def build_child(space: SearchSpace | str, arch, *, resolution: int | None = None
   x = apply_pool(x, space.pooled_layers, act, quant)
   rate = space.head.dropout if dropout is None else dropout
   if quant is not None:
-    if not space.pooled_layers:  # else the pooled conv's output is fake-quantized
-      x = fq(x, "pool_fq")
     if rate:
       x = keras.layers.Dropout(rate, name="dropout")(x)
     bits = quant.bits("classifier")

@@ -269,11 +269,11 @@ def ofa_mbv3(resolution, width, num_classes):
       blocks.append(S.Block(f"b{len(blocks) - 1:02d}", shape, out, stride, ops, stage=stage,
                             activation=act, se=se))
       shape = out
-  n = len(blocks) - 1
-  largest_e = OFA_OPS.index(next(o for o in OFA_OPS if o.name == "k7_e6"))
-  named = {"all_k3_e3": (0,) * n, "all_k7_e6": (largest_e,) * n,
+  n, names = len(blocks) - 1, [o.name for o in OFA_OPS]
+  zero = len(OFA_OPS)  # the 'zero' op's index where a block has it
+  named = {"all_k3_e3": (0,) * n, "all_k7_e6": (names.index("k7_e6"),) * n,
            # Depth 2 everywhere (the 3rd and 4th block of every stage skipped).
-           "min_depth_k3_e3": tuple(9 if j % 4 >= 2 else 0 for j in range(n))}
+           "min_depth_k3_e3": tuple(zero if j % 4 >= 2 else 0 for j in range(n))}
   return S.SearchSpace(
       name="ofa_mbv3", input_shape=(resolution, resolution, 3), stem=(stem_c, 3, 2),
       blocks=tuple(blocks),
