@@ -1,8 +1,8 @@
 """Search quality against ground truth on `nasbench_macro` (NAS-Bench-Macro): SPOS and
 ProxylessNAS, and what the benchmark's own noise allows.
 
-  .venv/bin/python benchmarks/bench_search_quality.py [--steps=1500 --points=500,1000,1500 \
-      --archs=200 --top=200 --limits=25,50,75 --seeds=0,1,2 --population=16 --generations=4 \
+  .venv/bin/python benchmarks/bench_search_quality.py [--steps=1500 --points=750,1500 \
+      --archs=200 --top=200 --limits=25,50,75 --seeds=0,1,2 --population=10 --generations=4 \
       --sampling=uniform|strict_fair --val_images=2000 --val_prefixes=500,2000 \
       --search_scores=loss,accuracy]
   .venv/bin/python benchmarks/bench_search_quality.py --part=ceiling
@@ -10,11 +10,12 @@ ProxylessNAS, and what the benchmark's own noise allows.
       --seeds=0,1,2 [--latency_model=runs/lut/latency_model.json]
 
 `--part=spos` (default) trains the SPOS supernet on CIFAR-10 from ../shared/data
-(`configs/spos_cifar10.py` with `space=nasbench_macro`, width 1.0: the benchmark's own
-network) through the same `SPOSSearch` the search binary runs, and measures:
+(`configs/spos_nasbench_macro.py`: `nasbench_macro` at width 1.0, the benchmark's own
+network; the flags above default to its values) through the same `SPOSSearch` the search
+binary runs, and measures:
 
 - **ranking**: Kendall tau and Spearman between each arch's supernet score (validation
-  top-1 with inherited weights after exact BN recalibration) and its NAS-Bench-Macro
+  top-1 with inherited weights after exact BN recalibration; and minus the loss, below) and its NAS-Bench-Macro
   accuracy, over `--archs` uniformly sampled archs at each of `--points` (training steps:
   the curve), and over the `--top` best archs at the last point; with `--val_prefixes`,
   also tau when scored on fewer of the same images (how much the score's noise costs);
@@ -74,20 +75,20 @@ def _precision(spec: str) -> str:
 
 
 def _config(args):
-  c = _load_config("spos_cifar10")
-  c.model.space, c.model.width, c.data.dataset = "nasbench_macro", 1.0, f"folder:{args.data}"
-  c.train.steps, c.data.batch_size, c.data.eval_batch_size = args.steps, args.batch, 250
+  c = _load_config("spos_nasbench_macro")  # nasbench_macro, width 1.0, score = loss
+  c.data.dataset = f"folder:{args.data}"
+  c.train.steps, c.data.batch_size = args.steps, args.batch
   c.data.calib_images, c.search.val_images, c.data.val_size = args.calib_images, args.val_images, args.val_size
-  c.train.channel_warmup_fraction = 0.0  # no channel choices in this space
   c.train.sampling = args.sampling
-  c.search.score = "loss"
   c.search.latency_model = args.latency_model
   c.search.precision = _precision(args.latency_model)
   c.search.searches, c.search.measure_host, c.log_every = "", False, 100
   c.checkpoint_every = min(args.steps, 500)
-  c.search.population, c.search.generations = args.population, args.generations
-  c.search.top_k = max(2, args.population // 4)
-  c.search.crossovers = c.search.mutations = args.population // 2
+  if args.population:  # else the config's (10: top 2, 5 crossovers + 5 mutations)
+    c.search.population = args.population
+    c.search.top_k = max(2, args.population // 4)
+    c.search.crossovers = c.search.mutations = args.population // 2
+  c.search.generations = args.generations or c.search.generations
   return c
 
 
@@ -293,8 +294,11 @@ def main():
       os.environ.get("TFNAS_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")),
       "cifar10-jpg.tar.gz"))
   p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "bench_search_quality"))
-  p.add_argument("--steps", type=int, default=1500)
-  p.add_argument("--points", default="500,1000,1500")
+  p.add_argument("--steps", type=int, default=0,
+                 help="supernet training steps (the lr schedule's length); 0: the config's")
+  p.add_argument("--points", default="",
+                 help="steps at which to score the archs, the last = --steps; '': half "
+                      "and all of --steps")
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--archs", type=int, default=200)
   p.add_argument("--top", type=int, default=200)
@@ -303,8 +307,8 @@ def main():
   p.add_argument("--val_size", type=int, default=5000, help="held-out training images")
   p.add_argument("--limits", default="25,50,75")
   p.add_argument("--seeds", default="0,1,2")
-  p.add_argument("--population", type=int, default=16)
-  p.add_argument("--generations", type=int, default=4)
+  p.add_argument("--population", type=int, default=0, help="0: the config's")
+  p.add_argument("--generations", type=int, default=0, help="0: the config's")
   p.add_argument("--curve_log", default="",
                  help="the log of an earlier run of this script on the same --workdir: its "
                       "ranking rows (one JSON line per point) become this run's curve, for a "
@@ -372,7 +376,8 @@ def main():
 
   from tfnas.search.spos import SPOSSearch
   from tfnas.runtime import supernet_graphs
-  points = sorted(int(x) for x in args.points.split(","))
+  args.steps = args.steps or _load_config("spos_nasbench_macro").train.steps
+  points = sorted(int(x) for x in (args.points or f"{args.steps // 2},{args.steps}").split(","))
   if points[-1] != args.steps:
     p.error(f"the last point must be --steps ({args.steps})")
   config = _config(args)
