@@ -11,7 +11,8 @@ ProxylessNAS, and what the benchmark's own noise allows.
 
 `--part=spos` (default) trains the SPOS supernet on CIFAR-10 from ../shared/data
 (`configs/spos_nasbench_macro.py`: `nasbench_macro` at width 1.0, the benchmark's own
-network; the flags above default to its values) through the same `SPOSSearch` the search
+network; --steps, --population and --generations default to its values, --points to half
+and all of --steps; the other flags set their own) through the same `SPOSSearch` the search
 binary runs, and measures:
 
 - **ranking**: Kendall tau and Spearman between each arch's supernet score (validation
