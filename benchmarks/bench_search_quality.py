@@ -78,13 +78,14 @@ def _precision(spec: str) -> str:
 def _config(args):
   c = _load_config("spos_nasbench_macro")  # nasbench_macro, width 1.0, score = loss
   c.data.dataset = f"folder:{args.data}"
-  c.train.steps, c.data.batch_size = args.steps, args.batch
+  c.train.steps = args.steps or c.train.steps  # 0: the config's
+  c.data.batch_size = args.batch
   c.data.calib_images, c.search.val_images, c.data.val_size = args.calib_images, args.val_images, args.val_size
   c.train.sampling = args.sampling
   c.search.latency_model = args.latency_model
   c.search.precision = _precision(args.latency_model)
   c.search.searches, c.search.measure_host, c.log_every = "", False, 100
-  c.checkpoint_every = min(args.steps, 500)
+  c.checkpoint_every = min(c.train.steps, 500)
   if args.population:  # else the config's (10: top 2, 5 crossovers + 5 mutations)
     c.search.population = args.population
     c.search.top_k = max(2, args.population // 4)
@@ -377,11 +378,11 @@ def main():
 
   from tfnas.search.spos import SPOSSearch
   from tfnas.runtime import supernet_graphs
-  args.steps = args.steps or _load_config("spos_nasbench_macro").train.steps
-  points = sorted(int(x) for x in (args.points or f"{args.steps // 2},{args.steps}").split(","))
-  if points[-1] != args.steps:
-    p.error(f"the last point must be --steps ({args.steps})")
   config = _config(args)
+  steps = config.train.steps
+  points = sorted(int(x) for x in (args.points or f"{steps // 2},{steps}").split(","))
+  if points[-1] != steps:
+    p.error(f"the last point must be --steps ({steps})")
   search = SPOSSearch(config, args.workdir)
   rng = np.random.default_rng(0)
   uniform = rng.choice(len(gt.archs), args.archs, replace=False)  # the same archs at each point
@@ -397,7 +398,7 @@ def main():
     train_seconds = result["curve"][-1]["train_seconds"] if result["curve"] else 0.0
   with supernet_graphs():
     for point in points:
-      config.train.steps = point  # the optimizer's schedule was built for args.steps
+      config.train.steps = point  # the optimizer's schedule was built for all `steps`
       t0 = time.time()
       search.train()
       train_seconds += time.time() - t0
